@@ -1,0 +1,1 @@
+"""The deployable image function. Never imports pulumi."""

@@ -1,0 +1,428 @@
+"""THE processing-profile schema: load, validate, serialise.
+
+Both the Pulumi program (at `pulumi preview`) and the handler (from PROFILE_CONFIG) go
+through `profile_from_dict`, so a profile that would fail at upload fails at deploy.
+Pure standard library except PyYAML, imported only when a YAML file is read: the
+function gets its profiles as JSON and does not ship PyYAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+OUTPUT_PREFIX = "processed/"
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif", "same")
+INPUT_FORMATS = ("jpeg", "png", "gif", "webp", "tiff", "bmp", "avif")
+RESIZE_MODES = ("fit", "width", "height", "cover")
+KEY_FIELDS = ("key", "dir", "name", "stem", "path", "ext", "rendition")
+_SOURCE_FIELDS = frozenset({"key", "name", "stem", "path"})
+_FOLDER_FIELDS = frozenset({"key", "dir", "path"})
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+MAX_DIMENSION = 16384
+
+
+class ProfileError(ValueError):
+    """A profile is invalid. The message names file, field path, bad value, what is allowed."""
+
+    def __init__(self, source: str, path: str, value: Any, allowed: str) -> None:
+        self.source, self.path, self.value, self.allowed = source, path, value, allowed
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"{where}: got {value!r}; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class Resize:
+    mode: str
+    width: int | None = None
+    height: int | None = None
+    upscale: bool = False
+
+
+@dataclass(frozen=True)
+class Rendition:
+    name: str
+    resize: Resize
+    format: str
+    key: str
+    quality: int = 85
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    renditions: tuple[Rendition, ...]
+    description: str = ""
+    max_pixels: int = 50_000_000
+    max_bytes: int = 50 * 1024 * 1024
+    input_formats: tuple[str, ...] = INPUT_FORMATS
+    background: str = "#ffffff"
+    flatten_folders: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_formats"] = list(self.input_formats)
+        data["renditions"] = [_rendition_dict(r) for r in self.renditions]
+        return data
+
+    def content_hash(self) -> str:
+        """Stable hash of what the profile produces; stored in each item for `reprocess`."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _rendition_dict(rendition: Rendition) -> dict[str, Any]:
+    """The rendition as the YAML would spell it: unset sizes and png's quality left out."""
+    data = asdict(rendition)
+    data["resize"] = {k: v for k, v in data["resize"].items() if v is not None}
+    if rendition.format == "png":
+        del data["quality"]
+    return data
+
+
+@dataclass(frozen=True)
+class Route:
+    """Keys starting with `prefix` and ending with `suffix` go to profile `profile`."""
+
+    profile: str
+    prefix: str = ""
+    suffix: str = ""
+
+    def matches(self, key: str) -> bool:
+        return key.startswith(self.prefix) and key.endswith(self.suffix)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the function is configured with: the profiles and which keys use which."""
+
+    profiles: tuple[Profile, ...]
+    routes: tuple[Route, ...] = field(default=())
+
+    @classmethod
+    def single(cls, profile: Profile) -> PipelineConfig:
+        return cls(profiles=(profile,), routes=(Route(profile=profile.name),))
+
+    def profile(self, name: str) -> Profile:
+        for candidate in self.profiles:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(name)
+
+    def profile_for(self, key: str) -> Profile | None:
+        """The first route that matches the key decides; None means the key is not ours."""
+        for route in self.routes:
+            if route.matches(key):
+                return self.profile(route.profile)
+        return None
+
+    def to_json(self) -> str:
+        """Compact JSON: the value of the function's PROFILE_CONFIG variable."""
+        data = {
+            "profiles": [p.to_dict() for p in self.profiles],
+            "routes": [asdict(r) for r in self.routes],
+        }
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "PROFILE_CONFIG") -> PipelineConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ProfileError(source, "", text[:80], f"valid JSON ({exc.msg})") from None
+        _require_mapping(data, source, "", {"profiles", "routes"})
+        raw_profiles = _require_list(data.get("profiles"), source, "profiles", non_empty=True)
+        profiles = tuple(
+            profile_from_dict(p, source, path=f"profiles[{i}]") for i, p in enumerate(raw_profiles)
+        )
+        names = [p.name for p in profiles]
+        routes = []
+        for i, raw in enumerate(_require_list(data.get("routes"), source, "routes", True)):
+            where = f"routes[{i}]"
+            _require_mapping(raw, source, where, {"profile", "prefix", "suffix"})
+            name = raw.get("profile")
+            if name not in names:
+                raise ProfileError(source, f"{where}.profile", name, f"one of {', '.join(names)}")
+            routes.append(
+                Route(
+                    profile=name,
+                    prefix=_str(raw.get("prefix", ""), source, f"{where}.prefix"),
+                    suffix=_str(raw.get("suffix", ""), source, f"{where}.suffix"),
+                )
+            )
+        return cls(profiles=profiles, routes=tuple(routes))
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and validate one YAML profile file."""
+    import yaml  # only the deploy side reads YAML; the function never does
+
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(source, "", str(path), f"a readable file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(source, "", text[:60], f"valid YAML ({exc})") from None
+    return profile_from_dict(data, source, default_name=Path(path).stem)
+
+
+def load_named(name: str, directory: str | Path = PROFILES_DIR) -> Profile:
+    """`profiles/<name>.yaml`, with a clear error listing the profiles that exist."""
+    directory = Path(directory)
+    candidate = directory / f"{name}.yaml"
+    if not candidate.is_file():
+        known = ", ".join(available_profiles(directory)) or "(none)"
+        raise ProfileError(str(directory), "profile", name, f"one of {known}")
+    return load_profile(candidate)
+
+
+def available_profiles(directory: str | Path = PROFILES_DIR) -> list[str]:
+    return sorted(p.stem for p in Path(directory).glob("*.yaml"))
+
+
+# -- validation ---------------------------------------------------------------------------
+
+_PROFILE_KEYS = {
+    "name",
+    "description",
+    "max_pixels",
+    "max_bytes",
+    "input_formats",
+    "background",
+    "flatten_folders",
+    "renditions",
+}
+_RENDITION_KEYS = {"name", "resize", "format", "quality", "key"}
+_RESIZE_KEYS = {"mode", "width", "height", "upscale"}
+
+
+def profile_from_dict(
+    data: Any, source: str, path: str = "", default_name: str | None = None
+) -> Profile:
+    """Validate a parsed profile. Every problem is a ProfileError naming where it is."""
+
+    def at(name: str) -> str:
+        return f"{path}.{name}" if path else name
+
+    _require_mapping(data, source, path, _PROFILE_KEYS)
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ProfileError(source, at("name"), name, "lower-case letters, digits, '-' and '_'")
+    defaults = Profile(name=name, renditions=())
+    formats = _require_list(
+        data.get("input_formats", list(INPUT_FORMATS)), source, at("input_formats"), True
+    )
+    for i, fmt in enumerate(formats):
+        _choice(fmt, INPUT_FORMATS, source, f"{at('input_formats')}[{i}]")
+    background = data.get("background", defaults.background)
+    if not isinstance(background, str) or not _COLOUR_RE.match(background):
+        raise ProfileError(source, at("background"), background, "a colour like '#ffffff'")
+    flatten = data.get("flatten_folders", False)
+    if not isinstance(flatten, bool):
+        raise ProfileError(source, at("flatten_folders"), flatten, "true or false")
+
+    raw_renditions = _require_list(data.get("renditions"), source, at("renditions"), True)
+    renditions: list[Rendition] = []
+    for i, raw in enumerate(raw_renditions):
+        rendition = _rendition(raw, source, f"{at('renditions')}[{i}]", flatten)
+        for j, earlier in enumerate(renditions):
+            if earlier.name == rendition.name:
+                raise ProfileError(
+                    source,
+                    f"{at('renditions')}[{i}].name",
+                    rendition.name,
+                    f"a name not already used by renditions[{j}]",
+                )
+        renditions.append(rendition)
+    _check_key_collisions(renditions, source, at("renditions"))
+
+    return Profile(
+        name=name,
+        renditions=tuple(renditions),
+        description=_str(data.get("description", ""), source, at("description")),
+        max_pixels=_int(data.get("max_pixels", defaults.max_pixels), source, at("max_pixels"), 1),
+        max_bytes=_int(data.get("max_bytes", defaults.max_bytes), source, at("max_bytes"), 1),
+        input_formats=tuple(dict.fromkeys(formats)),
+        background=background.lower(),
+        flatten_folders=flatten,
+    )
+
+
+def _rendition(raw: Any, source: str, path: str, flatten_folders: bool) -> Rendition:
+    _require_mapping(raw, source, path, _RENDITION_KEYS)
+    for required in ("name", "resize", "format", "key"):
+        if required not in raw:
+            raise ProfileError(source, f"{path}.{required}", None, "a value (it is required)")
+    name = raw["name"]
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ProfileError(source, f"{path}.name", name, "lower-case letters, digits, '-' and '_'")
+    fmt = _choice(raw["format"], OUTPUT_FORMATS, source, f"{path}.format")
+    quality = _int(raw.get("quality", 85), source, f"{path}.quality", 1, 100)
+    if "quality" in raw and fmt == "png":
+        raise ProfileError(source, f"{path}.quality", quality, "no quality for png (lossless)")
+    key = _key_template(raw["key"], source, f"{path}.key", flatten_folders)
+    return Rendition(
+        name=name,
+        resize=_resize(raw["resize"], source, f"{path}.resize"),
+        format=fmt,
+        key=key,
+        quality=quality,
+    )
+
+
+def _resize(raw: Any, source: str, path: str) -> Resize:
+    _require_mapping(raw, source, path, _RESIZE_KEYS)
+    mode = _choice(raw.get("mode"), RESIZE_MODES, source, f"{path}.mode")
+    needs = {"fit": ("width", "height"), "cover": ("width", "height")}.get(mode, (mode,))
+    for dimension in ("width", "height"):
+        if dimension in needs and dimension not in raw:
+            raise ProfileError(source, f"{path}.{dimension}", None, f"a size (mode {mode})")
+        if dimension not in needs and dimension in raw:
+            raise ProfileError(
+                source, f"{path}.{dimension}", raw[dimension], f"nothing (mode {mode} sets {needs})"
+            )
+    upscale = raw.get("upscale", False)
+    if not isinstance(upscale, bool):
+        raise ProfileError(source, f"{path}.upscale", upscale, "true or false")
+
+    def size(name: str) -> int | None:
+        if name not in raw:
+            return None
+        return _int(raw[name], source, f"{path}.{name}", 1, MAX_DIMENSION)
+
+    return Resize(mode=mode, width=size("width"), height=size("height"), upscale=upscale)
+
+
+def _key_template(raw: Any, source: str, path: str, flatten_folders: bool) -> str:
+    template = _str(raw, source, path)
+    allowed = ", ".join("{" + f + "}" for f in KEY_FIELDS)
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ProfileError(source, path, template, f"a template using {allowed} ({exc})") from None
+    fields = set()
+    for _, field_name, spec, conversion in parsed:
+        if field_name is None:
+            continue
+        if field_name not in KEY_FIELDS or spec or conversion:
+            raise ProfileError(source, path, template, f"only the placeholders {allowed}")
+        fields.add(field_name)
+    if not template.startswith(OUTPUT_PREFIX):
+        raise ProfileError(source, path, template, f"a key under '{OUTPUT_PREFIX}'")
+    if not fields & _SOURCE_FIELDS:
+        raise ProfileError(
+            source, path, template, "a template naming the source: {key}, {path}, {name} or {stem}"
+        )
+    # photo.jpg and photo.png are different uploads; a template must keep them apart.
+    if render_key(template, "a/photo.jpg", "x", "jpg") == render_key(
+        template, "a/photo.png", "x", "jpg"
+    ):
+        raise ProfileError(
+            source, path, template, "a template that tells photo.jpg from photo.png: use {name}"
+        )
+    if not flatten_folders and not fields & _FOLDER_FIELDS:
+        raise ProfileError(
+            source,
+            path,
+            template,
+            "a template keeping the folder ({key}, {dir} or {path}) so a/x.jpg and b/x.jpg "
+            "do not collide, or flatten_folders: true to accept that",
+        )
+    return template
+
+
+def _check_key_collisions(renditions: list[Rendition], source: str, path: str) -> None:
+    """Two renditions of one profile must never write the same key for the same input."""
+    for sample in ("input/photo.jpg", "input/photo.png"):
+        written: dict[str, int] = {}
+        for i, rendition in enumerate(renditions):
+            for ext in _possible_extensions(rendition.format):
+                key = render_key(rendition.key, sample, rendition.name, ext)
+                if key in written and written[key] != i:
+                    raise ProfileError(
+                        source,
+                        f"{path}[{i}].key",
+                        rendition.key,
+                        f"a key different from renditions[{written[key]}] (both give {key}; "
+                        "add {rendition} or {ext})",
+                    )
+                written[key] = i
+
+
+def _possible_extensions(fmt: str) -> tuple[str, ...]:
+    if fmt == "same":
+        return tuple(EXTENSIONS.values())
+    return (EXTENSIONS[fmt],)
+
+
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif"}
+
+
+def render_key(template: str, source_key: str, rendition: str, ext: str) -> str:
+    """The output key for one rendition of one input key: deterministic, so retries overwrite."""
+    folder, _, name = source_key.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    path = f"{folder}/{stem}" if folder else stem
+    return template.format(
+        key=source_key,
+        dir=f"{folder}/" if folder else "",
+        name=name,
+        stem=stem,
+        path=path,
+        ext=ext,
+        rendition=rendition,
+    )
+
+
+# -- small typed readers ------------------------------------------------------------------
+
+
+def _require_mapping(value: Any, source: str, path: str, allowed_keys: set[str]) -> None:
+    if not isinstance(value, Mapping):
+        raise ProfileError(source, path or "(top level)", value, "a mapping of keys to values")
+    for key in value:
+        if key not in allowed_keys:
+            where = f"{path}.{key}" if path else str(key)
+            raise ProfileError(
+                source, where, key, f"one of the keys {', '.join(sorted(allowed_keys))}"
+            )
+
+
+def _require_list(value: Any, source: str, path: str, non_empty: bool = False) -> list[Any]:
+    if not isinstance(value, list) or (non_empty and not value):
+        raise ProfileError(source, path, value, "a non-empty list" if non_empty else "a list")
+    return value
+
+
+def _choice(value: Any, choices: tuple[str, ...], source: str, path: str) -> str:
+    if value not in choices:
+        raise ProfileError(source, path, value, f"one of {', '.join(choices)}")
+    return value
+
+
+def _str(value: Any, source: str, path: str) -> str:
+    if not isinstance(value, str):
+        raise ProfileError(source, path, value, "a string")
+    return value
+
+
+def _int(value: Any, source: str, path: str, low: int, high: int | None = None) -> int:
+    # bool is an int in Python; `width: true` is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        limit = f"a whole number >= {low}" + (f" and <= {high}" if high else "")
+        raise ProfileError(source, path, value, limit)
+    if high is not None and value > high:
+        raise ProfileError(source, path, value, f"a whole number from {low} to {high}")
+    return value

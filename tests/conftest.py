@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambda_pkg.profiles import PipelineConfig, load_named
+from lambda_pkg.settings import Settings
+
+EVENTS = Path(__file__).parent / "events"
+INPUT_BUCKET = "imgpipe-test-input"
+OUTPUT_BUCKET = "imgpipe-test-output"
+TABLE = "imgpipe-test-metadata"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def put_event(bucket: str, key_as_sent: str, size: int, sequencer: str = "0055AED6DCD90281E5"):
+    """The AWS docs' real ObjectCreated:Put event, pointed at one object."""
+    event = load_event("aws_docs_s3_ObjectCreated_Put_v2.1")
+    record = event["Records"][0]
+    record["s3"]["bucket"]["name"] = bucket
+    record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    record["s3"]["object"].update(key=key_as_sent, size=size, sequencer=sequencer)
+    return event
+
+
+@pytest.fixture(autouse=True)
+def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never let a test reach a real account, whatever the developer's shell has.
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+class AwsWorld:
+    """Moto-backed buckets and table, shaped as the Pulumi program creates them."""
+
+    def __init__(self) -> None:
+        self.s3 = boto3.client("s3", region_name="us-east-1")
+        self.dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        self.s3.create_bucket(Bucket=INPUT_BUCKET)
+        self.s3.create_bucket(Bucket=OUTPUT_BUCKET)
+        self.dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "image_name", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "image_name", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def settings(self, profile: str = "thumbnail") -> Settings:
+        return Settings(OUTPUT_BUCKET, TABLE, PipelineConfig.single(load_named(profile)))
+
+    def upload(self, key: str, data: bytes) -> None:
+        self.s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=data)
+
+    def item(self, key: str) -> dict[str, Any] | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        raw = self.dynamodb.get_item(TableName=TABLE, Key={"image_name": {"S": key}}).get("Item")
+        if raw is None:
+            return None
+        deserializer = TypeDeserializer()
+        return {name: deserializer.deserialize(value) for name, value in raw.items()}
+
+    def raw_item(self, key: str) -> dict[str, Any] | None:
+        return self.dynamodb.get_item(TableName=TABLE, Key={"image_name": {"S": key}}).get("Item")
+
+    def output(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read()
+
+    def output_keys(self) -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket=OUTPUT_BUCKET)
+        return sorted(obj["Key"] for obj in listing.get("Contents", []))
+
+
+@pytest.fixture
+def aws() -> Iterator[AwsWorld]:
+    with mock_aws():
+        yield AwsWorld()

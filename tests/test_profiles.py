@@ -1,0 +1,270 @@
+"""The profile schema: shipped profiles load, and every bad profile names what is wrong."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lambda_pkg.profiles import (
+    PipelineConfig,
+    ProfileError,
+    Route,
+    available_profiles,
+    load_named,
+    load_profile,
+    render_key,
+)
+
+VALID: dict[str, Any] = {
+    "name": "sample",
+    "renditions": [
+        {
+            "name": "small",
+            "resize": {"mode": "fit", "width": 400, "height": 300},
+            "format": "webp",
+            "quality": 80,
+            "key": "processed/{key}/{rendition}.{ext}",
+        },
+        {
+            "name": "big",
+            "resize": {"mode": "width", "width": 1200},
+            "format": "jpeg",
+            "key": "processed/{key}/{rendition}.{ext}",
+        },
+    ],
+}
+
+
+def write(tmp_path: Path, data: Any, name: str = "sample.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def broken(change) -> dict[str, Any]:
+    data = copy.deepcopy(VALID)
+    change(data)
+    return data
+
+
+def test_shipped_profiles_load_and_round_trip_through_profile_config():
+    assert {"thumbnail", "web"} <= set(available_profiles())
+    for name in available_profiles():
+        profile = load_named(name)
+        config = PipelineConfig.single(profile)
+        assert PipelineConfig.from_json(config.to_json()) == config
+
+
+def test_thumbnail_reproduces_the_seed():
+    profile = load_named("thumbnail")
+    (thumb,) = profile.renditions
+    assert (thumb.resize.mode, thumb.resize.width, thumb.format) == ("width", 200, "jpeg")
+    assert render_key(thumb.key, "input/photo.jpg", thumb.name, "jpg") == (
+        "processed/thumb_photo.jpg"
+    )
+
+
+def test_web_has_three_widths_in_webp_with_jpeg_fallbacks():
+    renditions = load_named("web").renditions
+    widths = {r.resize.width for r in renditions if r.resize.mode == "width"}
+    assert len(widths) >= 3
+    for width in widths:
+        formats = {r.format for r in renditions if r.resize.width == width}
+        assert formats == {"webp", "jpeg"}
+
+
+def test_valid_profile_loads_with_defaults(tmp_path):
+    profile = load_profile(write(tmp_path, VALID))
+    assert profile.name == "sample"
+    assert profile.renditions[1].quality == 85
+    assert profile.renditions[0].resize.upscale is False
+    assert profile.max_pixels == 50_000_000
+
+
+def test_content_hash_changes_when_output_changes(tmp_path):
+    first = load_profile(write(tmp_path, VALID))
+    second = load_profile(write(tmp_path, broken(lambda d: d["renditions"][0].update(quality=81))))
+    assert first.content_hash() != second.content_hash()
+    assert first.content_hash() == load_profile(write(tmp_path, VALID)).content_hash()
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "value", "allowed"),
+    [
+        (lambda d: d.update(colour="red"), "colour", "colour", "one of the keys"),
+        (
+            lambda d: d["renditions"][0].update(sharpen=True),
+            "renditions[0].sharpen",
+            "sharpen",
+            "one of the keys",
+        ),
+        (
+            lambda d: d["renditions"][0]["resize"].update(width="400"),
+            "renditions[0].resize.width",
+            "400",
+            "a whole number >= 1",
+        ),
+        (
+            lambda d: d["renditions"][0]["resize"].update(width=-5),
+            "renditions[0].resize.width",
+            -5,
+            "a whole number >= 1",
+        ),
+        (
+            lambda d: d["renditions"][1]["resize"].update(width=True),
+            "renditions[1].resize.width",
+            True,
+            "a whole number",
+        ),
+        (
+            lambda d: d["renditions"][0].update(format="gif"),
+            "renditions[0].format",
+            "gif",
+            "one of jpeg, png, webp, avif, same",
+        ),
+        (
+            lambda d: d["renditions"][0].update(quality=101),
+            "renditions[0].quality",
+            101,
+            "from 1 to 100",
+        ),
+        (
+            lambda d: d["renditions"][1].update(name="small"),
+            "renditions[1].name",
+            "small",
+            "not already used by renditions[0]",
+        ),
+        (
+            lambda d: d["renditions"][1].update(key="processed/{key}/small.{ext}", format="webp"),
+            "renditions[1].key",
+            "processed/{key}/small.{ext}",
+            "different from renditions[0]",
+        ),
+        (
+            lambda d: d["renditions"][0].update(key="processed/{stem}.{ext}"),
+            "renditions[0].key",
+            "processed/{stem}.{ext}",
+            "tells photo.jpg from photo.png",
+        ),
+        (
+            lambda d: d["renditions"][0].update(key="processed/{name}-{rendition}.{ext}"),
+            "renditions[0].key",
+            "processed/{name}-{rendition}.{ext}",
+            "flatten_folders: true",
+        ),
+        (
+            lambda d: d["renditions"][0].update(key="thumbs/{key}.{ext}"),
+            "renditions[0].key",
+            "thumbs/{key}.{ext}",
+            "a key under 'processed/'",
+        ),
+        (
+            lambda d: d["renditions"][0].update(key="processed/{size}/{key}"),
+            "renditions[0].key",
+            "processed/{size}/{key}",
+            "only the placeholders",
+        ),
+        (
+            lambda d: d["renditions"][0].update(key="processed/all.jpg"),
+            "renditions[0].key",
+            "processed/all.jpg",
+            "naming the source",
+        ),
+        (
+            lambda d: d["renditions"][0]["resize"].update(mode="stretch"),
+            "renditions[0].resize.mode",
+            "stretch",
+            "one of fit, width, height, cover",
+        ),
+        (
+            lambda d: d["renditions"][1]["resize"].update(height=100),
+            "renditions[1].resize.height",
+            100,
+            "nothing (mode width",
+        ),
+        (
+            lambda d: d["renditions"][0]["resize"].pop("height"),
+            "renditions[0].resize.height",
+            None,
+            "a size (mode fit)",
+        ),
+        (
+            lambda d: d["renditions"][0].pop("key"),
+            "renditions[0].key",
+            None,
+            "required",
+        ),
+        (lambda d: d.update(renditions=[]), "renditions", [], "a non-empty list"),
+        (
+            lambda d: d.update(input_formats=["jpeg", "eps"]),
+            "input_formats[1]",
+            "eps",
+            "one of jpeg, png",
+        ),
+        (lambda d: d.update(max_pixels=0), "max_pixels", 0, ">= 1"),
+        (lambda d: d.update(background="white"), "background", "white", "'#ffffff'"),
+        (
+            lambda d: d["renditions"][1].update(format="png", quality=90),
+            "renditions[1].quality",
+            90,
+            "no quality for png",
+        ),
+    ],
+)
+def test_invalid_profile_names_file_field_value_and_what_is_allowed(
+    tmp_path, change, field, value, allowed
+):
+    path = write(tmp_path, broken(change))
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    error = caught.value
+    assert (error.source, error.path, error.value) == (str(path), field, value)
+    message = str(error)
+    assert message.startswith(f"{path}: {field}: got {value!r}; allowed: ")
+    assert allowed in message
+
+
+def test_yaml_that_is_not_a_mapping_or_not_yaml(tmp_path):
+    with pytest.raises(ProfileError, match=r"\(top level\).*a mapping"):
+        load_profile(write(tmp_path, "- just\n- a list\n"))
+    with pytest.raises(ProfileError, match="valid YAML"):
+        load_profile(write(tmp_path, "renditions: [unclosed\n"))
+
+
+def test_unknown_profile_name_lists_the_known_ones():
+    with pytest.raises(ProfileError, match="one of thumbnail, web"):
+        load_named("nope")
+
+
+def test_profile_config_routes_pick_profiles_by_prefix_and_suffix():
+    thumbnail, web = load_named("thumbnail"), load_named("web")
+    config = PipelineConfig(
+        profiles=(thumbnail, web),
+        routes=(Route("web", prefix="gallery/", suffix=".png"), Route("thumbnail")),
+    )
+    restored = PipelineConfig.from_json(config.to_json())
+    assert restored.profile_for("gallery/x.png").name == "web"
+    assert restored.profile_for("gallery/x.jpg").name == "thumbnail"
+
+
+def test_profile_config_rejects_a_route_to_a_missing_profile():
+    config = PipelineConfig(profiles=(load_named("thumbnail"),), routes=(Route("web"),))
+    with pytest.raises(ProfileError, match=r"routes\[0\]\.profile: got 'web'"):
+        PipelineConfig.from_json(config.to_json())
+
+
+@pytest.mark.parametrize(
+    ("template", "key", "expected"),
+    [
+        ("processed/{key}/{rendition}.{ext}", "a/b c.jpg", "processed/a/b c.jpg/w.webp"),
+        ("processed/{dir}{stem}-{rendition}.{ext}", "a/b.jpg", "processed/a/b-w.webp"),
+        ("processed/{path}_{rendition}.{ext}", "top.png", "processed/top_w.webp"),
+        ("processed/thumb_{name}", ".hidden", "processed/thumb_.hidden"),
+    ],
+)
+def test_render_key(template, key, expected):
+    assert render_key(template, key, "w", "webp") == expected
