@@ -1,0 +1,33 @@
+"""The Pulumi program: stack config -> ImagePipeline -> stack outputs. Nothing else.
+
+The only place that reads `pulumi.Config`. A bad setting or profile raises here, before any
+resource is registered, so `pulumi preview` fails instead of a later upload.
+"""
+
+import pulumi
+
+from lambda_pkg.profiles import PipelineConfig, load_named
+from pipeline.component import ImagePipeline, ImagePipelineArgs
+from pipeline.stack import (
+    CONFIG_NAMESPACE,
+    OUTPUT_FUNCTION_NAME,
+    OUTPUT_INPUT_BUCKET,
+    OUTPUT_METADATA_TABLE,
+    OUTPUT_OUTPUT_BUCKET,
+    StackSettings,
+    resource_names,
+)
+
+settings = StackSettings.from_values(pulumi.Config(CONFIG_NAMESPACE).get)
+profile = load_named(settings.profile)
+names = resource_names(pulumi.get_project(), pulumi.get_stack())
+
+pipeline = ImagePipeline(
+    "image-pipeline",
+    ImagePipelineArgs(config=PipelineConfig.single(profile), settings=settings, names=names),
+)
+
+pulumi.export(OUTPUT_INPUT_BUCKET, pipeline.input_bucket_name)
+pulumi.export(OUTPUT_OUTPUT_BUCKET, pipeline.output_bucket_name)
+pulumi.export(OUTPUT_METADATA_TABLE, pipeline.table_name)
+pulumi.export(OUTPUT_FUNCTION_NAME, pipeline.function_name)

@@ -1,0 +1,169 @@
+"""Deployment artifacts: the Pillow layer (built by pip for the function's platform) and the
+function zip. Both are deterministic and cached by content, so `pulumi up` with nothing
+changed uploads nothing. Never imports Pillow: pip fetches it for another platform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CACHE_DIR = REPO_ROOT / ".build"
+LAYER_REQUIREMENTS = REPO_ROOT / "requirements" / "layer.txt"
+FUNCTION_PACKAGE = REPO_ROOT / "lambda_pkg"
+
+# Lambda's limit on function + layers, unzipped.
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# glibc 2.x minor of each runtime's OS: python3.12/3.13 run on Amazon Linux 2023 (glibc 2.34).
+RUNTIME_GLIBC_MINOR = {"python3.12": 34, "python3.13": 34}
+MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
+# Bump when the zip layout or pip flags change, so old cached zips are not reused.
+_BUILD_VERSION = "1"
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class ArtifactError(RuntimeError):
+    """A deployment artifact could not be built or would not fit in Lambda."""
+
+
+def manylinux_platforms(architecture: str, glibc_minor: int) -> list[str]:
+    """Every manylinux tag a system with glibc 2.<glibc_minor> can load, newest first.
+
+    pip (25.x) does not expand `--platform manylinux_2_34_x` to older glibc tags (it only
+    expands manylinux2014/2010), and Pillow 13 publishes manylinux_2_27/2_28 wheels, so a
+    single tag would find nothing: list them all.
+    """
+    if architecture not in MACHINES:
+        raise ArtifactError(f"architecture {architecture!r}: allowed {', '.join(MACHINES)}")
+    machine = MACHINES[architecture]
+    tags = [f"manylinux_2_{minor}_{machine}" for minor in range(glibc_minor, 4, -1)]
+    return [*tags, f"manylinux2014_{machine}", f"manylinux2010_{machine}", f"manylinux1_{machine}"]
+
+
+def build_layer(
+    runtime: str,
+    architecture: str,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    requirements: Path = LAYER_REQUIREMENTS,
+) -> Path:
+    """The layer zip (`python/...` at its root) for a Lambda runtime and architecture."""
+    if runtime not in RUNTIME_GLIBC_MINOR:
+        raise ArtifactError(f"runtime {runtime!r}: allowed {', '.join(RUNTIME_GLIBC_MINOR)}")
+    target = [
+        f"--platform={tag}"
+        for tag in manylinux_platforms(architecture, RUNTIME_GLIBC_MINOR[runtime])
+    ]
+    target += ["--implementation=cp", f"--python-version={runtime.removeprefix('python')}"]
+    return _build_layer(f"{runtime}-{architecture}", target, Path(cache_dir), Path(requirements))
+
+
+def build_layer_for_host(
+    cache_dir: Path = DEFAULT_CACHE_DIR, requirements: Path = LAYER_REQUIREMENTS
+) -> Path:
+    """The layer for the interpreter running this code (the local stack runs the handler here)."""
+    # No --platform: pip then picks wheels for sys.executable itself, exactly what will load them.
+    label = f"host-{sys.implementation.cache_tag}-{sysconfig.get_platform()}"
+    return _build_layer(label, [], Path(cache_dir), Path(requirements))
+
+
+def build_function_zip(
+    cache_dir: Path = DEFAULT_CACHE_DIR, package_dir: Path = FUNCTION_PACKAGE
+) -> Path:
+    """`lambda_pkg/*.py` as `lambda_pkg/<name>.py`, byte-identical for identical sources."""
+    package_dir = Path(package_dir)
+    entries = [(f"{package_dir.name}/{p.name}", p) for p in sorted(package_dir.glob("*.py"))]
+    if not entries:
+        raise ArtifactError(f"no Python files in {package_dir}")
+    digest = _digest(_BUILD_VERSION, *(f"{name}\0{p.read_bytes().hex()}" for name, p in entries))
+    dest = Path(cache_dir) / f"function-{digest[:16]}.zip"
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".function-") as tmp:
+        partial = Path(tmp) / dest.name
+        _write_zip(entries, partial)
+        os.replace(partial, dest)
+    return dest
+
+
+def unzipped_size(zip_path: Path) -> int:
+    with zipfile.ZipFile(zip_path) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
+def check_unzipped_size(zip_path: Path, limit: int = LAMBDA_UNZIPPED_LIMIT) -> int:
+    """Raise if the zip would not fit in Lambda once unzipped; return its unzipped size."""
+    size = unzipped_size(zip_path)
+    if size > limit:
+        raise ArtifactError(
+            f"{zip_path.name} unzips to {size / 2**20:.1f} MiB, over Lambda's "
+            f"{limit / 2**20:.0f} MiB limit for function + layers; trim requirements/layer.txt"
+        )
+    return size
+
+
+def _build_layer(label: str, target: list[str], cache_dir: Path, requirements: Path) -> Path:
+    digest = _digest(_BUILD_VERSION, requirements.read_text(encoding="utf-8"), label, *target)
+    dest = cache_dir / f"layer-{label}-{digest[:16]}.zip"
+    if dest.is_file():
+        return dest
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Build beside the destination so os.replace is an atomic rename on one filesystem;
+    # a concurrent or interrupted build never leaves a half-written zip under the final name.
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".layer-") as tmp:
+        root = Path(tmp) / "root"
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-compile", "--only-binary=:all:", *target,
+            "--target", str(root / "python"), "-r", str(requirements),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ArtifactError(
+                f"pip could not build the layer for {label} (exit {result.returncode}):\n"
+                f"{' '.join(command)}\n{result.stderr.strip()[-2000:]}"
+            )
+        partial = Path(tmp) / dest.name
+        _write_zip(_tree(root), partial)
+        check_unzipped_size(partial)
+        os.replace(partial, dest)
+    return dest
+
+
+def _tree(root: Path) -> list[tuple[str, Path]]:
+    """Files under root as (zip name, path), without bytecode compiled for the wrong Python."""
+    return [
+        (path.relative_to(root).as_posix(), path)
+        for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    ]
+
+
+def _write_zip(entries: Iterable[tuple[str, Path]], dest: Path) -> None:
+    # Fixed timestamps, sorted names and normalised modes: same inputs, same bytes, same hash.
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, path in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            executable = path.stat().st_mode & stat.S_IXUSR
+            info.external_attr = (stat.S_IFREG | (0o755 if executable else 0o644)) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with path.open("rb") as source, archive.open(info, "w") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+
+
+def _digest(*parts: str) -> str:
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(part.encode())
+        hasher.update(b"\0")
+    return hasher.hexdigest()

@@ -1,0 +1,145 @@
+"""Stack settings shared by the Pulumi program and the local stack.
+
+A plain module (no pulumi import): `__main__.py` feeds it `pulumi.Config("imgpipe").get`,
+the local stack feeds it whatever it reads, and both get the same validation and the
+same resource names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+CONFIG_NAMESPACE = "imgpipe"
+
+# Stack output names: the local stack and the CLI look the outputs up by these.
+OUTPUT_INPUT_BUCKET = "inputBucket"
+OUTPUT_OUTPUT_BUCKET = "outputBucket"
+OUTPUT_METADATA_TABLE = "metadataTable"
+OUTPUT_FUNCTION_NAME = "functionName"
+
+# Lambda's python3.11 runs on Amazon Linux 2 (glibc 2.26); Pillow 13's wheels need glibc
+# 2.27+ (manylinux_2_27/2_28), so only the Amazon Linux 2023 runtimes (glibc 2.34) qualify.
+RUNTIMES = ("python3.12", "python3.13")
+ARCHITECTURES = ("arm64", "x86_64")
+MEMORY_RANGE_MB = (128, 10240)
+TIMEOUT_RANGE_S = (1, 900)
+# The values CloudWatch Logs accepts for PutRetentionPolicy; 0 means "never expire".
+LOG_RETENTION_DAYS = (
+    0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+_PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_NAME_PART_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+# Pulumi autonames append "-" + 7 characters; the result must still fit S3's 63.
+MAX_LOGICAL_NAME = 63 - 8
+
+
+class StackSettingsError(ValueError):
+    """A stack config value is invalid; the message names the key, the value and what is allowed."""
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{CONFIG_NAMESPACE}:{key}: got {value!r}; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    profile: str = "thumbnail"
+    runtime: str = "python3.12"
+    architecture: str = "arm64"
+    memory_mb: int = 1024
+    timeout_s: int = 60
+    log_retention_days: int = 14
+
+    @classmethod
+    def from_values(cls, get: Callable[[str], str | None]) -> StackSettings:
+        """Parse and validate the `imgpipe:*` config keys; a missing key takes the default."""
+        defaults = cls()
+
+        def value(key: str, default: object) -> str:
+            raw = get(key)
+            return str(default) if raw is None or raw == "" else str(raw).strip()
+
+        profile = value("profile", defaults.profile)
+        if not _PROFILE_RE.match(profile):
+            raise StackSettingsError("profile", profile, "a profile name like 'thumbnail'")
+        runtime = value("runtime", defaults.runtime)
+        if runtime not in RUNTIMES:
+            allowed = f"one of {', '.join(RUNTIMES)}"
+            if runtime == "python3.11":
+                allowed += (
+                    " (python3.11 cannot load current Pillow wheels: its Amazon Linux 2 has "
+                    "glibc 2.26, Pillow 13 needs manylinux_2_27 or later)"
+                )
+            raise StackSettingsError("runtime", runtime, allowed)
+        architecture = value("architecture", defaults.architecture)
+        if architecture not in ARCHITECTURES:
+            raise StackSettingsError("architecture", architecture, " or ".join(ARCHITECTURES))
+        retention = _int("logRetentionDays", value("logRetentionDays", defaults.log_retention_days))
+        if retention not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise StackSettingsError("logRetentionDays", retention, f"one of {allowed}")
+        return cls(
+            profile=profile,
+            runtime=runtime,
+            architecture=architecture,
+            memory_mb=_int("memory", value("memory", defaults.memory_mb), *MEMORY_RANGE_MB),
+            timeout_s=_int("timeout", value("timeout", defaults.timeout_s), *TIMEOUT_RANGE_S),
+            log_retention_days=retention,
+        )
+
+
+def _int(key: str, raw: str, low: int | None = None, high: int | None = None) -> int:
+    allowed = "a whole number" if low is None else f"a whole number from {low} to {high}"
+    try:
+        number = int(raw)
+    except ValueError:
+        raise StackSettingsError(key, raw, allowed) from None
+    if low is not None and high is not None and not low <= number <= high:
+        raise StackSettingsError(key, number, allowed)
+    return number
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Logical names in Pulumi (autonamed with a suffix) and literal names in the local stack."""
+
+    input_bucket: str
+    output_bucket: str
+    metadata_table: str
+    function: str
+    dead_letter_queue: str
+    event_queue: str
+
+
+def resource_names(project: str, stack: str) -> ResourceNames:
+    """`<project>-<stack>-<role>`; every name is a valid S3 bucket name even after autonaming."""
+    for what, part in (("project", project), ("stack", stack)):
+        if not _NAME_PART_RE.match(part) or "--" in part:
+            raise StackSettingsError(
+                what,
+                part,
+                "lower-case letters, digits and single hyphens, starting and ending with a "
+                "letter or digit (resource names, S3 bucket names among them, are built from it)",
+            )
+    prefix = f"{project}-{stack}"
+    names = ResourceNames(
+        input_bucket=f"{prefix}-input",
+        output_bucket=f"{prefix}-output",
+        metadata_table=f"{prefix}-metadata",
+        function=f"{prefix}-processor",
+        dead_letter_queue=f"{prefix}-dlq",
+        event_queue=f"{prefix}-events",
+    )
+    longest = max(vars(names).values(), key=len)
+    if len(longest) > MAX_LOGICAL_NAME:
+        raise StackSettingsError(
+            "stack",
+            stack,
+            f"a shorter project+stack name: {longest!r} is {len(longest)} characters, "
+            f"at most {MAX_LOGICAL_NAME} leave room for Pulumi's suffix within S3's 63",
+        )
+    return names

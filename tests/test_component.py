@@ -1,0 +1,479 @@
+"""The Pulumi program under Pulumi's own mocks: every resource, its inputs, its wiring.
+
+The mocks record every registration (type, name, inputs, the outputs they answered with,
+and from the monitor the URN, parent and dependencies), so assertions run after the
+program has finished, on plain values. Output-level checks go through Output.all().apply()
+inside `pulumi.runtime.test`, whose failures fail the test.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime.mocks import MockMonitor
+
+from lambda_pkg.profiles import PipelineConfig, ProfileError, load_named
+from lambda_pkg.settings import function_environment
+from pipeline import component
+from pipeline.component import HANDLER, TYPE_TOKEN, ImagePipeline, ImagePipelineArgs
+from pipeline.iam import assume_role_policy, function_policy
+from pipeline.stack import (
+    OUTPUT_FUNCTION_NAME,
+    OUTPUT_INPUT_BUCKET,
+    OUTPUT_METADATA_TABLE,
+    OUTPUT_OUTPUT_BUCKET,
+    ResourceNames,
+    StackSettings,
+    StackSettingsError,
+    resource_names,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+SUFFIX = "-a1b2c3d"  # what Pulumi's autonaming would append
+CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
+
+BUCKET = "aws:s3/bucket:Bucket"
+PUBLIC_ACCESS = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+ENCRYPTION = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+)
+TABLE = "aws:dynamodb/table:Table"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+LAYER = "aws:lambda/layerVersion:LayerVersion"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+FUNCTION = "aws:lambda/function:Function"
+PERMISSION = "aws:lambda/permission:Permission"
+NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
+
+
+@dataclass
+class Registered:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    id: str
+    urn: str = ""
+    parent: str = ""
+    dependencies: tuple[str, ...] = ()
+
+
+@dataclass
+class PipelineMocks(pulumi.runtime.Mocks):
+    """Answers like AWS would (autonamed names, real-shaped ARNs) and records everything."""
+
+    resources: dict[str, Registered] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        inputs, physical = dict(args.inputs), args.name + SUFFIX
+        outputs, resource_id = dict(inputs), f"{args.name}-id"
+        if args.typ == BUCKET:
+            outputs.update(bucket=physical, arn=f"arn:aws:s3:::{physical}")
+            resource_id = physical  # a bucket's id is its name
+        elif args.typ == TABLE:
+            outputs.update(name=physical, arn=arn("dynamodb", f"table/{physical}"))
+        elif args.typ == LOG_GROUP:
+            name = inputs["namePrefix"] + "20250101000000000000000001"
+            # pulumi-aws v7 strips the ":*" the API returns; so do the mocks.
+            outputs.update(name=name, arn=arn("logs", f"log-group:{name}"))
+        elif args.typ == LAYER:
+            outputs.update(arn=arn("lambda", f"layer:{inputs['layerName']}:1"))
+        elif args.typ == ROLE:
+            outputs.update(name=physical, arn=f"arn:aws:iam::{ACCOUNT}:role/{physical}")
+        elif args.typ == FUNCTION:
+            outputs.update(name=physical, arn=arn("lambda", f"function:{physical}"))
+        self.resources[args.name] = Registered(args.typ, args.name, inputs, outputs, resource_id)
+        return resource_id, outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.calls.append(args.token)
+        if args.token == CALLER_IDENTITY:
+            identity = {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci"}
+            return {**identity, "userId": "AIDACI", "id": ACCOUNT}
+        raise NotImplementedError(f"unexpected invoke {args.token}")
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.resources.values() if r.typ == typ]
+
+    def one(self, typ: str) -> Registered:
+        (found,) = self.of_type(typ)
+        return found
+
+
+class RecordingMonitor(MockMonitor):
+    """Adds what Mocks.new_resource is not told: URN, parent and dependencies."""
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        recorded = self.mocks.resources.get(request.name)
+        if recorded is not None:
+            recorded.urn, recorded.parent = response.urn, request.parent
+            recorded.dependencies = tuple(request.dependencies)
+        return response
+
+
+def arn(service: str, resource: str) -> str:
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}"
+
+
+def run_program(
+    program: Callable[[], Any], config: dict[str, str] | None = None, stack: str = "dev"
+) -> PipelineMocks:
+    """Run `program` under fresh mocks; whatever Output it returns is awaited (and checked)."""
+    mocks = PipelineMocks()
+    pulumi.runtime.reset_options(project="imgpipe", stack=stack)  # fresh root Stack
+    pulumi.runtime.set_all_config({f"imgpipe:{k}": v for k, v in (config or {}).items()})
+    pulumi.runtime.set_mocks(
+        mocks, project="imgpipe", stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+    )
+    pulumi.runtime.test(program)()
+    return mocks
+
+
+@pytest.fixture(autouse=True)
+def fake_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """A tiny layer zip instead of a pip build; the real build is tested in test_layer.py."""
+    path = tmp_path / "layer.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("python/PIL/__init__.py", "")
+    requested: list[tuple[str, str]] = []
+
+    def build(runtime: str, architecture: str, *args: Any, **kwargs: Any) -> Path:
+        requested.append((runtime, architecture))
+        return path
+
+    monkeypatch.setattr(component, "build_layer", build)
+    return requested
+
+
+@dataclass
+class Deployment:
+    mocks: PipelineMocks
+    config: PipelineConfig
+    names: ResourceNames
+
+    def physical(self, name: str) -> str:
+        return name + SUFFIX
+
+
+def deploy(profile: str = "thumbnail", settings: StackSettings | None = None) -> Deployment:
+    config = PipelineConfig.single(load_named(profile))
+    names = resource_names("imgpipe", "dev")
+    args = ImagePipelineArgs(config=config, settings=settings or StackSettings(), names=names)
+    mocks = run_program(lambda: ImagePipeline("image-pipeline", args))
+    return Deployment(mocks, config, names)
+
+
+@pytest.fixture(params=["thumbnail", "web"])
+def deployed(request: pytest.FixtureRequest) -> Deployment:
+    return deploy(request.param)
+
+
+# -- shape -----------------------------------------------------------------------------
+
+
+def test_every_resource_once_and_parented_under_the_component(deployed: Deployment) -> None:
+    mocks = deployed.mocks
+    assert Counter(r.typ for r in mocks.resources.values()) == {
+        TYPE_TOKEN: 1,
+        BUCKET: 2,
+        PUBLIC_ACCESS: 2,
+        ENCRYPTION: 2,
+        TABLE: 1,
+        LOG_GROUP: 1,
+        LAYER: 1,
+        ROLE: 1,
+        ROLE_POLICY: 1,
+        FUNCTION: 1,
+        PERMISSION: 1,
+        NOTIFICATION: 1,
+    }
+    root = mocks.one(TYPE_TOKEN)
+    for resource in mocks.resources.values():
+        if resource is root:
+            continue
+        assert resource.parent == root.urn, resource.urn
+        assert f"::{TYPE_TOKEN}${resource.typ}::" in resource.urn, resource.urn
+
+
+def test_buckets_are_private_and_encrypted(deployed: Deployment) -> None:
+    mocks, names = deployed.mocks, deployed.names
+    buckets = {r.name: r for r in mocks.of_type(BUCKET)}
+    assert set(buckets) == {names.input_bucket, names.output_bucket}
+    # Originals must survive a careless destroy; renditions can be regenerated.
+    assert buckets[names.input_bucket].inputs.get("forceDestroy") is False
+    assert buckets[names.output_bucket].inputs.get("forceDestroy") is True
+    for bucket in buckets.values():
+        (block,) = [r for r in mocks.of_type(PUBLIC_ACCESS) if r.inputs["bucket"] == bucket.id]
+        for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls"):
+            assert block.inputs[flag] is True, (block.urn, flag)
+        assert block.inputs["restrictPublicBuckets"] is True, block.urn
+        (sse,) = [r for r in mocks.of_type(ENCRYPTION) if r.inputs["bucket"] == bucket.id]
+        assert sse.inputs["rules"] == [
+            {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}
+        ], sse.urn
+
+
+def test_table_is_on_demand_keyed_by_image_name(deployed: Deployment) -> None:
+    table = deployed.mocks.one(TABLE)
+    assert table.name == deployed.names.metadata_table
+    assert table.inputs["billingMode"] == "PAY_PER_REQUEST"
+    assert table.inputs["hashKey"] == "image_name"
+    assert table.inputs["attributes"] == [{"name": "image_name", "type": "S"}]
+    assert "rangeKey" not in table.inputs
+
+
+def test_log_group_retention_and_function_logging(deployed: Deployment) -> None:
+    mocks = deployed.mocks
+    logs = mocks.one(LOG_GROUP)
+    assert logs.inputs["retentionInDays"] == 14
+    assert logs.inputs["namePrefix"] == f"/aws/lambda/{deployed.names.function}-"
+    assert mocks.one(FUNCTION).inputs["loggingConfig"] == {
+        "logFormat": "Text",
+        "logGroup": logs.outputs["name"],
+    }
+
+
+def test_layer_is_built_for_the_function_platform(
+    deployed: Deployment, fake_layer: list[tuple[str, str]]
+) -> None:
+    layer = deployed.mocks.one(LAYER)
+    assert fake_layer == [("python3.12", "arm64")]
+    assert layer.inputs["compatibleRuntimes"] == ["python3.12"]
+    assert layer.inputs["compatibleArchitectures"] == ["arm64"]
+    assert isinstance(layer.inputs["code"], pulumi.FileArchive)
+
+
+def test_function_is_configured_from_settings_and_profile(deployed: Deployment) -> None:
+    mocks, names = deployed.mocks, deployed.names
+    function = mocks.one(FUNCTION)
+    inputs = function.inputs
+    assert function.name == names.function
+    assert inputs["runtime"] == "python3.12"
+    assert inputs["architectures"] == ["arm64"]
+    assert (inputs["memorySize"], inputs["timeout"]) == (1024, 60)
+    assert inputs["handler"] == HANDLER == "lambda_pkg.handler.handler"
+    assert inputs["role"] == mocks.one(ROLE).outputs["arn"]
+    assert inputs["layers"] == [mocks.one(LAYER).outputs["arn"]]
+
+    variables = inputs["environment"]["variables"]
+    assert variables == function_environment(
+        deployed.physical(names.output_bucket),
+        deployed.physical(names.metadata_table),
+        deployed.config,
+    )
+    assert PipelineConfig.from_json(variables["PROFILE_CONFIG"]) == deployed.config
+    # Its policy exists before it can be invoked (else even its logs would be denied).
+    assert mocks.one(ROLE_POLICY).urn in function.dependencies
+
+
+def test_function_code_is_the_lambda_package() -> None:
+    mocks = deploy()
+    code = mocks.mocks.one(FUNCTION).inputs["code"]
+    assert isinstance(code, pulumi.FileArchive)
+    with zipfile.ZipFile(code.path) as archive:
+        names = archive.namelist()
+    assert "lambda_pkg/profiles.py" in names
+    assert "lambda_pkg/settings.py" in names
+    assert all(name.startswith("lambda_pkg/") and name.endswith(".py") for name in names)
+
+
+def test_role_trusts_lambda_and_its_policy_is_exactly_function_policy(
+    deployed: Deployment,
+) -> None:
+    mocks, names = deployed.mocks, deployed.names
+    role = mocks.one(ROLE)
+    assert json.loads(role.inputs["assumeRolePolicy"]) == assume_role_policy()
+    assert "managedPolicyArns" not in role.inputs
+    policy = mocks.one(ROLE_POLICY)
+    assert policy.inputs["role"] == role.id
+    buckets = {r.name: r.outputs["arn"] for r in mocks.of_type(BUCKET)}
+    assert json.loads(policy.inputs["policy"]) == function_policy(
+        buckets[names.input_bucket],
+        buckets[names.output_bucket],
+        mocks.one(TABLE).outputs["arn"],
+        mocks.one(LOG_GROUP).outputs["arn"],
+    )
+
+
+def test_s3_may_invoke_the_function_only_from_the_input_bucket(deployed: Deployment) -> None:
+    mocks, names = deployed.mocks, deployed.names
+    permission = mocks.one(PERMISSION).inputs
+    assert permission == {
+        "action": "lambda:InvokeFunction",
+        "function": mocks.one(FUNCTION).outputs["name"],
+        "principal": "s3.amazonaws.com",
+        "sourceArn": f"arn:aws:s3:::{deployed.physical(names.input_bucket)}",
+        "sourceAccount": ACCOUNT,
+    }
+    assert mocks.calls == [CALLER_IDENTITY]
+
+
+def test_uploads_trigger_the_function_after_the_permission_exists(deployed: Deployment) -> None:
+    mocks, names = deployed.mocks, deployed.names
+    notification = mocks.one(NOTIFICATION)
+    assert notification.inputs == {
+        "bucket": deployed.physical(names.input_bucket),
+        "lambdaFunctions": [
+            {
+                "events": ["s3:ObjectCreated:*"],
+                "lambdaFunctionArn": mocks.one(FUNCTION).outputs["arn"],
+            }
+        ],
+    }
+    assert mocks.one(PERMISSION).urn in notification.dependencies
+
+
+def test_settings_reach_the_function_layer_and_logs(fake_layer: list[tuple[str, str]]) -> None:
+    settings = StackSettings(
+        runtime="python3.13",
+        architecture="x86_64",
+        memory_mb=2048,
+        timeout_s=300,
+        log_retention_days=30,
+    )
+    mocks = deploy(settings=settings).mocks
+    function = mocks.one(FUNCTION).inputs
+    assert (function["runtime"], function["architectures"]) == ("python3.13", ["x86_64"])
+    assert (function["memorySize"], function["timeout"]) == (2048, 300)
+    assert mocks.one(LAYER).inputs["compatibleArchitectures"] == ["x86_64"]
+    assert mocks.one(LAYER).inputs["compatibleRuntimes"] == ["python3.13"]
+    assert mocks.one(LOG_GROUP).inputs["retentionInDays"] == 30
+    assert fake_layer == [("python3.13", "x86_64")]
+
+
+def test_component_outputs_are_the_physical_names() -> None:
+    names = resource_names("imgpipe", "dev")
+    args = ImagePipelineArgs(PipelineConfig.single(load_named("web")), StackSettings(), names)
+
+    def program() -> pulumi.Output:
+        pipeline = ImagePipeline("image-pipeline", args)
+
+        def check(values: list[str]) -> None:
+            assert values == [
+                names.input_bucket + SUFFIX,
+                names.output_bucket + SUFFIX,
+                names.metadata_table + SUFFIX,
+                names.function + SUFFIX,
+            ]
+
+        return pulumi.Output.all(
+            pipeline.input_bucket_name,
+            pipeline.output_bucket_name,
+            pipeline.table_name,
+            pipeline.function_name,
+        ).apply(check)
+
+    run_program(program)
+
+
+def test_a_failing_output_check_fails_the_test() -> None:
+    # Guards the guard: an assertion inside apply() must not be swallowed.
+    def program() -> pulumi.Output:
+        pipeline = deploy_inline()
+        return pipeline.function_name.apply(lambda name: _fail(name))
+
+    with pytest.raises(AssertionError, match="imgpipe-dev-processor"):
+        run_program(program)
+
+
+def deploy_inline() -> ImagePipeline:
+    names = resource_names("imgpipe", "dev")
+    config = PipelineConfig.single(load_named("thumbnail"))
+    return ImagePipeline("image-pipeline", ImagePipelineArgs(config, StackSettings(), names))
+
+
+def _fail(value: str) -> None:
+    raise AssertionError(value)
+
+
+# -- the program (__main__.py) ----------------------------------------------------------
+
+
+def run_main(config: dict[str, str] | None = None, stack: str = "dev") -> PipelineMocks:
+    exported: dict[str, Any] = {}
+
+    def program() -> pulumi.Output:
+        runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
+        outputs = pulumi.runtime.get_root_resource().outputs
+        return pulumi.Output.all(**outputs).apply(exported.update)
+
+    mocks = run_program(program, config=config, stack=stack)
+    mocks.exported = exported  # type: ignore[attr-defined]
+    return mocks
+
+
+def test_main_exports_the_four_outputs() -> None:
+    mocks = run_main()
+    names = resource_names("imgpipe", "dev")
+    assert mocks.exported == {  # type: ignore[attr-defined]
+        OUTPUT_INPUT_BUCKET: names.input_bucket + SUFFIX,
+        OUTPUT_OUTPUT_BUCKET: names.output_bucket + SUFFIX,
+        OUTPUT_METADATA_TABLE: names.metadata_table + SUFFIX,
+        OUTPUT_FUNCTION_NAME: names.function + SUFFIX,
+    }
+    assert mocks.one(TYPE_TOKEN).name == "image-pipeline"
+
+
+def test_main_reads_stack_config(fake_layer: list[tuple[str, str]]) -> None:
+    config = {"profile": "web", "architecture": "x86_64", "memory": "512", "timeout": "30"}
+    mocks = run_main(config=config, stack="prod")
+    function = mocks.one(FUNCTION)
+    assert function.name == "imgpipe-prod-processor"
+    assert function.inputs["architectures"] == ["x86_64"]
+    assert (function.inputs["memorySize"], function.inputs["timeout"]) == (512, 30)
+    profile_config = PipelineConfig.from_json(
+        function.inputs["environment"]["variables"]["PROFILE_CONFIG"]
+    )
+    assert profile_config == PipelineConfig.single(load_named("web"))
+    assert fake_layer == [("python3.12", "x86_64")]
+
+
+@pytest.mark.parametrize(
+    ("config", "stack", "error", "match"),
+    [
+        ({"profile": "no-such-profile"}, "dev", ProfileError, "one of .*thumbnail"),
+        ({"runtime": "python3.11"}, "dev", StackSettingsError, "imgpipe:runtime"),
+        ({"logRetentionDays": "10"}, "dev", StackSettingsError, "imgpipe:logRetentionDays"),
+        ({}, "Dev_Stack", StackSettingsError, "imgpipe:stack"),
+    ],
+)
+def test_bad_config_fails_before_any_resource(
+    config: dict[str, str], stack: str, error: type[Exception], match: str
+) -> None:
+    mocks = PipelineMocks()
+
+    def program() -> None:
+        runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
+
+    pulumi.runtime.reset_options(project="imgpipe", stack=stack)
+    pulumi.runtime.set_all_config({f"imgpipe:{k}": v for k, v in config.items()})
+    pulumi.runtime.set_mocks(mocks, project="imgpipe", stack=stack, preview=True)
+    with pytest.raises(error, match=match):
+        pulumi.runtime.test(program)()
+    assert mocks.resources == {}
+    assert mocks.calls == []
+
+
+def test_the_program_never_imports_pillow() -> None:
+    # pipeline/ runs where Pulumi runs; Pillow is fetched for another platform, never loaded.
+    code = "import sys, pipeline.component; assert 'PIL' not in sys.modules, 'PIL imported'"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,119 @@
+"""pipeline.stack: config parsing, validation messages and resource names."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pipeline import layer
+from pipeline.stack import (
+    LOG_RETENTION_DAYS,
+    MAX_LOGICAL_NAME,
+    RUNTIMES,
+    ResourceNames,
+    StackSettings,
+    StackSettingsError,
+    resource_names,
+)
+
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+def settings_from(**values: str) -> StackSettings:
+    return StackSettings.from_values(values.get)
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    assert settings_from() == StackSettings(
+        profile="thumbnail",
+        runtime="python3.12",
+        architecture="arm64",
+        memory_mb=1024,
+        timeout_s=60,
+        log_retention_days=14,
+    )
+
+
+def test_every_key_is_read_under_its_camel_case_name() -> None:
+    settings = settings_from(
+        profile="web",
+        runtime="python3.13",
+        architecture="x86_64",
+        memory="2048",
+        timeout="900",
+        logRetentionDays="30",
+    )
+    assert settings == StackSettings("web", "python3.13", "x86_64", 2048, 900, 30)
+
+
+def test_empty_strings_take_the_default() -> None:
+    assert settings_from(memory="", runtime="") == StackSettings()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("runtime", "python3.11", "cannot load current Pillow wheels"),
+        ("runtime", "nodejs20.x", "one of python3.12, python3.13"),
+        ("architecture", "arm", "arm64 or x86_64"),
+        ("memory", "127", "from 128 to 10240"),
+        ("memory", "10241", "from 128 to 10240"),
+        ("memory", "1GB", "a whole number"),
+        ("timeout", "0", "from 1 to 900"),
+        ("timeout", "901", "from 1 to 900"),
+        ("logRetentionDays", "10", "one of 0, 1, 3, 5, 7, 14"),
+        ("profile", "../secrets", "a profile name"),
+    ],
+)
+def test_invalid_values_name_the_key_the_value_and_what_is_allowed(
+    key: str, value: str, expected: str
+) -> None:
+    with pytest.raises(StackSettingsError) as caught:
+        settings_from(**{key: value})
+    message = str(caught.value)
+    assert message.startswith(f"imgpipe:{key}: got ")
+    assert value.strip("./") in message
+    assert expected in message
+
+
+def test_limits_are_inclusive() -> None:
+    low = settings_from(memory="128", timeout="1", logRetentionDays="1")
+    high = settings_from(memory="10240", timeout="900", logRetentionDays="3653")
+    assert (low.memory_mb, low.timeout_s) == (128, 1)
+    assert (high.memory_mb, high.timeout_s, high.log_retention_days) == (10240, 900, 3653)
+    assert 0 in LOG_RETENTION_DAYS  # "never expire"
+
+
+def test_every_runtime_the_stack_accepts_has_a_layer_platform() -> None:
+    assert set(RUNTIMES) == set(layer.RUNTIME_GLIBC_MINOR)
+
+
+def test_resource_names() -> None:
+    assert resource_names("imgpipe", "dev") == ResourceNames(
+        input_bucket="imgpipe-dev-input",
+        output_bucket="imgpipe-dev-output",
+        metadata_table="imgpipe-dev-metadata",
+        function="imgpipe-dev-processor",
+        dead_letter_queue="imgpipe-dev-dlq",
+        event_queue="imgpipe-dev-events",
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod-eu", "a", "x" * 30])
+def test_names_are_valid_bucket_names_even_with_pulumi_suffix(stack: str) -> None:
+    for name in vars(resource_names("imgpipe", stack)).values():
+        assert BUCKET_NAME.match(name), name
+        assert BUCKET_NAME.match(f"{name}-a1b2c3d"), name
+
+
+@pytest.mark.parametrize("stack", ["Dev", "my_stack", "dev.eu", "-dev", "dev-", "de--v", ""])
+def test_invalid_stack_names_are_refused(stack: str) -> None:
+    with pytest.raises(StackSettingsError, match=r"imgpipe:stack: .*lower-case letters"):
+        resource_names("imgpipe", stack)
+
+
+def test_too_long_stack_name_is_refused() -> None:
+    stack = "x" * (MAX_LOGICAL_NAME - len("imgpipe--processor") + 1)
+    with pytest.raises(StackSettingsError, match="a shorter project\\+stack name"):
+        resource_names("imgpipe", stack)
