@@ -16,11 +16,10 @@ from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
 from lambda_pkg.settings import function_environment
 from pipeline.iam import assume_role_policy, function_policy
 from pipeline.layer import build_function_zip, build_layer
-from pipeline.stack import ResourceNames, StackSettings
+from pipeline.stack import TRIGGER_EVENTS, ResourceNames, StackSettings
 
 TYPE_TOKEN = "imgpipe:index:ImagePipeline"
 HANDLER = "lambda_pkg.handler.handler"
-TRIGGER_EVENTS = ["s3:ObjectCreated:*"]
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ class ImagePipeline(pulumi.ComponentResource):
             bucket=self.input_bucket.id,
             lambda_functions=[
                 aws.s3.BucketNotificationLambdaFunctionArgs(
-                    lambda_function_arn=self.function.arn, events=TRIGGER_EVENTS
+                    lambda_function_arn=self.function.arn, events=list(TRIGGER_EVENTS)
                 )
             ],
             # S3 validates the destination when the notification is put, so the permission

@@ -19,6 +19,10 @@ OUTPUT_OUTPUT_BUCKET = "outputBucket"
 OUTPUT_METADATA_TABLE = "metadataTable"
 OUTPUT_FUNCTION_NAME = "functionName"
 
+# What the input bucket notifies the function of: the Pulumi program and the local stack
+# wire the same list, so the emulator sees what AWS would deliver.
+TRIGGER_EVENTS = ("s3:ObjectCreated:*",)
+
 # Lambda's python3.11 runs on Amazon Linux 2 (glibc 2.26); Pillow 13's wheels need glibc
 # 2.27+ (manylinux_2_27/2_28), so only the Amazon Linux 2023 runtimes (glibc 2.34) qualify.
 RUNTIMES = ("python3.12", "python3.13")
