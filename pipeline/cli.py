@@ -1,0 +1,235 @@
+"""`imgpipe`: run the pipeline locally, and work with a local or deployed stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lambda_pkg.profiles import PROFILES_DIR, PipelineConfig, ProfileError, load_named
+from pipeline import gallery, ops, report
+from pipeline.progress import ProgressBar
+from pipeline.stack import StackSettingsError
+from pipeline.targets import Target, TargetError, resolve
+
+logger = logging.getLogger("imgpipe.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("imgpipe").setLevel(logging.WARNING)  # the handler's own lines: in logs
+    logging.getLogger("imgpipe.local").setLevel(logging.INFO)
+    try:
+        return int(args.run(args) or 0)
+    except (TargetError, ProfileError, StackSettingsError, FileNotFoundError) as exc:
+        print(f"imgpipe: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imgpipe", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="run the pipeline on an embedded AWS emulator")
+    local.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
+    local.add_argument("--profile", default="thumbnail", help="processing profile name")
+    local.add_argument("--workers", type=int, default=None, help="default: number of cores")
+    local.set_defaults(run=_local)
+
+    demo = commands.add_parser("demo", help="local stack + generated samples -> results table")
+    demo.add_argument("--profile", default="thumbnail")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="where results go")
+    demo.add_argument("--workers", type=int, default=None)
+    demo.set_defaults(run=_demo)
+
+    def targeted(name: str, help: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help)
+        _add_target_options(command)
+        return command
+
+    upload = targeted("upload", "upload files or folders (recursively) to the input bucket")
+    upload.add_argument("paths", nargs="+", type=Path)
+    upload.add_argument("--prefix", default="", help="key prefix, e.g. input/")
+    upload.set_defaults(run=_upload)
+
+    targeted("ls", "list the metadata items").set_defaults(run=_ls)
+
+    show = targeted("show", "one image's metadata item and its rendition keys")
+    show.add_argument("key")
+    show.set_defaults(run=_show)
+
+    reprocess = targeted("reprocess", "re-run the current profile over existing inputs")
+    reprocess.add_argument(
+        "--all", action="store_true", help="every input, not only those with an older profile"
+    )
+    reprocess.add_argument("--parallel", type=int, default=8, help="concurrent invocations")
+    reprocess.set_defaults(run=_reprocess)
+
+    gallery_command = targeted("gallery", "write a static HTML contact sheet")
+    gallery_command.add_argument("--out", type=Path, default=Path("out/gallery"))
+    gallery_command.add_argument(
+        "--presign", action="store_true", help="presigned URLs instead of local copies"
+    )
+    gallery_command.set_defaults(run=_gallery)
+
+    dlq = commands.add_parser("dlq", help="the dead-letter queue: what failed and why")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_ls = dlq_commands.add_parser("ls", help="list failure records")
+    _add_target_options(dlq_ls)
+    dlq_ls.set_defaults(run=_dlq_ls)
+    dlq_redrive = dlq_commands.add_parser("redrive", help="re-invoke every failed event")
+    _add_target_options(dlq_redrive)
+    dlq_redrive.set_defaults(run=_dlq_redrive)
+    return parser
+
+
+def _add_target_options(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", help="an emulator's URL (default: the running local stack)")
+    where.add_argument("--stack", help="a deployed Pulumi stack (reads `pulumi stack output`)")
+
+
+def _target(args: argparse.Namespace) -> Target:
+    return resolve(endpoint=args.endpoint, stack=args.stack)
+
+
+# -- local and demo -----------------------------------------------------------------------
+
+
+def _local(args: argparse.Namespace) -> int:
+    from pipeline.local.runner import LocalStack
+
+    print("Building the function zip and layer (the first run downloads wheels)...")
+    stack = LocalStack(args.profile, port=args.port, workers=args.workers)
+    _stop_on_sigterm()
+    with stack:
+        names = stack.names
+        print(f"\nimgpipe local stack is up: profile {args.profile}, {stack.workers} workers")
+        print(f"  endpoint      {stack.endpoint}")
+        print(f"  input bucket  {names.input_bucket}")
+        print(f"  output bucket {names.output_bucket}   table {names.metadata_table}")
+        print(f"  worker logs   {stack.log_dir}")
+        print("\nUpload with the AWS CLI (any credentials work on the emulator):")
+        print("  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
+        print(
+            f"  aws --endpoint-url {stack.endpoint} s3 cp photo.jpg "
+            f"s3://{names.input_bucket}/input/photo.jpg"
+        )
+        print("Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery")
+        print(f"Editing profiles/{args.profile}.yaml redeploys, like `pulumi up`. Ctrl-C stops.\n")
+        try:
+            _serve(stack, PROFILES_DIR / f"{args.profile}.yaml")
+        except KeyboardInterrupt:
+            print("\nShutting down...")
+    print("Stopped.")
+    return 0
+
+
+def _stop_on_sigterm() -> None:
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _serve(stack: Any, profile_file: Path) -> None:
+    """Run until interrupted; a changed profile file is redeployed if it is valid."""
+    seen = profile_file.stat().st_mtime if profile_file.exists() else 0.0
+    while True:
+        time.sleep(1)
+        mtime = profile_file.stat().st_mtime if profile_file.exists() else 0.0
+        if mtime == seen:
+            continue
+        seen = mtime
+        try:
+            config = PipelineConfig.single(load_named(profile_file.stem))
+        except ProfileError as exc:
+            print(f"Profile edit not deployed: {exc}", file=sys.stderr)
+            continue
+        stack.redeploy(config)
+        print(f"Profile {profile_file.stem} redeployed ({config.profiles[0].content_hash()}).")
+        print("Run `imgpipe reprocess` to bring existing images up to date.")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(args.profile, args.out, args.workers)
+
+
+# -- everyday commands --------------------------------------------------------------------
+
+
+def _upload(args: argparse.Namespace) -> int:
+    target = _target(args)
+    pairs = ops.files_to_upload(args.paths, args.prefix)
+    ops.upload(target, pairs, ProgressBar(len(pairs), "upload"))
+    print(f"Uploaded {len(pairs)} file(s) to s3://{target.names.input_bucket}/")
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    entries = ops.items(_target(args))
+    print(report.table([report.item_row(e["image_name"], e) for e in entries]))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    target = _target(args)
+    entry = ops.item(target, args.key)
+    if entry is None:
+        print(f"imgpipe: no metadata item for {args.key!r}", file=sys.stderr)
+        return 1
+    print(json.dumps(entry, indent=2, sort_keys=True))
+    for rendition in entry.get("renditions", []):
+        print(f"s3://{target.names.output_bucket}/{rendition['key']}")
+    return 0
+
+
+def _reprocess(args: argparse.Namespace) -> int:
+    target = _target(args)
+    config = ops.current_config(target)
+    plan = ops.plan_reprocess(target, config, everything=args.all)
+    print(
+        f"{len(plan.events)} to reprocess, {plan.current} already current, "
+        f"{plan.unrouted} not routed to any profile"
+    )
+    if plan.events:
+        bar = ProgressBar(len(plan.events), "reprocess")
+        ops.send_events(target, plan.events, bar, parallel=args.parallel)
+    return 0
+
+
+def _gallery(args: argparse.Namespace) -> int:
+    page = gallery.write(_target(args), args.out, presign=args.presign)
+    print(f"Gallery: {page.resolve().as_uri()}")
+    return 0
+
+
+def _dlq_ls(args: argparse.Namespace) -> int:
+    letters = ops.dead_letters(_target(args), hold_s=0)
+    if not letters:
+        print("The dead-letter queue is empty.")
+    for letter in letters:
+        keys = ", ".join(letter.keys) or "(no S3 records)"
+        print(f"{keys}  attempts={letter.attempts}  {letter.error}")
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    letters = ops.dead_letters(_target(args), hold_s=0)
+    count = ops.redrive(_target(args), ProgressBar(len(letters), "redrive"))
+    print(f"Redrove {count} event(s).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

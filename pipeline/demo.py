@@ -1,0 +1,85 @@
+"""`imgpipe demo`: the local stack, sample images made on the spot, a results table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipeline import gallery, ops, report
+from pipeline.local.runner import LocalStack
+from pipeline.progress import ProgressBar
+
+DEMO_STACK = "demo"
+INPUT_PREFIX = "input/"
+FINAL = ("ok", "failed")
+
+
+def make_samples(directory: Path) -> list[dict[str, str]]:
+    """The samples need Pillow, which pipeline/ never imports: a child process makes them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "imgpipe_samples", str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def run_demo(profile: str, out: Path, workers: int | None = None) -> int:
+    started = time.monotonic()
+    print("Building the function zip and layer (the first run downloads wheels)...")
+    with LocalStack(profile, stack=DEMO_STACK, workers=workers, write_state=False) as stack:
+        target = stack.target()
+        print(f"Local stack up at {stack.endpoint} ({stack.workers} workers, profile {profile}).")
+        samples = make_samples(out / "samples")
+        pairs = [(out / "samples" / s["file"], INPUT_PREFIX + s["file"]) for s in samples]
+        ops.upload(target, pairs, ProgressBar(len(pairs), "upload"))
+        keys = [key for _, key in pairs]
+        results = ops.wait_for(
+            target,
+            keys,
+            done=lambda entry: entry.get("status") in FINAL,
+            timeout_s=120,
+            progress=ProgressBar(len(keys), "processed"),
+        )
+        letters = {key: letter for letter in ops.dead_letters(target, 0) for key in letter.keys}
+        page = gallery.write(target, out / "gallery")
+        print()
+        print(_table(samples, results, letters))
+        expected = {INPUT_PREFIX + s["file"]: s["expect"] for s in samples}
+        surprises = [
+            key
+            for key, entry in results.items()
+            if (entry or {}).get("status") != expected[key] and key not in letters
+        ]
+        accounted = sum(
+            1 for k in keys if (results[k] or {}).get("status") in FINAL or k in letters
+        )
+        print(
+            f"\n{accounted} of {len(keys)} images accounted for "
+            f"({sum(1 for e in results.values() if e and e['status'] == 'ok')} ok, "
+            f"{sum(1 for e in results.values() if e and e['status'] == 'failed')} failed, "
+            f"{len(letters)} on the dead-letter queue) in {time.monotonic() - started:.1f} s."
+        )
+        print(f"Gallery (originals beside renditions): {page.resolve().as_uri()}")
+        print(f"Renditions: {(out / 'gallery' / 'renditions' / 'processed').resolve()}")
+        print(f"Function logs (as CloudWatch would have them): {stack.log_dir.resolve()}")
+        print("Shutting the local stack down.")
+    if surprises or accounted != len(keys):
+        print(f"Unexpected results for: {', '.join(surprises) or 'missing items'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _table(samples: list[dict[str, str]], results: dict, letters: dict) -> str:
+    rows = []
+    for sample in samples:
+        key = INPUT_PREFIX + sample["file"]
+        row = report.item_row(key, results.get(key), "dead-letter" if key in letters else "missing")
+        if key in letters and not row[-1]:
+            row = (*row[:-1], letters[key].error)
+        rows.append(row)
+    return report.table(rows)

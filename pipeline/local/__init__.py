@@ -1,0 +1,1 @@
+"""The pipeline on one machine: moto's server as AWS, SQS-fed workers as Lambda."""

@@ -1,0 +1,153 @@
+"""The local stack: emulator + resources + worker pool, up and down as one thing."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from lambda_pkg.profiles import PipelineConfig, load_named
+from lambda_pkg.settings import function_environment
+from pipeline.local import provision, sandbox
+from pipeline.local.emulator import CREDENTIALS, REGION, Emulator
+from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
+from pipeline.stack import StackSettings, resource_names
+from pipeline.targets import DEFAULT_LOCAL_STACK, PROJECT, STATE_DIR, Target, state_file
+
+
+class LocalStack:
+    """Start with `with LocalStack(...) as stack:`; everything stops on exit, even on Ctrl-C."""
+
+    def __init__(
+        self,
+        profile: str | PipelineConfig = "thumbnail",
+        stack: str = DEFAULT_LOCAL_STACK,
+        port: int = 0,
+        workers: int | None = None,
+        settings: StackSettings | None = None,
+        retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S,
+        fault_environment: dict[str, str] | None = None,
+        write_state: bool = True,
+    ) -> None:
+        self.config = (
+            profile
+            if isinstance(profile, PipelineConfig)
+            else PipelineConfig.single(load_named(profile))
+        )
+        self.stack = stack
+        self.settings = settings or StackSettings(profile=self.config.profiles[0].name)
+        self.names = resource_names(PROJECT, stack)
+        self.workers = workers or os.cpu_count() or 1
+        self._retry_delays_s = retry_delays_s
+        self._fault_environment = dict(fault_environment or {})
+        self._write_state = write_state
+        self._emulator = Emulator(port)
+        self.pool: WorkerPool | None = None
+        self.resources: provision.LocalResources | None = None
+        self.log_dir = STATE_DIR / "logs" / stack
+
+    @property
+    def endpoint(self) -> str:
+        return self._emulator.endpoint
+
+    @property
+    def function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{provision.ACCOUNT}:function:{self.names.function}"
+
+    def function_environment(self) -> dict[str, str]:
+        """What the Pulumi program sets, plus where AWS is and the Lambda runtime's own vars."""
+        return {
+            **function_environment(
+                self.names.output_bucket, self.names.metadata_table, self.config
+            ),
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            **CREDENTIALS,
+            "AWS_LAMBDA_FUNCTION_NAME": self.names.function,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.settings.memory_mb),
+            **self._fault_environment,
+        }
+
+    def start(self) -> LocalStack:
+        image = sandbox.prepare()  # before the emulator: a broken artifact fails fast
+        self._emulator.start()
+        try:
+            self.resources = provision.provision(
+                self.endpoint, self.names, visibility_timeout_s=self.settings.timeout_s + 30
+            )
+            self._start_pool(image)
+        except BaseException:
+            self._emulator.stop()
+            raise
+        if self._write_state:
+            path = state_file(self.stack)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.target().to_json())
+        return self
+
+    def _start_pool(self, image: sandbox.RuntimeImage) -> None:
+        assert self.resources is not None
+        self.pool = WorkerPool(
+            endpoint=self.endpoint,
+            event_queue_url=self.resources.event_queue_url,
+            dead_letter_queue_url=self.resources.dead_letter_queue_url,
+            image=image,
+            environment=self.function_environment(),
+            function_arn=self.function_arn,
+            workers=self.workers,
+            timeout_s=self.settings.timeout_s,
+            log_dir=self.log_dir,
+            retry_delays_s=self._retry_delays_s,
+        ).start()
+
+    def redeploy(self, config: PipelineConfig) -> None:
+        """What `pulumi up` after a profile edit does: new function environment, same data."""
+        self.config = config
+        if self.pool is not None:
+            self.pool.stop()
+        self._start_pool(sandbox.prepare())
+        if self._write_state:
+            state_file(self.stack).write_text(self.target().to_json())
+
+    def target(self) -> Target:
+        assert self.resources is not None
+        return Target(
+            names=self.names,
+            endpoint=self.endpoint,
+            event_queue_url=self.resources.event_queue_url,
+            dead_letter_queue_url=self.resources.dead_letter_queue_url,
+            extra={"profile_config": self.config.to_json(), "pid": os.getpid()},
+        )
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
+        self._emulator.stop()
+        if self._write_state:
+            state_file(self.stack).unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_until_idle(self, timeout_s: float = 60) -> bool:
+        """True once the event queue is empty and nothing is in flight."""
+        from pipeline.local.emulator import client
+
+        assert self.resources is not None
+        sqs = client("sqs", self.endpoint)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=self.resources.event_queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            if not any(int(v) for v in attributes.values()):
+                return True
+            time.sleep(0.2)
+        return False

@@ -1,0 +1,195 @@
+"""Run the handler from the deployment artifacts, the way Lambda would.
+
+The function zip and the layer zip are the very files `pulumi up` uploads (built by
+pipeline/layer.py, the layer for this machine's interpreter). They are unpacked and the
+handler runs in a separate interpreter that sees only them, boto3 (which Lambda's runtime
+provides) and the standard library. A file missing from the zip fails here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipeline.layer import DEFAULT_CACHE_DIR, build_function_zip, build_layer_for_host
+
+BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+
+
+class InvocationError(Exception):
+    """The function raised, crashed or timed out: what Lambda would report."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RuntimeImage:
+    """The unpacked artifacts: what sys.path holds inside the sandbox, in Lambda's order."""
+
+    function_dir: Path
+    layer_dir: Path
+    runtime_dir: Path
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(self.function_dir), str(self.layer_dir / "python"), str(self.runtime_dir)]
+
+
+def prepare(cache_dir: Path = DEFAULT_CACHE_DIR) -> RuntimeImage:
+    """Build (or reuse) the artifacts and unpack them under .build/sandbox/."""
+    function_zip = build_function_zip(cache_dir)
+    layer_zip = build_layer_for_host(cache_dir)
+    root = Path(cache_dir) / "sandbox"
+    return RuntimeImage(
+        function_dir=_unpack(function_zip, root),
+        layer_dir=_unpack(layer_zip, root),
+        runtime_dir=_boto3_runtime(root),
+    )
+
+
+def _unpack(archive: Path, root: Path) -> Path:
+    target = root / archive.stem
+    if not target.is_dir():
+        partial = root / f".{archive.stem}.{os.getpid()}"
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(partial)
+        try:
+            partial.rename(target)
+        except OSError:  # another process unpacked it first
+            _remove_tree(partial)
+    return target
+
+
+def _boto3_runtime(root: Path) -> Path:
+    """boto3 alone, at the version this project pins: what the Lambda runtime provides."""
+    version = metadata.version("boto3")
+    target = root / f"boto3-{version}"
+    if not target.is_dir():
+        partial = root / f".boto3-{version}.{os.getpid()}"
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(partial)]
+        done = subprocess.run([*command, f"boto3=={version}"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"installing boto3=={version} for the sandbox failed:\n{done.stderr}"
+            )
+        try:
+            partial.rename(target)
+        except OSError:
+            _remove_tree(partial)
+    return target
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class FunctionProcess:
+    """One warm function instance: a long-lived sandbox interpreter, one invocation at a time.
+
+    Crashes and time-outs kill the instance; the next invocation starts a fresh one (a cold
+    start), as Lambda does.
+    """
+
+    def __init__(
+        self,
+        image: RuntimeImage,
+        environment: dict[str, str],
+        timeout_s: float,
+        log: TextIO | None = None,
+    ) -> None:
+        self._image = image
+        self._environment = environment
+        self._timeout_s = timeout_s
+        self._log = log
+        self._process: subprocess.Popen[str] | None = None
+        self._responses: queue.Queue[str | None] = queue.Queue()
+        self.cold_starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        process = self._ensure_started()
+        assert process.stdin is not None
+        try:
+            process.stdin.write(json.dumps({"event": event}) + "\n")
+            process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.stop()
+            raise InvocationError("Runtime.ExitError", "the function process had exited") from None
+        response = self._next_response(self._timeout_s)
+        if response is None:
+            code = self.stop()
+            raise InvocationError("Runtime.ExitError", f"the function process exited ({code})")
+        data = json.loads(response)
+        if not data.get("ok"):
+            raise InvocationError(data.get("errorType", "Error"), data.get("errorMessage", ""))
+        return data.get("result")
+
+    def _next_response(self, timeout_s: float) -> str | None:
+        try:
+            return self._responses.get(timeout=timeout_s)
+        except queue.Empty:
+            self.stop()
+            message = f"Task timed out after {timeout_s:.0f} s"
+            raise InvocationError("Sandbox.Timedout", message) from None
+
+    def _ensure_started(self) -> subprocess.Popen[str]:
+        if self._process is not None and self._process.poll() is None:
+            return self._process
+        self._responses = queue.Queue()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self._environment}
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(BOOTSTRAP), *self._image.paths],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log if self._log is not None else subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,  # Ctrl-C in the terminal goes to us, not the function
+        )
+        self.cold_starts += 1
+        threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
+        ready = self._next_response(60)
+        if ready is None or not json.loads(ready).get("ready"):
+            code = self.stop()
+            raise InvocationError("Runtime.ImportError", f"the function did not start ({code})")
+        return self._process
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        responses = self._responses
+        for line in process.stdout:
+            responses.put(line)
+        responses.put(None)
+
+    def stop(self) -> int | None:
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        code = process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        return code

@@ -1,0 +1,176 @@
+"""Workers that long-poll the event queue and invoke the function like Lambda's async path.
+
+Lambda's asynchronous invocation: at least once, on error two more attempts with back-off,
+then an on-failure record (the event, the error, the attempt count) to the destination.
+Here the destination is the dead-letter queue on the emulator. A message is deleted from
+the event queue only once it has either succeeded or been recorded as failed, so a worker
+that dies loses nothing: SQS hands the message out again after its visibility timeout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lambda_pkg.events import s3_records
+from pipeline.local.emulator import client
+from pipeline.local.sandbox import FunctionProcess, InvocationError, RuntimeImage
+
+logger = logging.getLogger("imgpipe.local")
+
+# Lambda waits about 1 and 2 minutes between async retries; locally we scale that down.
+DEFAULT_RETRY_DELAYS_S = (1.0, 2.0)
+
+
+@dataclass
+class PoolStats:
+    invocations: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self.lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+def failure_record(
+    event: dict[str, Any], error: InvocationError, attempts: int, function_arn: str
+) -> dict[str, Any]:
+    """The shape of Lambda's on-failure destination record for an async invocation."""
+    return {
+        "version": "1.0",
+        "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": {"errorType": error.error_type, "errorMessage": error.message},
+    }
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        endpoint: str,
+        event_queue_url: str,
+        dead_letter_queue_url: str,
+        image: RuntimeImage,
+        environment: dict[str, str],
+        function_arn: str,
+        workers: int,
+        timeout_s: float,
+        log_dir: Path,
+        retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
+    ) -> None:
+        self._endpoint = endpoint
+        self._event_queue_url = event_queue_url
+        self._dead_letter_queue_url = dead_letter_queue_url
+        self._image = image
+        self._environment = environment
+        self._function_arn = function_arn
+        self._timeout_s = timeout_s
+        self._retry_delays_s = tuple(retry_delays_s)
+        self._log_dir = log_dir
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(n,), name=f"worker-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        self._functions: list[FunctionProcess] = []
+        self._functions_lock = threading.Lock()
+        self.stats = PoolStats()
+
+    @property
+    def size(self) -> int:
+        return len(self._threads)
+
+    def start(self) -> WorkerPool:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30) -> None:
+        self._stopping.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.1, deadline - time.monotonic()))
+        with self._functions_lock:
+            for function in self._functions:
+                function.stop()
+
+    def function_pids(self) -> list[int]:
+        with self._functions_lock:
+            return [f.pid for f in self._functions if f.pid is not None]
+
+    def _run(self, number: int) -> None:
+        sqs = client("sqs", self._endpoint)
+        with open(self._log_dir / f"worker-{number}.log", "a", buffering=1) as log:
+            function = FunctionProcess(self._image, self._environment, self._timeout_s, log)
+            with self._functions_lock:
+                self._functions.append(function)
+            while not self._stopping.is_set():
+                try:
+                    messages = sqs.receive_message(
+                        QueueUrl=self._event_queue_url,
+                        MaxNumberOfMessages=1,
+                        WaitTimeSeconds=1,
+                    ).get("Messages", [])
+                except Exception:  # the emulator restarting: keep polling, lose nothing
+                    logger.warning("worker-%d: receive failed; retrying", number, exc_info=True)
+                    time.sleep(0.5)
+                    continue
+                for message in messages:
+                    self._deliver(number, sqs, function, message)
+
+    def _deliver(self, number: int, sqs: Any, function: FunctionProcess, message: dict) -> None:
+        event = json.loads(message["Body"])
+        attempts, error = 0, None
+        for delay in (0.0, *self._retry_delays_s):
+            if delay:
+                self.stats.add(retried=1)
+                if self._stopping.wait(delay):
+                    return  # shutting down: the message stays on the queue for next time
+            attempts += 1
+            self.stats.add(invocations=1)
+            started = time.monotonic()
+            try:
+                function.invoke(event)
+            except InvocationError as exc:
+                error = exc
+                logger.warning("worker-%d: attempt %d failed: %s", number, attempts, exc)
+                continue
+            self.stats.add(succeeded=1)
+            elapsed_ms = (time.monotonic() - started) * 1000
+            logger.info("worker-%d: %s done in %.0f ms", number, _keys(event), elapsed_ms)
+            break
+        else:
+            assert error is not None
+            record = failure_record(event, error, attempts, self._function_arn)
+            sqs.send_message(QueueUrl=self._dead_letter_queue_url, MessageBody=json.dumps(record))
+            self.stats.add(dead_lettered=1)
+            logger.warning("worker-%d: %s sent to the dead-letter queue", number, _keys(event))
+        sqs.delete_message(QueueUrl=self._event_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _keys(event: dict[str, Any]) -> str:
+    return ", ".join(record.key for record in s3_records(event)) or "(no S3 records)"

@@ -1,0 +1,275 @@
+"""What the everyday commands do, against a Target (the emulator or a deployed stack)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from lambda_pkg.events import s3_event
+from lambda_pkg.profiles import PipelineConfig
+from lambda_pkg.settings import ENV_PROFILE_CONFIG
+from pipeline.local.emulator import client
+from pipeline.targets import Target
+
+_deserializer = TypeDeserializer()
+Progress = Callable[[str], None]
+
+
+def aws(target: Target, service: str) -> Any:
+    return client(service, target.endpoint)
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the commands show plain ints."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _item(raw: dict[str, Any]) -> dict[str, Any]:
+    return {name: _plain(_deserializer.deserialize(value)) for name, value in raw.items()}
+
+
+def items(target: Target) -> list[dict[str, Any]]:
+    dynamodb = aws(target, "dynamodb")
+    found = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=target.names.metadata_table):
+        found.extend(_item(raw) for raw in page.get("Items", []))
+    return sorted(found, key=lambda item: item["image_name"])
+
+
+def item(target: Target, key: str) -> dict[str, Any] | None:
+    raw = aws(target, "dynamodb").get_item(
+        TableName=target.names.metadata_table,
+        Key={"image_name": {"S": key}},
+        ConsistentRead=True,
+    )
+    return _item(raw["Item"]) if "Item" in raw else None
+
+
+def input_objects(target: Target) -> Iterator[dict[str, Any]]:
+    s3 = aws(target, "s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.names.input_bucket):
+        yield from page.get("Contents", [])
+
+
+# -- upload -------------------------------------------------------------------------------
+
+
+def files_to_upload(paths: Iterable[Path], prefix: str = "") -> list[tuple[Path, str]]:
+    """(file, key) pairs: files as their name, folders recursively by relative path."""
+    pairs = []
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                pairs.append((file, prefix + file.relative_to(path).as_posix()))
+        elif path.is_file():
+            pairs.append((path, prefix + path.name))
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return pairs
+
+
+def upload(target: Target, pairs: list[tuple[Path, str]], progress: Progress) -> None:
+    s3 = aws(target, "s3")
+    for file, key in pairs:
+        s3.upload_file(str(file), target.names.input_bucket, key)
+        progress(key)
+
+
+def upload_bytes(target: Target, objects: dict[str, bytes]) -> None:
+    s3 = aws(target, "s3")
+    for key, data in objects.items():
+        s3.put_object(Bucket=target.names.input_bucket, Key=key, Body=data)
+
+
+# -- reprocess ----------------------------------------------------------------------------
+
+
+def current_config(target: Target) -> PipelineConfig:
+    """The profile configuration the function runs with now: its own environment."""
+    if "profile_config" in target.extra:
+        text = target.extra["profile_config"]
+    else:
+        configuration = aws(target, "lambda").get_function_configuration(
+            FunctionName=target.names.function
+        )
+        text = configuration["Environment"]["Variables"][ENV_PROFILE_CONFIG]
+    return PipelineConfig.from_json(text)
+
+
+@dataclass(frozen=True)
+class ReprocessPlan:
+    events: list[dict[str, Any]]
+    current: int  # already processed with the current profile: skipped
+    unrouted: int  # no profile route matches the key
+
+
+def plan_reprocess(target: Target, config: PipelineConfig, everything: bool) -> ReprocessPlan:
+    stored = {entry["image_name"]: entry for entry in items(target)}
+    events, current, unrouted = [], 0, 0
+    for obj in input_objects(target):
+        key = obj["Key"]
+        profile = config.profile_for(key)
+        if profile is None or key.endswith("/"):
+            unrouted += 1
+            continue
+        entry = stored.get(key)
+        if not everything and entry and entry.get("profile_hash") == profile.content_hash():
+            current += 1
+            continue
+        # The stored sequencer lets the conditional write accept this re-run.
+        sequencer = (entry or {}).get("sequencer", "")
+        events.append(
+            s3_event(target.names.input_bucket, key, obj["Size"], sequencer, "ObjectCreated:Put")
+        )
+    return ReprocessPlan(events, current, unrouted)
+
+
+def send_events(
+    target: Target, events: list[dict[str, Any]], progress: Progress, parallel: int = 8
+) -> None:
+    """Locally onto the event queue (as S3 would); in AWS as async Lambda invocations."""
+    if target.is_local:
+        if not target.event_queue_url:
+            raise RuntimeError("the local stack has no event queue; is `imgpipe local` running?")
+        sqs = aws(target, "sqs")
+        for start in range(0, len(events), 10):  # SQS batches hold at most 10 messages
+            batch = events[start : start + 10]
+            sqs.send_message_batch(
+                QueueUrl=target.event_queue_url,
+                Entries=[{"Id": str(i), "MessageBody": json.dumps(e)} for i, e in enumerate(batch)],
+            )
+            for event in batch:
+                progress(_event_key(event))
+        return
+    lambda_client = aws(target, "lambda")
+
+    def invoke(event: dict[str, Any]) -> str:
+        lambda_client.invoke(
+            FunctionName=target.names.function,
+            InvocationType="Event",
+            Payload=json.dumps(event).encode(),
+        )
+        return _event_key(event)
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        for key in pool.map(invoke, events):
+            progress(key)
+
+
+def _event_key(event: dict[str, Any]) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(event["Records"][0]["s3"]["object"]["key"])
+
+
+# -- waiting ------------------------------------------------------------------------------
+
+
+def wait_for(
+    target: Target,
+    keys: Iterable[str],
+    done: Callable[[dict[str, Any]], bool],
+    timeout_s: float,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, Any] | None]:
+    """Poll the table until every key's item satisfies `done`, or the time is up."""
+    pending = set(keys)
+    results: dict[str, dict[str, Any] | None] = dict.fromkeys(pending)
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        for key in sorted(pending):
+            entry = item(target, key)
+            if entry is not None and done(entry):
+                results[key] = entry
+                pending.discard(key)
+                if progress:
+                    progress(key)
+        if pending:
+            time.sleep(0.25)
+    for key in pending:
+        results[key] = item(target, key)
+    return results
+
+
+# -- dead-letter queue --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    receipt_handle: str
+    record: dict[str, Any]
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return self.record.get("requestPayload", {})
+
+    @property
+    def keys(self) -> list[str]:
+        from lambda_pkg.events import s3_records
+
+        return [r.key for r in s3_records(self.event)]
+
+    @property
+    def error(self) -> str:
+        response = self.record.get("responsePayload") or {}
+        return f"{response.get('errorType', '?')}: {response.get('errorMessage', '')}"
+
+    @property
+    def attempts(self) -> int:
+        return int(self.record.get("requestContext", {}).get("approximateInvokeCount", 0))
+
+
+def dead_letters(target: Target, hold_s: int = 30) -> list[DeadLetter]:
+    """Everything on the DLQ. Messages stay hidden for `hold_s` (0 to peek and release)."""
+    if not target.dead_letter_queue_url:
+        raise RuntimeError("this stack has no dead-letter queue output")
+    sqs = aws(target, "sqs")
+    letters: dict[str, DeadLetter] = {}
+    for _ in range(100):  # bounded: 1,000 messages at most per call
+        messages = sqs.receive_message(
+            QueueUrl=target.dead_letter_queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=max(hold_s, 1),
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            letters[message["MessageId"]] = DeadLetter(
+                message["ReceiptHandle"], json.loads(message["Body"])
+            )
+    if hold_s == 0:
+        for letter in letters.values():
+            sqs.change_message_visibility(
+                QueueUrl=target.dead_letter_queue_url,
+                ReceiptHandle=letter.receipt_handle,
+                VisibilityTimeout=0,
+            )
+    return list(letters.values())
+
+
+def redrive(target: Target, progress: Progress) -> int:
+    """Send every dead letter's original event through the function again, then drop it."""
+    letters = dead_letters(target, hold_s=60)
+    sqs = aws(target, "sqs")
+    for letter in letters:
+        send_events(target, [letter.event], progress=lambda _key: None)
+        sqs.delete_message(
+            QueueUrl=target.dead_letter_queue_url, ReceiptHandle=letter.receipt_handle
+        )
+        progress(", ".join(letter.keys) or "(event without S3 records)")
+    return len(letters)

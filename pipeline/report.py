@@ -1,0 +1,33 @@
+"""Plain-text tables of metadata items, shared by `imgpipe ls` and `imgpipe demo`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HEADER = ("key", "original", "renditions", "status", "error")
+MAX_CELL = 60
+
+
+def renditions_summary(entry: dict[str, Any]) -> str:
+    """Distinct rendition sizes in profile order: '1600x900, 800x450, 200x200'."""
+    sizes = [f"{r['width']}x{r['height']}" for r in entry.get("renditions", [])]
+    return ", ".join(dict.fromkeys(sizes)) or "-"
+
+
+def item_row(key: str, entry: dict[str, Any] | None, fallback_status: str = "missing") -> tuple:
+    entry = entry or {}
+    width, height = entry.get("original_width", 0), entry.get("original_height", 0)
+    original = f"{width}x{height}" if width and height else "-"
+    status = entry.get("status") or fallback_status
+    return (key, original, renditions_summary(entry), status, entry.get("error", ""))
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Aligned columns; the last column (the error) is left free to run long."""
+    rows = [HEADER, *rows]
+    widths = [min(max(len(row[i]) for row in rows), MAX_CELL) for i in range(len(HEADER) - 1)]
+    lines = []
+    for row in rows:
+        cells = [row[i][:MAX_CELL].ljust(widths[i]) for i in range(len(widths))]
+        lines.append("  ".join(cells) + ("  " + row[-1] if row[-1] else ""))
+    return "\n".join(line.rstrip() for line in lines)

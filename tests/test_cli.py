@@ -1,0 +1,151 @@
+"""The `imgpipe` command as a user runs it: processes, real output, real signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.report import item_row, renditions_summary, table
+from pipeline.targets import from_outputs, state_file
+from tests import images
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+IMGPIPE = [sys.executable, "-m", "pipeline"]
+AWS_CLI = Path(sys.executable).with_name("aws")
+
+
+def imgpipe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*IMGPIPE, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_demo_accounts_for_every_sample(tmp_path):
+    done = imgpipe("demo", "--out", str(tmp_path / "demo"), timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "13 of 13 images accounted for (11 ok, 2 failed, 0 on the dead-letter queue)" in (
+        done.stdout
+    )
+    header = next(line for line in done.stdout.splitlines() if line.startswith("key "))
+    assert header.split() == ["key", "original", "renditions", "status", "error"]
+    assert re.search(r"input/photo\.jpg\s+1920x1080\s+200x113\s+ok", done.stdout)
+    assert re.search(r"input/broken\.jpg\s+-\s+-\s+failed\s+corrupt or truncated", done.stdout)
+    assert (tmp_path / "demo" / "gallery" / "index.html").is_file()
+    thumb = tmp_path / "demo" / "gallery" / "renditions" / "processed" / "thumb_photo.jpg"
+    assert thumb.is_file()
+
+
+def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(images.jpeg(1920, 1080))
+    server = subprocess.Popen(
+        [*IMGPIPE, "local", "--workers", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in server.stdout:
+            lines.append(line)
+            if line.startswith("Editing profiles/"):
+                break
+        output = "".join(lines)
+        endpoint = re.search(r"endpoint\s+(http://127\.0\.0\.1:\d+)", output).group(1)
+        upload_line = re.search(r"aws --endpoint-url \S+ s3 cp photo\.jpg (s3://\S+)", output)
+        assert upload_line, output
+        assert state_file().is_file()
+
+        # WHEN a user runs the printed AWS CLI line
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        subprocess.run(
+            [str(AWS_CLI), "--endpoint-url", endpoint, "s3", "cp", str(photo), upload_line[1]],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        # THEN ls (through the state file) and show (through --endpoint) see the result
+        for _ in range(120):
+            listing = imgpipe("ls")
+            if " ok" in listing.stdout:
+                break
+            time.sleep(0.5)
+        assert re.search(r"input/photo\.jpg\s+1920x1080\s+200x113\s+ok", listing.stdout)
+        shown = imgpipe("show", "input/photo.jpg", "--endpoint", endpoint)
+        assert '"processed_width": 200' in shown.stdout
+        assert "processed/thumb_photo.jpg" in shown.stdout
+        gallery = imgpipe("gallery", "--out", str(tmp_path / "g"))
+        assert gallery.returncode == 0 and (tmp_path / "g" / "index.html").is_file()
+        assert "empty" in imgpipe("dlq", "ls").stdout
+        # AND Ctrl-C shuts everything down cleanly
+        server.send_signal(signal.SIGINT)
+        rest, errors = server.communicate(timeout=60)
+        assert server.returncode == 0, errors
+        assert "Stopped." in rest
+        assert not state_file().exists()
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def test_unknown_profile_is_a_clear_error():
+    done = imgpipe("local", "--profile", "nope", timeout=60)
+    assert done.returncode == 2
+    assert "profile: got 'nope'; allowed: one of thumbnail" in done.stderr
+
+
+def test_commands_without_a_stack_say_what_to_do(monkeypatch, tmp_path):
+    if state_file().exists():
+        pytest.skip("a local stack is running on this machine")
+    done = imgpipe("ls")
+    assert done.returncode == 2
+    assert "start one with `imgpipe local`" in done.stderr
+
+
+def test_deployed_stack_outputs_name_the_resources():
+    outputs = {
+        "inputBucket": "imgpipe-prod-input-abc1234",
+        "outputBucket": "imgpipe-prod-output-def5678",
+        "metadataTable": "imgpipe-prod-metadata-0a1b2c3",
+        "functionName": "imgpipe-prod-processor-9f8e7d6",
+        "deadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/imgpipe-prod-dlq-x",
+    }
+    target = from_outputs(outputs, "prod")
+    assert not target.is_local
+    assert target.names.input_bucket == "imgpipe-prod-input-abc1234"
+    assert target.names.function == "imgpipe-prod-processor-9f8e7d6"
+    assert target.dead_letter_queue_url.endswith("imgpipe-prod-dlq-x")
+
+
+def test_report_table_rows():
+    entry = {
+        "status": "ok",
+        "original_width": 1920,
+        "original_height": 1080,
+        "renditions": [
+            {"width": 800, "height": 450},
+            {"width": 800, "height": 450},
+            {"width": 200, "height": 113},
+        ],
+    }
+    assert renditions_summary(entry) == "800x450, 200x113"
+    failed = {"status": "failed", "original_width": 0, "original_height": 0, "error": "bad"}
+    text = table([item_row("a.jpg", entry), item_row("b.jpg", failed), item_row("c.jpg", None)])
+    lines = text.splitlines()
+    assert lines[1].split() == ["a.jpg", "1920x1080", "800x450,", "200x113", "ok"]
+    assert lines[2].split() == ["b.jpg", "-", "-", "failed", "bad"]
+    assert lines[3].split() == ["c.jpg", "-", "-", "missing"]

@@ -1,0 +1,199 @@
+"""End to end on the embedded emulator: real AWS CLI uploads, sandboxed function workers."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lambda_pkg.profiles import PipelineConfig, load_named
+from pipeline import ops
+from pipeline.local import sandbox
+from pipeline.local.emulator import CREDENTIALS
+from pipeline.local.runner import LocalStack
+from tests import images
+
+pytestmark = pytest.mark.slow
+FAST_RETRIES = (0.1, 0.2)
+_stack_numbers = itertools.count()
+AWS_CLI = Path(sys.executable).with_name("aws")
+
+
+def new_stack(**options) -> LocalStack:
+    # moto's backends are per process: every stack in this test run gets its own names.
+    name = f"t{os.getpid() % 1000}-{next(_stack_numbers)}"
+    options.setdefault("workers", 2)
+    options.setdefault("retry_delays_s", FAST_RETRIES)
+    return LocalStack(stack=name, write_state=False, **options)
+
+
+def aws_cli(endpoint: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}
+    return subprocess.run(
+        [str(AWS_CLI), "--endpoint-url", endpoint, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+
+
+def wait_final(target, keys, timeout_s=60):
+    results = ops.wait_for(target, keys, lambda e: e.get("status") in ("ok", "failed"), timeout_s)
+    missing = [k for k, v in results.items() if v is None]
+    assert not missing, f"never processed: {missing}"
+    return results
+
+
+def test_upload_with_the_aws_cli_to_renditions_and_items_then_clean_shutdown(tmp_path):
+    # GIVEN a local stack with the web profile and a folder with a photo and a broken file
+    (tmp_path / "album").mkdir()
+    (tmp_path / "album" / "beach day.jpg").write_bytes(images.jpeg(2400, 1600))
+    (tmp_path / "album" / "broken.jpg").write_bytes(images.jpeg(800, 600)[:1500])
+    stack = new_stack(profile="web")
+    with stack:
+        target = stack.target()
+        # WHEN the real AWS CLI uploads the folder to the emulator
+        aws_cli(
+            stack.endpoint,
+            "s3",
+            "cp",
+            "--recursive",
+            str(tmp_path / "album"),
+            f"s3://{stack.names.input_bucket}/input/",
+        )
+        results = wait_final(target, ["input/beach day.jpg", "input/broken.jpg"])
+        # THEN the photo has every rendition in the output bucket, and its item says so
+        photo = results["input/beach day.jpg"]
+        assert photo["status"] == "ok" and photo["profile"] == "web"
+        listing = aws_cli(
+            stack.endpoint, "s3", "ls", "--recursive", f"s3://{stack.names.output_bucket}/"
+        )
+        for rendition in photo["renditions"]:
+            assert rendition["key"] in listing.stdout
+        assert {r["name"] for r in photo["renditions"]} == {
+            r.name for r in load_named("web").renditions
+        }
+        # AND the broken one is a failed item with a reason, and nothing went to the DLQ
+        assert results["input/broken.jpg"]["status"] == "failed"
+        assert "truncated" in results["input/broken.jpg"]["error"]
+        assert ops.dead_letters(target, hold_s=0) == []
+        pids = stack.pool.function_pids()
+        assert pids, "the function ran in sandbox processes"
+        port = int(stack.endpoint.rsplit(":", 1)[1])
+    # AND after shutdown no function process and no emulator is left
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
+
+
+def test_a_handler_that_keeps_raising_ends_on_the_dead_letter_queue():
+    # GIVEN a function that raises for one key (as throttling without end would)
+    stack = new_stack(fault_environment={"IMGPIPE_FAULT_RAISE": "doomed.jpg"})
+    with stack:
+        target = stack.target()
+        ops.upload_bytes(
+            target, {"doomed.jpg": images.jpeg(300, 200), "fine.jpg": images.jpeg(300, 200)}
+        )
+        wait_final(target, ["fine.jpg"])
+        letters = []
+        for _ in range(100):
+            letters = ops.dead_letters(target, hold_s=0)
+            if letters:
+                break
+            time.sleep(0.1)
+        # THEN after 1 + 2 retries Lambda's failure record holds the event and the error
+        (letter,) = letters
+        assert letter.keys == ["doomed.jpg"]
+        assert letter.attempts == 3
+        assert "injected fault" in letter.error and letter.error.startswith("RuntimeError")
+        assert letter.record["requestContext"]["condition"] == "RetriesExhausted"
+        assert ops.item(target, "doomed.jpg") is None
+        assert stack.pool.stats.dead_lettered == 1
+
+
+def test_a_crash_mid_image_is_retried_and_the_image_still_completes(tmp_path):
+    # GIVEN a function process that dies (exit 137) after decoding, before writing, once
+    marker = tmp_path / "crashed"
+    faults = {"IMGPIPE_FAULT_CRASH_ONCE": "victim.jpg", "IMGPIPE_FAULT_MARKER": str(marker)}
+    stack = new_stack(fault_environment=faults, workers=1)
+    with stack:
+        target = stack.target()
+        ops.upload_bytes(target, {"victim.jpg": images.jpeg(1200, 900)})
+        (entry,) = wait_final(target, ["victim.jpg"]).values()
+        # THEN it crashed once, was retried in a fresh process, and completed
+        assert marker.exists()
+        assert entry["status"] == "ok"
+        assert stack.pool.stats.retried >= 1
+        assert ops.dead_letters(target, hold_s=0) == []
+
+
+def test_reprocess_brings_items_to_the_new_profile_and_skips_current_ones():
+    stack = new_stack(profile="thumbnail")
+    with stack:
+        target = stack.target()
+        keys = ["a.jpg", "b/c.png", "d e.jpg"]
+        ops.upload_bytes(
+            target,
+            {
+                "a.jpg": images.jpeg(900, 600),
+                "b/c.png": images.png(300, 300),
+                "d e.jpg": images.jpeg(640, 480),
+            },
+        )
+        wait_final(target, keys)
+        thumbnail_hash = load_named("thumbnail").content_hash()
+        assert {ops.item(target, k)["profile_hash"] for k in keys} == {thumbnail_hash}
+
+        # WHEN the profile changes (as `pulumi up` would redeploy) and reprocess runs
+        web = load_named("web")
+        stack.redeploy(PipelineConfig.single(web))
+        target = stack.target()
+        plan = ops.plan_reprocess(target, ops.current_config(target), everything=False)
+        assert (len(plan.events), plan.current) == (3, 0)
+        ops.send_events(target, plan.events, progress=lambda key: None)
+        ops.wait_for(target, keys, lambda e: e.get("profile_hash") == web.content_hash(), 60)
+
+        # THEN every item is on the new profile hash, and a second run skips them all
+        assert {ops.item(target, k)["profile_hash"] for k in keys} == {web.content_hash()}
+        again = ops.plan_reprocess(target, ops.current_config(target), everything=False)
+        assert (len(again.events), again.current) == (0, 3)
+        assert len(ops.plan_reprocess(target, ops.current_config(target), True).events) == 3
+
+
+def test_the_sandbox_sees_only_the_artifacts_and_boto3():
+    image = sandbox.prepare()
+    probe = (
+        "import importlib.util as u, sys;"
+        "print([m for m in ('PIL','boto3','lambda_pkg','yaml','pulumi','moto','pipeline')"
+        " if u.find_spec(m)])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0]={image.paths!r}; {probe}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "['PIL', 'boto3', 'lambda_pkg']"
+
+
+def test_a_file_missing_from_the_function_zip_fails_locally(tmp_path):
+    # GIVEN the real artifacts, but a function directory without metadata.py
+    image = sandbox.prepare()
+    broken = tmp_path / "function" / "lambda_pkg"
+    broken.mkdir(parents=True)
+    for source in (image.function_dir / "lambda_pkg").glob("*.py"):
+        if source.name != "metadata.py":
+            (broken / source.name).write_bytes(source.read_bytes())
+    crippled = sandbox.RuntimeImage(tmp_path / "function", image.layer_dir, image.runtime_dir)
+    function = sandbox.FunctionProcess(crippled, {}, timeout_s=30)
+    with pytest.raises(sandbox.InvocationError, match="did not start"):
+        function.invoke({"Records": []})
