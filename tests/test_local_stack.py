@@ -119,6 +119,16 @@ def test_a_handler_that_keeps_raising_ends_on_the_dead_letter_queue():
         assert ops.item(target, "doomed.jpg") is None
         assert stack.pool.stats.dead_lettered == 1
 
+        # WHEN the cause is fixed (redeployed without the fault) and the DLQ redriven
+        stack.fault_environment.clear()
+        stack.redeploy(stack.config)
+        redriven = []
+        assert ops.redrive(stack.target(), redriven.append) == 1
+        # THEN the image completes and the dead-letter queue is empty
+        assert redriven == ["doomed.jpg"]
+        assert wait_final(target, ["doomed.jpg"])["doomed.jpg"]["status"] == "ok"
+        assert ops.dead_letters(target, hold_s=0) == []
+
 
 def test_a_crash_mid_image_is_retried_and_the_image_still_completes(tmp_path):
     # GIVEN a function process that dies (exit 137) after decoding, before writing, once

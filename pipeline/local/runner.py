@@ -38,7 +38,7 @@ class LocalStack:
         self.names = resource_names(PROJECT, stack)
         self.workers = workers or os.cpu_count() or 1
         self._retry_delays_s = retry_delays_s
-        self._fault_environment = dict(fault_environment or {})
+        self.fault_environment = dict(fault_environment or {})
         self._write_state = write_state
         self._emulator = Emulator(port)
         self.pool: WorkerPool | None = None
@@ -65,7 +65,7 @@ class LocalStack:
             **CREDENTIALS,
             "AWS_LAMBDA_FUNCTION_NAME": self.names.function,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.settings.memory_mb),
-            **self._fault_environment,
+            **self.fault_environment,
         }
 
     def start(self) -> LocalStack:
