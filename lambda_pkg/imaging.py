@@ -1,56 +1,56 @@
-"""decode -> orient -> normalise mode -> every rendition -> encode, with Pillow.
+"""decode -> orient -> colour -> every rendition -> encode, with Pillow.
 
-One decode per image: JPEG is decoded DCT-scaled (`draft`) at the smallest scale that
-still leaves every rendition a 2x margin, and renditions cascade from the largest down.
+The stages are fixed here; each step lives in its own small module:
+formats (what the bytes are), colour (sRGB, 8-bit modes), geometry (sizes), transforms
+(resize rules), gravity (where a crop sits), encoding (options, metadata), animation,
+placeholders (BlurHash, dominant colour).
+
+Speed comes from doing less decoding: JPEG is decoded DCT-scaled (`draft`) at the smallest
+scale every rendition can still be made from, once; renditions cascade from the largest
+down, each from the smallest earlier picture still big enough; encodes run on a thread
+pool (Pillow's encoders release the GIL) while the next rendition is being resized.
 Nothing here touches AWS; the handler feeds bytes in and gets encoded renditions out.
 """
 
 from __future__ import annotations
 
-import io
-import math
+import dataclasses
+import os
+import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from PIL import (
-    AvifImagePlugin,  # noqa: F401  (registers the decoders the allow-list names)
-    BmpImagePlugin,  # noqa: F401
-    GifImagePlugin,  # noqa: F401
-    Image,
-    ImageOps,
-    JpegImagePlugin,  # noqa: F401
-    MpoImagePlugin,  # noqa: F401
-    PngImagePlugin,  # noqa: F401
-    TiffImagePlugin,  # noqa: F401
-    UnidentifiedImageError,
-    WebPImagePlugin,  # noqa: F401
-)
+from PIL import Image, UnidentifiedImageError
 
-from lambda_pkg.profiles import EXTENSIONS, Profile, Rendition, Resize
+from lambda_pkg import animation, encoding, formats, geometry, placeholders, transforms
+from lambda_pkg.colour import has_alpha as _has_alpha
+from lambda_pkg.colour import normalise_mode, to_srgb
+from lambda_pkg.geometry import target_size
+from lambda_pkg.profiles import EXTENSIONS, Profile, Rendition
 
-# Profile names -> Pillow's format identifiers, for the open() allow-list.
-PILLOW_FORMATS = {
-    "jpeg": ("JPEG", "MPO"),
-    "png": ("PNG",),
-    "gif": ("GIF",),
-    "webp": ("WEBP",),
-    "tiff": ("TIFF",),
-    "bmp": ("BMP",),
-    "avif": ("AVIF",),
-}
-CONTENT_TYPES = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-}
-# Keep at least this much more source than target, so the final LANCZOS pass has pixels to
-# average (Pillow's own thumbnail() uses the same margin for draft).
-REDUCING_GAP = 2.0
+__all__ = ["Decoded", "ImageRejected", "Output", "decode", "normalise_mode", "process"]
+__all__ += ["target_size"]
+
+CONTENT_TYPES = encoding.CONTENT_TYPES
+PILLOW_FORMATS = formats.PILLOW_FORMATS
 _EXIF_ORIENTATION = 0x0112
+_GPS_IFD = 0x8825
 _SWAPS_AXES = {5, 6, 7, 8}
+# EXIF orientation -> the transpose that shows the picture upright (ImageOps' table).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# IndexError too: Pillow's GIF reader indexes past the end of a truncated frame header.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError)
 
 
 class ImageRejected(Exception):
@@ -59,12 +59,20 @@ class ImageRejected(Exception):
 
 @dataclass(frozen=True)
 class Decoded:
-    image: Image.Image
-    input_format: str  # profile name of the format: "jpeg", "png", ...
+    image: Image.Image  # L, RGB or RGBA, sRGB, upright; possibly DCT-scaled
+    input_format: str  # profile name of the format: "jpeg", "png", "heic", ...
     original_size: tuple[int, int]  # after EXIF orientation, at full resolution
     original_mode: str
-    orientation: int
+    orientation: int  # the EXIF orientation applied (1 when none or 0)
     has_alpha: bool
+    has_icc: bool = False
+    had_gps: bool = False
+    frame_count: int = 1
+    animation: animation.Frames | None = None  # when the profile keeps the animation
+    exif: bytes | None = None  # orientation reset to 1; only used with keep_metadata
+    xmp: bytes | None = None
+    blurhash: str = ""  # from the smallest rendition, filled in by process()
+    dominant_color: str = ""  # '#rrggbb'
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,8 @@ class Output:
     data: bytes
     width: int
     height: int
-    format: str  # concrete: jpeg, png, webp or avif
+    format: str  # concrete: jpeg, png, webp, avif (or gif for an animated `same`)
+    animated: bool = False
 
     @property
     def content_type(self) -> str:
@@ -81,7 +90,7 @@ class Output:
 
     @property
     def extension(self) -> str:
-        return EXTENSIONS[self.format]
+        return EXTENSIONS.get(self.format) or encoding.OUTPUT_EXTENSIONS[self.format]
 
 
 @contextmanager
@@ -95,28 +104,36 @@ def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
     """Decode once and produce every rendition of the profile, in profile order."""
     with _bombs_are_errors():
         decoded = decode(data, profile)
-        outputs = render_all(decoded, profile)
-    return decoded, outputs
+        pending, smallest = render_all(decoded, profile)
+        # Placeholders are Python work: done while the pool's encoders (GIL released) run.
+        blurhash, colour = placeholders.placeholders(smallest, profile.background)
+        outputs = [output() for output in pending]
+    return dataclasses.replace(decoded, blurhash=blurhash, dominant_color=colour), outputs
+
+
+# -- decode -------------------------------------------------------------------------------
 
 
 def decode(data: bytes, profile: Profile) -> Decoded:
     if not data:
         raise ImageRejected("the object is empty (0 bytes)")
-    # MPO (phone photos) is opened by the JPEG plugin, so only registered openers are named.
-    allowed = [n for fmt in profile.input_formats for n in PILLOW_FORMATS[fmt] if n in Image.OPEN]
     try:
-        image = Image.open(io.BytesIO(data), formats=allowed)
+        image = formats.open_image(data, profile.input_formats)
     except UnidentifiedImageError:
         raise ImageRejected(
             f"not a recognised image (allowed formats: {', '.join(profile.input_formats)})"
         ) from None
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The warning band (1-2x MAX_IMAGE_PIXELS) is raised as an error by _bombs_are_errors.
         raise ImageRejected(f"decompression bomb: {exc}") from None
-    except (Image.DecompressionBombWarning, OSError, ValueError, SyntaxError) as exc:
+    except _DECODE_ERRORS as exc:
         raise ImageRejected(f"cannot read image header: {type(exc).__name__}: {exc}") from None
 
-    input_format = _profile_format(image.format)
-    orientation = _orientation(image)
+    input_format = formats.profile_format(image.format)
+    if input_format is None:
+        raise ImageRejected(f"unsupported image format {image.format!r}")
+    exif = _exif(image)
+    orientation = _orientation(exif)
     width, height = image.size
     if orientation in _SWAPS_AXES:
         width, height = height, width
@@ -126,123 +143,105 @@ def decode(data: bytes, profile: Profile) -> Decoded:
             f"max_pixels of {profile.max_pixels:,}"
         )
     original_mode = image.mode
+    icc = image.info.get("icc_profile") or None
+    xmp = _xmp(image)
+    try:
+        # Counting frames reads every frame header: a truncated animation fails here.
+        frame_count = getattr(image, "n_frames", 1) if input_format != "jpeg" else 1
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected(f"corrupt or truncated image: {type(exc).__name__}: {exc}") from None
 
     if input_format == "jpeg":
         _draft_for(image, _largest_need((width, height), profile), orientation)
     try:
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        has_alpha = _has_alpha(image)
-        image = normalise_mode(image)
+        frames = None
+        if profile.keep_animation and frame_count > 1:
+            frames = animation.read(
+                image, profile, (width, height), _upright_and_srgb(icc, orientation)
+            )
+            picture = frames.images[0]
+        else:
+            image.load()
+            picture = _upright_and_srgb(icc, orientation)(image)
+        alpha = _has_alpha(image) or picture.mode == "RGBA"
     except Image.DecompressionBombError as exc:
         raise ImageRejected(f"decompression bomb: {exc}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except animation.TooManyPixels as exc:
+        raise ImageRejected(str(exc)) from None
+    except _DECODE_ERRORS as exc:
         raise ImageRejected(f"corrupt or truncated image: {type(exc).__name__}: {exc}") from None
     return Decoded(
-        image=image,
+        image=picture,
         input_format=input_format,
         original_size=(width, height),
         original_mode=original_mode,
         orientation=orientation,
-        has_alpha=has_alpha,
+        has_alpha=alpha,
+        has_icc=icc is not None,
+        had_gps=_has_gps(exif),
+        frame_count=frame_count,
+        animation=frames,
+        exif=_upright_exif(exif) if profile.keep_metadata else None,
+        xmp=xmp if profile.keep_metadata else None,
     )
 
 
-def _profile_format(pillow_format: str | None) -> str:
-    for name, pillow_names in PILLOW_FORMATS.items():
-        if pillow_format in pillow_names:
-            return name
-    raise ImageRejected(f"unsupported image format {pillow_format!r}")
+def _upright_and_srgb(icc: bytes | None, orientation: int):
+    """The per-picture steps after decoding: orient, convert to sRGB, normalise the mode."""
+
+    def apply(image: Image.Image) -> Image.Image:
+        method = _UPRIGHT.get(orientation)
+        upright = image.transpose(method) if method is not None else image
+        result = normalise_mode(to_srgb(upright, icc))
+        # Outputs carry only what encoding.Carried allows. When no step copied the pixels,
+        # this clears the info of our own freshly opened image: no full-size copy is made.
+        result.info = {}
+        return result
+
+    return apply
 
 
-def _orientation(image: Image.Image) -> int:
+def _exif(image: Image.Image) -> Image.Exif | None:
     try:
-        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+        return image.getexif()
     except Exception:  # corrupt EXIF must not lose an otherwise good image
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+        return None
 
 
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        image.mode == "P" and "transparency" in image.info
-    )
+def _orientation(exif: Image.Exif | None) -> int:
+    value = exif.get(_EXIF_ORIENTATION, 1) if exif is not None else 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1  # 0 and junk: upright
 
 
-def normalise_mode(image: Image.Image) -> Image.Image:
-    """Bring any decoded mode to L, RGB or RGBA, which every output format can take."""
-    mode = image.mode
-    if mode in ("RGB", "RGBA", "L"):
-        return image
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit samples span 0..65535: scale to 8 bits, never clip.
-        return image.convert("I").point(lambda v: v * (1 / 257)).convert("L")
-    if mode == "F":
-        return image.point(lambda v: v * 255).convert("L")
-    if mode in ("LA", "La", "PA", "RGBa") or (mode == "P" and "transparency" in image.info):
-        return image.convert("RGBA")
-    if mode == "1":
-        return image.convert("L")
-    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, P without transparency
+def _has_gps(exif: Image.Exif | None) -> bool:
+    if exif is None or _GPS_IFD not in exif:
+        return False
+    try:
+        return bool(exif.get_ifd(_GPS_IFD))
+    except Exception:
+        return True  # a GPS pointer that does not parse still says GPS was there
 
 
-# -- geometry -----------------------------------------------------------------------------
+def _upright_exif(exif: Image.Exif | None) -> bytes | None:
+    if exif is None or not len(exif):
+        return None
+    if _EXIF_ORIENTATION in exif:
+        exif[_EXIF_ORIENTATION] = 1  # the pixels are upright now
+    try:
+        return exif.tobytes()
+    except Exception:
+        return None
 
 
-def target_size(source: tuple[int, int], resize: Resize) -> tuple[int, int]:
-    """The rendition's final size for a source of this size (after orientation)."""
-    width, height = source
-    if resize.mode == "cover":
-        assert resize.width and resize.height
-        target = (resize.width, resize.height)
-        if not resize.upscale and (target[0] > width or target[1] > height):
-            # Never upscale: keep the requested aspect ratio inside the source.
-            scale = min(width / target[0], height / target[1])
-            target = (max(1, _round(target[0] * scale)), max(1, _round(target[1] * scale)))
-        return target
-    if resize.mode == "width":
-        assert resize.width
-        scale = resize.width / width
-    elif resize.mode == "height":
-        assert resize.height
-        scale = resize.height / height
-    else:
-        assert resize.width and resize.height
-        scale = min(resize.width / width, resize.height / height)
-    if scale > 1 and not resize.upscale:
-        scale = 1.0
-    return max(1, _round(width * scale)), max(1, _round(height * scale))
-
-
-def _round(value: float) -> int:
-    # Round half up: 1080 * 200 / 1920 = 112.5 must give the seed's 113, not banker's 112.
-    return math.floor(value + 0.5)
-
-
-def _cover_box(source: tuple[int, int], target: tuple[int, int]) -> tuple[float, ...]:
-    """The centred region of the source with the target's aspect ratio."""
-    width, height = source
-    scale = max(target[0] / width, target[1] / height)
-    crop_w, crop_h = target[0] / scale, target[1] / scale
-    left, top = (width - crop_w) / 2, (height - crop_h) / 2
-    return (left, top, left + crop_w, top + crop_h)
-
-
-def _source_need(source: tuple[int, int], resize: Resize) -> tuple[int, int]:
-    """How big the full-frame source must stay for this rendition, margin included."""
-    target = target_size(source, resize)
-    if resize.mode == "cover":
-        scale = max(target[0] / source[0], target[1] / source[1])
-    else:
-        scale = target[0] / source[0]
-    return (
-        math.ceil(source[0] * scale * REDUCING_GAP),
-        math.ceil(source[1] * scale * REDUCING_GAP),
-    )
+def _xmp(image: Image.Image) -> bytes | None:
+    value = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+    if isinstance(value, str):
+        return value.encode()
+    return value or None
 
 
 def _largest_need(source: tuple[int, int], profile: Profile) -> tuple[int, int]:
-    needs = [_source_need(source, r.resize) for r in profile.renditions]
+    needs = [geometry.need(source, r.resize, geometry.DRAFT_GAP) for r in profile.renditions]
     return max(n[0] for n in needs), max(n[1] for n in needs)
 
 
@@ -256,34 +255,62 @@ def _draft_for(image: Image.Image, need: tuple[int, int], orientation: int) -> N
 
 # -- renditions ---------------------------------------------------------------------------
 
+_pool: ThreadPoolExecutor | None = None
 
-def render_all(decoded: Decoded, profile: Profile) -> list[Output]:
-    """Largest rendition first, each from the smallest full-frame image still big enough."""
+
+def _executor() -> ThreadPoolExecutor:
+    """One pool per container: Lambda gives 2+ vCPUs from 1769 MB; encoders release the GIL."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1)))
+    return _pool
+
+
+def render_all(
+    decoded: Decoded, profile: Profile
+) -> tuple[list[Callable[[], Output]], Image.Image]:
+    """Every rendition, in profile order, as calls that wait for its encode; plus the
+    smallest picture (the placeholders' source)."""
+    if decoded.animation is not None:
+        return _render_animated(decoded, profile)
+    original = decoded.original_size
     order = sorted(
         range(len(profile.renditions)),
-        key=lambda i: -_area(target_size(decoded.original_size, profile.renditions[i].resize)),
+        key=lambda i: -geometry.area(target_size(original, profile.renditions[i].resize)),
     )
-    sources = [decoded.image]  # full-frame images, largest first
-    results: dict[int, Output] = {}
+    sources = [decoded.image]  # full-frame pictures, largest first
+    meta = encoding.carried(profile, decoded.exif, decoded.xmp)
+    pending: dict[int, Future[bytes]] = {}
+    pictures: dict[int, Image.Image] = {}
     for index in order:
         rendition = profile.renditions[index]
-        target = target_size(decoded.original_size, rendition.resize)
-        source = _smallest_sufficient(sources, decoded.original_size, rendition.resize)
-        resized = _resize(source, decoded.original_size, target, rendition.resize)
-        if rendition.resize.mode != "cover" and resized is not source:
-            sources.append(resized)
-        results[index] = encode(resized, rendition, decoded, profile)
-    return [results[i] for i in range(len(profile.renditions))]
+        resize = rendition.resize
+        source = _smallest_sufficient(sources, original, rendition)
+        picture = transforms.apply(source, original, resize, profile.background)
+        if rendition.sharpen and picture.width < source.width:
+            picture = transforms.sharpen(picture, rendition.sharpen)
+        elif resize.mode in ("fit", "width", "height") and picture is not source:
+            sources.append(picture)
+        fmt = encoding.output_format(rendition.format, decoded.input_format, decoded.has_alpha)
+        pictures[index] = picture
+        pending[index] = _executor().submit(
+            encoding.encode, picture, fmt, rendition, meta, profile.background
+        )
 
+    def output(index: int) -> Callable[[], Output]:
+        rendition, picture = profile.renditions[index], pictures[index]
+        fmt = encoding.output_format(rendition.format, decoded.input_format, decoded.has_alpha)
+        return lambda: Output(
+            rendition, pending[index].result(), picture.width, picture.height, fmt
+        )
 
-def _area(size: tuple[int, int]) -> int:
-    return size[0] * size[1]
+    return [output(i) for i in range(len(profile.renditions))], pictures[order[-1]]
 
 
 def _smallest_sufficient(
-    sources: list[Image.Image], original: tuple[int, int], resize: Resize
+    sources: list[Image.Image], original: tuple[int, int], rendition: Rendition
 ) -> Image.Image:
-    need = _source_need(original, resize)
+    need = geometry.need(original, rendition.resize, geometry.CASCADE_GAP)
     best = sources[0]
     for candidate in sources[1:]:
         if candidate.width >= need[0] and candidate.height >= need[1]:
@@ -291,59 +318,18 @@ def _smallest_sufficient(
     return best
 
 
-def _resize(
-    source: Image.Image, original: tuple[int, int], target: tuple[int, int], resize: Resize
-) -> Image.Image:
-    if resize.mode == "cover":
-        box = _cover_box(source.size, target)
-        full_frame = box == (0, 0, source.width, source.height)
-        if source.size == target and full_frame:
-            return source
-        return source.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
-    if source.size == target:
-        return source
-    return source.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
-# -- encoding -----------------------------------------------------------------------------
-
-
-def output_format(rendition: Rendition, decoded: Decoded) -> str:
-    if rendition.format != "same":
-        return rendition.format
-    if decoded.input_format in ("jpeg", "png", "webp", "avif"):
-        return decoded.input_format
-    # GIFs are graphics (flat colours, sharp edges): PNG keeps them crisp; TIFF, BMP are
-    # photos unless they carry alpha.
-    return "png" if decoded.has_alpha or decoded.input_format == "gif" else "jpeg"
-
-
-def encode(image: Image.Image, rendition: Rendition, decoded: Decoded, profile: Profile) -> Output:
-    fmt = output_format(rendition, decoded)
-    if fmt == "jpeg" and image.mode == "RGBA":
-        image = _flatten(image, profile.background)
-    elif fmt == "avif" and image.mode == "L":
-        image = image.convert("RGB")
-    buffer = io.BytesIO()
-    if fmt == "jpeg":
-        image.save(buffer, "JPEG", quality=rendition.quality, optimize=True)
-    elif fmt == "png":
-        image.save(buffer, "PNG", optimize=True)
-    elif fmt == "webp":
-        image.save(buffer, "WEBP", quality=rendition.quality, method=4)
-    else:
-        image.save(buffer, "AVIF", quality=rendition.quality, speed=8)
-    return Output(
-        rendition=rendition,
-        data=buffer.getvalue(),
-        width=image.width,
-        height=image.height,
-        format=fmt,
-    )
-
-
-def _flatten(image: Image.Image, background: str) -> Image.Image:
-    """JPEG has no alpha: composite onto the profile's background colour."""
-    base = Image.new("RGB", image.size, background)
-    base.paste(image, mask=image.getchannel("A"))
-    return base
+def _render_animated(
+    decoded: Decoded, profile: Profile
+) -> tuple[list[Callable[[], Output]], Image.Image]:
+    assert decoded.animation is not None
+    outputs: list[Callable[[], Output]] = []
+    smallest: Image.Image | None = None
+    for rendition in profile.renditions:
+        fmt = encoding.output_format(rendition.format, decoded.input_format, True, animated=True)
+        output, first = animation.render(decoded, decoded.animation, rendition, fmt, profile)
+        done = Output(rendition, output, first.width, first.height, fmt, fmt in animation.FORMATS)
+        outputs.append(lambda done=done: done)
+        if smallest is None or geometry.area(first.size) < geometry.area(smallest.size):
+            smallest = first
+    assert smallest is not None
+    return outputs, smallest

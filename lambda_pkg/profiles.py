@@ -8,7 +8,7 @@ function gets its profiles as JSON and does not ship PyYAML.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import re
 import string
@@ -21,8 +21,26 @@ OUTPUT_PREFIX = "processed/"
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif", "same")
-INPUT_FORMATS = ("jpeg", "png", "gif", "webp", "tiff", "bmp", "avif")
-RESIZE_MODES = ("fit", "width", "height", "cover")
+INPUT_FORMATS = ("jpeg", "png", "gif", "webp", "tiff", "bmp", "avif", "heic")
+RESIZE_MODES = ("fit", "width", "height", "cover", "pad")
+# Where a cover crop sits: fixed edges, or "smart" (entropy: most detail; attention: edges,
+# saturation and skin-like colours, in the spirit of libvips' smartcrop).
+GRAVITIES = ("center", "top", "bottom", "left", "right", "entropy", "attention")
+SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
+ICC_MODES = ("strip", "embed")
+# Encoder options and the concrete formats each applies to; `same` may become any of them.
+FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "quality": ("jpeg", "webp", "avif"),
+    "progressive": ("jpeg",),
+    "subsampling": ("jpeg",),
+    "optimize": ("jpeg", "png"),
+    "compress_level": ("png",),
+    "lossless": ("webp",),
+    "method": ("webp",),
+    "speed": ("avif",),
+}
+MAX_SHARPEN = 500  # UnsharpMask percent
+MAX_FRAMES = 1000
 KEY_FIELDS = ("key", "dir", "name", "stem", "path", "ext", "rendition")
 _SOURCE_FIELDS = frozenset({"key", "name", "stem", "path"})
 _FOLDER_FIELDS = frozenset({"key", "dir", "path"})
@@ -46,6 +64,8 @@ class Resize:
     width: int | None = None
     height: int | None = None
     upscale: bool = False
+    gravity: str = "center"  # cover only
+    background: str | None = None  # pad only; None = the profile's background
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,14 @@ class Rendition:
     format: str
     key: str
     quality: int = 85
+    progressive: bool = False
+    subsampling: str = "4:2:0"
+    optimize: bool = True
+    compress_level: int = 6
+    lossless: bool = False
+    method: int = 4
+    speed: int = 8
+    sharpen: int = 0  # UnsharpMask percent after a downscale; 0 = off
 
 
 @dataclass(frozen=True)
@@ -67,26 +95,66 @@ class Profile:
     input_formats: tuple[str, ...] = INPUT_FORMATS
     background: str = "#ffffff"
     flatten_folders: bool = False
+    keep_metadata: bool = False  # EXIF, XMP and GPS are stripped unless this opts in
+    icc: str = "strip"  # after conversion to sRGB: embed the sRGB profile, or strip it
+    keep_animation: bool = False  # animated GIF/WebP/APNG stay animated in webp/same outputs
+    max_frames: int = 100  # frames kept when keep_animation; frames*pixels <= max_pixels
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _without_defaults(asdict(self), _PROFILE_OPTION_DEFAULTS)
         data["input_formats"] = list(self.input_formats)
         data["renditions"] = [_rendition_dict(r) for r in self.renditions]
         return data
 
     def content_hash(self) -> str:
         """Stable hash of what the profile produces; stored in each item for `reprocess`."""
+        import hashlib  # loads OpenSSL (~6 MB RSS): only when an item is written
+
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _rendition_dict(rendition: Rendition) -> dict[str, Any]:
     """The rendition as the YAML would spell it: unset sizes and png's quality left out."""
-    data = asdict(rendition)
-    data["resize"] = {k: v for k, v in data["resize"].items() if v is not None}
+    data = _without_defaults(asdict(rendition), _RENDITION_OPTION_DEFAULTS)
+    data["resize"] = {
+        k: v
+        for k, v in _without_defaults(data["resize"], _RESIZE_OPTION_DEFAULTS).items()
+        if v is not None
+    }
     if rendition.format == "png":
         del data["quality"]
     return data
+
+
+def _defaults(cls: type, names: tuple[str, ...]) -> dict[str, Any]:
+    fields_by_name = {f.name: f.default for f in dataclasses.fields(cls)}
+    return {name: fields_by_name[name] for name in names}
+
+
+# Options added after the seed are left out of the serialised form while at their default:
+# PROFILE_CONFIG shares Lambda's 4 KB environment, and unchanged profiles keep their hash.
+_PROFILE_OPTION_DEFAULTS = _defaults(
+    Profile, ("keep_metadata", "icc", "keep_animation", "max_frames")
+)
+_RENDITION_OPTION_DEFAULTS = _defaults(
+    Rendition,
+    (
+        "progressive",
+        "subsampling",
+        "optimize",
+        "compress_level",
+        "lossless",
+        "method",
+        "speed",
+        "sharpen",
+    ),
+)
+_RESIZE_OPTION_DEFAULTS = _defaults(Resize, ("gravity",))
+
+
+def _without_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in defaults or defaults[k] != v}
 
 
 @dataclass(frozen=True)
@@ -203,9 +271,13 @@ _PROFILE_KEYS = {
     "background",
     "flatten_folders",
     "renditions",
+    "keep_metadata",
+    "icc",
+    "keep_animation",
+    "max_frames",
 }
-_RENDITION_KEYS = {"name", "resize", "format", "quality", "key"}
-_RESIZE_KEYS = {"mode", "width", "height", "upscale"}
+_RENDITION_KEYS = {"name", "resize", "format", "key", "sharpen", *FORMAT_OPTIONS}
+_RESIZE_KEYS = {"mode", "width", "height", "upscale", "gravity", "background"}
 
 
 def profile_from_dict(
@@ -229,9 +301,7 @@ def profile_from_dict(
     background = data.get("background", defaults.background)
     if not isinstance(background, str) or not _COLOUR_RE.match(background):
         raise ProfileError(source, at("background"), background, "a colour like '#ffffff'")
-    flatten = data.get("flatten_folders", False)
-    if not isinstance(flatten, bool):
-        raise ProfileError(source, at("flatten_folders"), flatten, "true or false")
+    flatten = _bool(data.get("flatten_folders", False), source, at("flatten_folders"))
 
     raw_renditions = _require_list(data.get("renditions"), source, at("renditions"), True)
     renditions: list[Rendition] = []
@@ -257,6 +327,12 @@ def profile_from_dict(
         input_formats=tuple(dict.fromkeys(formats)),
         background=background.lower(),
         flatten_folders=flatten,
+        keep_metadata=_bool(data.get("keep_metadata", False), source, at("keep_metadata")),
+        icc=_choice(data.get("icc", defaults.icc), ICC_MODES, source, at("icc")),
+        keep_animation=_bool(data.get("keep_animation", False), source, at("keep_animation")),
+        max_frames=_int(
+            data.get("max_frames", defaults.max_frames), source, at("max_frames"), 1, MAX_FRAMES
+        ),
     )
 
 
@@ -269,23 +345,48 @@ def _rendition(raw: Any, source: str, path: str, flatten_folders: bool) -> Rendi
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ProfileError(source, f"{path}.name", name, "lower-case letters, digits, '-' and '_'")
     fmt = _choice(raw["format"], OUTPUT_FORMATS, source, f"{path}.format")
-    quality = _int(raw.get("quality", 85), source, f"{path}.quality", 1, 100)
-    if "quality" in raw and fmt == "png":
-        raise ProfileError(source, f"{path}.quality", quality, "no quality for png (lossless)")
+    for option, formats in FORMAT_OPTIONS.items():
+        if option in raw and fmt != "same" and fmt not in formats:
+            raise ProfileError(
+                source,
+                f"{path}.{option}",
+                raw[option],
+                f"no {option} for {fmt} (it applies to {', '.join(formats)})",
+            )
+    d = Rendition(name=name, resize=Resize("fit"), format=fmt, key="")
+    optimize = _bool(raw.get("optimize", d.optimize), source, f"{path}.optimize")
+    if "compress_level" in raw and optimize and fmt == "png":
+        # Pillow's optimize means zlib level 9: an explicit level would be silently ignored.
+        raise ProfileError(
+            source, f"{path}.compress_level", raw["compress_level"], "nothing with optimize: true"
+        )
     key = _key_template(raw["key"], source, f"{path}.key", flatten_folders)
     return Rendition(
         name=name,
         resize=_resize(raw["resize"], source, f"{path}.resize"),
         format=fmt,
         key=key,
-        quality=quality,
+        quality=_int(raw.get("quality", d.quality), source, f"{path}.quality", 1, 100),
+        progressive=_bool(raw.get("progressive", d.progressive), source, f"{path}.progressive"),
+        subsampling=_choice(
+            raw.get("subsampling", d.subsampling), SUBSAMPLINGS, source, f"{path}.subsampling"
+        ),
+        optimize=optimize,
+        compress_level=_int(
+            raw.get("compress_level", d.compress_level), source, f"{path}.compress_level", 0, 9
+        ),
+        lossless=_bool(raw.get("lossless", d.lossless), source, f"{path}.lossless"),
+        method=_int(raw.get("method", d.method), source, f"{path}.method", 0, 6),
+        speed=_int(raw.get("speed", d.speed), source, f"{path}.speed", 0, 10),
+        sharpen=_int(raw.get("sharpen", d.sharpen), source, f"{path}.sharpen", 0, MAX_SHARPEN),
     )
 
 
 def _resize(raw: Any, source: str, path: str) -> Resize:
     _require_mapping(raw, source, path, _RESIZE_KEYS)
     mode = _choice(raw.get("mode"), RESIZE_MODES, source, f"{path}.mode")
-    needs = {"fit": ("width", "height"), "cover": ("width", "height")}.get(mode, (mode,))
+    box = ("width", "height")
+    needs = {"fit": box, "cover": box, "pad": box}.get(mode, (mode,))
     for dimension in ("width", "height"):
         if dimension in needs and dimension not in raw:
             raise ProfileError(source, f"{path}.{dimension}", None, f"a size (mode {mode})")
@@ -293,16 +394,33 @@ def _resize(raw: Any, source: str, path: str) -> Resize:
             raise ProfileError(
                 source, f"{path}.{dimension}", raw[dimension], f"nothing (mode {mode} sets {needs})"
             )
-    upscale = raw.get("upscale", False)
-    if not isinstance(upscale, bool):
-        raise ProfileError(source, f"{path}.upscale", upscale, "true or false")
+    upscale = _bool(raw.get("upscale", False), source, f"{path}.upscale")
+    gravity = _choice(raw.get("gravity", "center"), GRAVITIES, source, f"{path}.gravity")
+    if "gravity" in raw and mode != "cover":
+        raise ProfileError(source, f"{path}.gravity", gravity, "nothing (gravity is for cover)")
+    background = raw.get("background")
+    if background is not None:
+        if mode != "pad":
+            raise ProfileError(
+                source, f"{path}.background", background, "nothing (background is for pad)"
+            )
+        if not isinstance(background, str) or not _COLOUR_RE.match(background):
+            raise ProfileError(source, f"{path}.background", background, "a colour like '#ffffff'")
+        background = background.lower()
 
     def size(name: str) -> int | None:
         if name not in raw:
             return None
         return _int(raw[name], source, f"{path}.{name}", 1, MAX_DIMENSION)
 
-    return Resize(mode=mode, width=size("width"), height=size("height"), upscale=upscale)
+    return Resize(
+        mode=mode,
+        width=size("width"),
+        height=size("height"),
+        upscale=upscale,
+        gravity=gravity,
+        background=background,
+    )
 
 
 def _key_template(raw: Any, source: str, path: str, flatten_folders: bool) -> str:
@@ -403,6 +521,12 @@ def _require_mapping(value: Any, source: str, path: str, allowed_keys: set[str])
 def _require_list(value: Any, source: str, path: str, non_empty: bool = False) -> list[Any]:
     if not isinstance(value, list) or (non_empty and not value):
         raise ProfileError(source, path, value, "a non-empty list" if non_empty else "a list")
+    return value
+
+
+def _bool(value: Any, source: str, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ProfileError(source, path, value, "true or false")
     return value
 
 

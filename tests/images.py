@@ -29,3 +29,86 @@ def png_claiming(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def png16_rgb(width: int, height: int) -> bytes:
+    """A 16-bit RGB PNG (Pillow cannot write one): the red ramp spans 0..65535."""
+    import struct
+    import zlib
+
+    rows = []
+    for _y in range(height):
+        row = bytearray(b"\x00")
+        for x in range(width):
+            red = x * 65535 // max(1, width - 1)
+            row += struct.pack(">HHH", red, 65535 - red, 32768)
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    body = zlib.compress(b"".join(rows))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+def animation(fmt: str, frames: int = 4, size: tuple[int, int] = (60, 40)) -> bytes:
+    """Frames of solid red, green, blue, ...: a frame's colour says which frame it is."""
+    from PIL import Image
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+    images = [Image.new("RGB", size, colours[i % 4]) for i in range(frames)]
+    return encode(images[0], fmt, save_all=True, append_images=images[1:], duration=80, loop=0)
+
+
+def heic(width: int, height: int) -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encode(photo(width, height), "HEIF", quality=90)
+
+
+def swapped_primaries_icc() -> bytes:
+    """An RGB matrix/TRC ICC profile whose red and green primaries are sRGB's green and red:
+    pixels (255, 0, 0) in it are sRGB green. Built by hand; ImageCms cannot make one."""
+    import struct
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + b"\0" * 4 + s15(x) + s15(y) + s15(z)
+
+    curve = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, int(2.2 * 256)) + b"\0\0"
+    srgb_red, srgb_green, srgb_blue = (
+        (0.4361, 0.2225, 0.0139),
+        (0.3851, 0.7169, 0.0971),
+        (
+            0.1431,
+            0.0606,
+            0.7141,
+        ),
+    )
+    tags = [
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(*srgb_green)),
+        (b"gXYZ", xyz(*srgb_red)),
+        (b"bXYZ", xyz(*srgb_blue)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for signature, body in tags:
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body + b"\0" * (-len(body) % 4)
+    size = offset + len(data)
+    header = struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000)
+    header += b"mntrRGB XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 24
+    header += struct.pack(">I", 0) + s15(0.9642) + s15(1.0) + s15(0.8249)
+    header += b"\0" * (128 - len(header))
+    return header + struct.pack(">I", len(tags)) + table + data

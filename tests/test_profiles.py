@@ -97,9 +97,9 @@ def test_content_hash_changes_when_output_changes(tmp_path):
     [
         (lambda d: d.update(colour="red"), "colour", "colour", "one of the keys"),
         (
-            lambda d: d["renditions"][0].update(sharpen=True),
-            "renditions[0].sharpen",
-            "sharpen",
+            lambda d: d["renditions"][0].update(blur=True),
+            "renditions[0].blur",
+            "blur",
             "one of the keys",
         ),
         (
@@ -268,3 +268,139 @@ def test_profile_config_rejects_a_route_to_a_missing_profile():
 )
 def test_render_key(template, key, expected):
     assert render_key(template, key, "w", "webp") == expected
+
+
+# -- options added for formats, resize rules, colour, metadata and animation ---------------
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "value", "allowed"),
+    [
+        (
+            lambda d: d["renditions"][1].update(progressive="yes"),
+            "renditions[1].progressive",
+            "yes",
+            "true or false",
+        ),
+        (
+            lambda d: d["renditions"][1].update(subsampling="4:1:1"),
+            "renditions[1].subsampling",
+            "4:1:1",
+            "one of 4:4:4, 4:2:2, 4:2:0",
+        ),
+        (
+            lambda d: d["renditions"][0].update(progressive=True),
+            "renditions[0].progressive",
+            True,
+            "no progressive for webp (it applies to jpeg)",
+        ),
+        (lambda d: d["renditions"][0].update(method=7), "renditions[0].method", 7, "from 0 to 6"),
+        (
+            lambda d: d["renditions"][1].update(lossless=True),
+            "renditions[1].lossless",
+            True,
+            "no lossless for jpeg",
+        ),
+        (
+            lambda d: d["renditions"][1].update(format="avif", speed=11),
+            "renditions[1].speed",
+            11,
+            "from 0 to 10",
+        ),
+        (
+            lambda d: (
+                d["renditions"][1].update(format="png", quality=None)
+                or d["renditions"][1].pop("quality", None)
+                or d["renditions"][1].update(compress_level=3)
+            ),
+            "renditions[1].compress_level",
+            3,
+            "nothing with optimize: true",
+        ),
+        (
+            lambda d: d["renditions"][1].update(sharpen=501),
+            "renditions[1].sharpen",
+            501,
+            "from 0 to 500",
+        ),
+        (
+            lambda d: d["renditions"][0]["resize"].update(gravity="north"),
+            "renditions[0].resize.gravity",
+            "north",
+            "one of center, top, bottom, left, right",
+        ),
+        (
+            lambda d: d["renditions"][1]["resize"].update(gravity="top"),
+            "renditions[1].resize.gravity",
+            "top",
+            "gravity is for cover",
+        ),
+        (
+            lambda d: d["renditions"][0]["resize"].update(background="#000000"),
+            "renditions[0].resize.background",
+            "#000000",
+            "background is for pad",
+        ),
+        (
+            lambda d: d["renditions"][0]["resize"].update(mode="pad", background="black"),
+            "renditions[0].resize.background",
+            "black",
+            "'#ffffff'",
+        ),
+        (lambda d: d.update(icc="keep"), "icc", "keep", "one of strip, embed"),
+        (lambda d: d.update(keep_metadata=1), "keep_metadata", 1, "true or false"),
+        (lambda d: d.update(keep_animation="no"), "keep_animation", "no", "true or false"),
+        (lambda d: d.update(max_frames=0), "max_frames", 0, ">= 1"),
+        (lambda d: d.update(input_formats=["heif"]), "input_formats[0]", "heif", "heic"),
+    ],
+)
+def test_new_options_are_validated(tmp_path, change, field, value, allowed):
+    path = write(tmp_path, broken(change))
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert (caught.value.path, caught.value.value) == (field, value)
+    assert str(caught.value).startswith(f"{path}: {field}: got {value!r}; allowed: ")
+    assert allowed in str(caught.value)
+
+
+def test_every_option_round_trips_and_defaults_stay_out_of_the_json(tmp_path):
+    full = broken(
+        lambda d: (
+            d.update(
+                keep_metadata=True,
+                icc="embed",
+                keep_animation=True,
+                max_frames=20,
+                input_formats=["jpeg", "heic"],
+            ),
+            d["renditions"][1].update(
+                progressive=True, subsampling="4:4:4", optimize=False, sharpen=80
+            ),
+            d["renditions"][0].update(lossless=True, method=6),
+            d["renditions"][0]["resize"].update(mode="cover", gravity="attention"),
+        )
+    )
+    profile = load_profile(write(tmp_path, full))
+    config = PipelineConfig.single(profile)
+    assert PipelineConfig.from_json(config.to_json()) == config
+    assert profile.renditions[0].resize.gravity == "attention"
+    assert profile.renditions[1].progressive and profile.renditions[1].sharpen == 80
+
+    plain = PipelineConfig.single(load_profile(write(tmp_path, VALID))).to_json()
+    for option in (
+        "progressive",
+        "subsampling",
+        "gravity",
+        "keep_metadata",
+        "max_frames",
+        "lossless",
+    ):
+        assert f'"{option}"' not in plain
+
+
+def test_shipped_profiles_fit_the_lambda_environment():
+    config = PipelineConfig(
+        profiles=tuple(load_named(n) for n in available_profiles()),
+        routes=tuple(Route(n, prefix=f"{n}/") for n in available_profiles()),
+    )
+    assert len(config.to_json()) < 3000  # Lambda allows 4 KB for all variables together

@@ -1,0 +1,70 @@
+"""Input formats: recognised from the bytes, opened through an allow-list.
+
+The key's extension is never consulted. HEIC/HEIF support (pillow-heif) is registered only
+when the bytes are HEIF, so its import never slows the cold start of JPEG-only traffic.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import (
+    AvifImagePlugin,  # noqa: F401  (registers the decoders the allow-list names)
+    BmpImagePlugin,  # noqa: F401
+    GifImagePlugin,  # noqa: F401
+    Image,
+    JpegImagePlugin,  # noqa: F401
+    MpoImagePlugin,  # noqa: F401
+    PngImagePlugin,  # noqa: F401
+    TiffImagePlugin,  # noqa: F401
+    WebPImagePlugin,  # noqa: F401
+)
+
+# Profile names -> Pillow's format identifiers, for the open() allow-list.
+PILLOW_FORMATS = {
+    "jpeg": ("JPEG", "MPO"),  # MPO: phones' multi-picture JPEG; the first picture is the photo
+    "png": ("PNG",),  # APNG included: Pillow opens it as an animated PNG
+    "gif": ("GIF",),
+    "webp": ("WEBP",),
+    "tiff": ("TIFF",),
+    "bmp": ("BMP",),
+    "avif": ("AVIF",),
+    "heic": ("HEIF",),
+}
+# ISO-BMFF brands of HEIF still images (iPhone photos are `heic`); AVIF has its own opener.
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+
+
+def looks_like_heif(data: bytes) -> bool:
+    if data[4:8] != b"ftyp":
+        return False
+    brand = data[8:12]
+    if brand in (b"avif", b"avis"):
+        return False
+    return brand in _HEIF_BRANDS
+
+
+def _register_heif() -> None:
+    if "HEIF" not in Image.OPEN:
+        import pillow_heif  # in the layer; imported on first HEIF input only
+
+        pillow_heif.register_heif_opener()
+
+
+def allowed_openers(data: bytes, input_formats: tuple[str, ...]) -> list[str]:
+    """Pillow format names open() may try for these bytes under this allow-list."""
+    if "heic" in input_formats and looks_like_heif(data):
+        _register_heif()
+    return [n for fmt in input_formats for n in PILLOW_FORMATS[fmt] if n in Image.OPEN]
+
+
+def open_image(data: bytes, input_formats: tuple[str, ...]) -> Image.Image:
+    """Image.open restricted to the profile's formats; raises Pillow's own errors."""
+    return Image.open(io.BytesIO(data), formats=allowed_openers(data, input_formats))
+
+
+def profile_format(pillow_format: str | None) -> str | None:
+    for name, pillow_names in PILLOW_FORMATS.items():
+        if pillow_format in pillow_names:
+            return name
+    return None
