@@ -1,7 +1,7 @@
 """The Pulumi program: stack config -> ImagePipeline -> stack outputs. Nothing else.
 
-The only place that reads `pulumi.Config`. A bad setting or profile raises here, before any
-resource is registered, so `pulumi preview` fails instead of a later upload.
+The only place that reads `pulumi.Config`. A bad setting, route or profile raises here,
+before any resource is registered, so `pulumi preview` fails instead of a later upload.
 """
 
 import pulumi
@@ -10,6 +10,9 @@ from lambda_pkg.profiles import PipelineConfig, load_named
 from pipeline.component import ImagePipeline, ImagePipelineArgs
 from pipeline.stack import (
     CONFIG_NAMESPACE,
+    OUTPUT_ALARM_TOPIC,
+    OUTPUT_DEAD_LETTER_QUEUE,
+    OUTPUT_DEAD_LETTER_QUEUE_ARN,
     OUTPUT_FUNCTION_NAME,
     OUTPUT_INPUT_BUCKET,
     OUTPUT_METADATA_TABLE,
@@ -19,15 +22,22 @@ from pipeline.stack import (
 )
 
 settings = StackSettings.from_values(pulumi.Config(CONFIG_NAMESPACE).get)
-profile = load_named(settings.profile)
+routes = settings.resolved_routes()
+# Every routed profile, loaded and validated once; the handler gets them all.
+profiles = tuple(load_named(name) for name in settings.profile_names())
 names = resource_names(pulumi.get_project(), pulumi.get_stack())
 
 pipeline = ImagePipeline(
     "image-pipeline",
-    ImagePipelineArgs(config=PipelineConfig.single(profile), settings=settings, names=names),
+    ImagePipelineArgs(
+        config=PipelineConfig(profiles=profiles, routes=routes), settings=settings, names=names
+    ),
 )
 
 pulumi.export(OUTPUT_INPUT_BUCKET, pipeline.input_bucket_name)
 pulumi.export(OUTPUT_OUTPUT_BUCKET, pipeline.output_bucket_name)
 pulumi.export(OUTPUT_METADATA_TABLE, pipeline.table_name)
 pulumi.export(OUTPUT_FUNCTION_NAME, pipeline.function_name)
+pulumi.export(OUTPUT_DEAD_LETTER_QUEUE, pipeline.dead_letter_queue_url)
+pulumi.export(OUTPUT_DEAD_LETTER_QUEUE_ARN, pipeline.dead_letter_queue_arn)
+pulumi.export(OUTPUT_ALARM_TOPIC, pipeline.alarm_topic_arn)

@@ -25,6 +25,7 @@ logger = logging.getLogger("imgpipe")
 logger.setLevel(logging.INFO)
 
 _MISSING_OBJECT_CODES = {"NoSuchKey", "404", "NotFound"}
+S3_MAX_KEY_BYTES = 1024  # UTF-8 bytes; a longer key is KeyTooLongError (moto lets it pass)
 
 
 @dataclass
@@ -92,6 +93,8 @@ def process_record(record: S3Record, settings: Settings, s3: Any, store: Metadat
     if profile is None:
         logger.info("Skipping key %r: no profile route matches it", key)
         return "skipped"
+    if record.is_removed:
+        return _remove_renditions(record, settings, s3, store)
     logger.info("Processing image from bucket: %s, key: %s", record.bucket, key)
 
     stored = store.stored_sequencer(key)
@@ -120,9 +123,17 @@ def process_record(record: S3Record, settings: Settings, s3: Any, store: Metadat
         return _record_failure(store, source, profile, exc)
     logger.info("Original image size: %dx%d", *decoded.original_size)
 
+    keys = [render_key(o.rendition.key, key, o.rendition.name, o.extension) for o in outputs]
+    too_long = next((k for k in keys if len(k.encode()) > S3_MAX_KEY_BYTES), None)
+    if too_long is not None:
+        # S3 refuses it (KeyTooLongError) on every retry: fail it now, before any write.
+        reason = (
+            f"output key {too_long[:60]!r}... is {len(too_long.encode()):,} bytes, over S3's "
+            f"{S3_MAX_KEY_BYTES:,}-byte key limit; use a shorter key or a flattening profile"
+        )
+        return _record_failure(store, source, profile, imaging.ImageRejected(reason))
     written = []
-    for output in outputs:
-        output_key = render_key(output.rendition.key, key, output.rendition.name, output.extension)
+    for output, output_key in zip(outputs, keys, strict=True):
         s3.put_object(
             Bucket=settings.output_bucket,
             Key=output_key,
@@ -141,13 +152,33 @@ def process_record(record: S3Record, settings: Settings, s3: Any, store: Metadat
 
 
 def _skip_reason(record: S3Record, key: str, settings: Settings) -> str | None:
-    if not record.is_created:
-        return f"event {record.event_name!r} is not an object creation"
+    if not (record.is_created or record.is_removed):
+        return f"event {record.event_name!r} is neither an object creation nor a removal"
     if key.endswith("/"):
         return "a folder marker, not an object"
     if record.bucket == settings.output_bucket and key.startswith(OUTPUT_PREFIX):
         return f"it is one of our own outputs (under {OUTPUT_PREFIX}); processing it would loop"
     return None
+
+
+def _remove_renditions(record: S3Record, settings: Settings, s3: Any, store: MetadataStore) -> str:
+    """The original was deleted: remove its renditions; the item stays, marked `deleted`."""
+    key = record.key
+    item = store.mark_deleted(key, record.sequencer)
+    if item is None:
+        logger.info("Skipping removal of %r: no item, or a newer event already recorded one", key)
+        return "skipped"
+    removed = 0
+    for rendition in item.get("renditions") or []:
+        output_key = rendition.get("key")
+        # Only our own outputs: the item is data, and must never steer a delete elsewhere.
+        if isinstance(output_key, str) and output_key.startswith(OUTPUT_PREFIX):
+            s3.delete_object(Bucket=settings.output_bucket, Key=output_key)
+            removed += 1
+    logger.info(
+        "Original %r was deleted: removed %d rendition(s), item marked deleted", key, removed
+    )
+    return "processed"
 
 
 class _Missing(Exception):

@@ -74,6 +74,11 @@ def ok_item(
         input_format=decoded.input_format,
         input_mode=decoded.original_mode,
         orientation=decoded.orientation,
+        has_icc=decoded.has_icc,
+        had_gps=decoded.had_gps,  # whether the upload carried a location; never the location
+        frame_count=decoded.frame_count,
+        blurhash=decoded.blurhash,
+        dominant_color=decoded.dominant_color,
         renditions=[
             {
                 "name": output.rendition.name,
@@ -139,3 +144,40 @@ class MetadataStore:
             ConsistentRead=True,
         )
         return response.get("Item", {}).get("sequencer", {}).get("S")
+
+    def mark_deleted(self, key: str, sequencer: str | None) -> dict[str, Any] | None:
+        """Set status `deleted` (+ `deleted_at`), keeping every other attribute.
+
+        Returns the updated item (its `renditions` say what to remove), or None when there
+        is no item or a newer event already stored one: then nothing may be removed, since
+        a newer upload's renditions share the deleted one's keys. The conditional update
+        is the ordering check, so it comes before the renditions are removed.
+        """
+        values: dict[str, Any] = {
+            ":deleted": {"S": STATUS_DELETED},
+            ":now": {"S": utc_timestamp()},
+        }
+        update = "SET #status = :deleted, deleted_at = :now"
+        condition = "attribute_exists(image_name)"
+        if sequencer:
+            update += ", sequencer = :sequencer"
+            condition += " AND (attribute_not_exists(sequencer) OR sequencer <= :sequencer)"
+            values[":sequencer"] = {"S": sequencer}
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"image_name": {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},  # a DynamoDB reserved word
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        return {k: deserializer.deserialize(v) for k, v in response["Attributes"].items()}

@@ -2,24 +2,40 @@
 
 Reads no config (only `__main__.py` does) and creates no resource inside `apply()`:
 Outputs flow into inputs, and policies come from the pure functions in `pipeline.iam`.
+Everything that can be refused before a resource exists (routes, sizes, limits) is
+checked first, in `_validate`, so a bad stack fails `pulumi preview` with no partial state.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
 from lambda_pkg.settings import function_environment
-from pipeline.iam import assume_role_policy, function_policy
+from pipeline import routing
+from pipeline.guards import (
+    DeployGuardError,
+    autonamed,
+    check_artifacts_fit,
+    check_capacity,
+    check_environment_size,
+)
+from pipeline.iam import assume_role_policy, function_policy, tls_only_bucket_policy
 from pipeline.layer import build_function_zip, build_layer
 from pipeline.stack import TRIGGER_EVENTS, ResourceNames, StackSettings
 
 TYPE_TOKEN = "imgpipe:index:ImagePipeline"
 HANDLER = "lambda_pkg.handler.handler"
+# Failed events stay in the DLQ for SQS's maximum: two weeks to notice, fix and redrive.
+DLQ_RETENTION_S = 14 * 24 * 3600
+ALARM_PERIOD_S = 300
+# Alarm when the slowest invocation of a period used this much of the timeout.
+DURATION_ALARM_RATIO = 0.8
 
 
 @dataclass(frozen=True)
@@ -29,15 +45,46 @@ class ImagePipelineArgs:
     names: ResourceNames
 
 
+def validate(args: ImagePipelineArgs) -> None:
+    """Everything refusable before a resource exists: a bad stack leaves no partial state."""
+    config, settings, names = args.config, args.settings, args.names
+    ordered = routing.order_routes(config.routes)
+    if ordered != config.routes:
+        # The handler takes the first match; S3 has no order. They agree only in this order.
+        raise DeployGuardError(
+            "PipelineConfig.routes must list specific routes first and the catch-all last "
+            f"(got {[routing.describe(r) for r in config.routes]}); build it from "
+            "StackSettings.resolved_routes()"
+        )
+    shipped = {p.name for p in config.profiles}
+    for route in config.routes:
+        if route.profile not in shipped:
+            raise DeployGuardError(
+                f"route {routing.describe(route)} names profile '{route.profile}', which is not "
+                f"in PipelineConfig.profiles ({', '.join(sorted(shipped))})"
+            )
+    routing.check_no_self_trigger(config.routes, settings.single_bucket)
+    check_capacity(config, settings.memory_mb, settings.timeout_s)
+    output_bucket = names.input_bucket if settings.single_bucket else names.output_bucket
+    check_environment_size(
+        function_environment(autonamed(output_bucket), autonamed(names.metadata_table), config),
+        config,
+    )
+
+
 class ImagePipeline(pulumi.ComponentResource):
     input_bucket_name: pulumi.Output[str]
     output_bucket_name: pulumi.Output[str]
     table_name: pulumi.Output[str]
     function_name: pulumi.Output[str]
+    dead_letter_queue_url: pulumi.Output[str]
+    dead_letter_queue_arn: pulumi.Output[str]
+    alarm_topic_arn: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ImagePipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        validate(args)
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
@@ -45,53 +92,145 @@ class ImagePipeline(pulumi.ComponentResource):
         self._create_table()
         self._create_log_group()
         self._create_layer()
+        self._create_dead_letter_queue()
         self._create_role()
         self._create_function()
+        self._create_failure_handling()
+        self._create_alarms()
         self._create_trigger()
 
         self.input_bucket_name = self.input_bucket.bucket
         self.output_bucket_name = self.output_bucket.bucket
         self.table_name = self.table.name
         self.function_name = self.function.name
+        self.dead_letter_queue_url = self.dead_letter_queue.url
+        self.dead_letter_queue_arn = self.dead_letter_queue.arn
+        self.alarm_topic_arn = self.alarm_topic.arn
         self.register_outputs(
             {
                 "input_bucket_name": self.input_bucket_name,
                 "output_bucket_name": self.output_bucket_name,
                 "table_name": self.table_name,
                 "function_name": self.function_name,
+                "dead_letter_queue_url": self.dead_letter_queue_url,
+                "dead_letter_queue_arn": self.dead_letter_queue_arn,
+                "alarm_topic_arn": self.alarm_topic_arn,
             }
         )
 
-    def _create_buckets(self) -> None:
-        names = self._args.names
-        # Originals are the only copy of the user's data: destroying a non-empty input
-        # bucket must fail. Renditions are derived (`reprocess` recreates them), so the
-        # output bucket may be emptied on destroy.
-        self.input_bucket = aws.s3.Bucket(names.input_bucket, force_destroy=False, opts=self._child)
-        self.output_bucket = aws.s3.Bucket(
-            names.output_bucket, force_destroy=True, opts=self._child
-        )
-        self.input_guards = self._private_encrypted(names.input_bucket, self.input_bucket)
-        self.output_guards = self._private_encrypted(names.output_bucket, self.output_bucket)
+    # -- storage ---------------------------------------------------------------------------
 
-    def _private_encrypted(self, name: str, bucket: aws.s3.Bucket) -> list[pulumi.Resource]:
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=self._child,
+    def _create_buckets(self) -> None:
+        names, settings = self._args.names, self._args.settings
+        # Originals are the only copy of the user's data: destroying a non-empty input
+        # bucket fails unless the stack opts in. Renditions are derived (`reprocess`
+        # recreates them), so a separate output bucket may be emptied on destroy.
+        self.input_bucket = aws.s3.Bucket(
+            names.input_bucket, force_destroy=settings.force_destroy_input, opts=self._child
         )
-        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
+        self.input_guards = self._bucket_guards(names.input_bucket, self.input_bucket)
+        if settings.single_bucket:
+            self.output_bucket, self.output_guards = self.input_bucket, self.input_guards
+        else:
+            self.output_bucket = aws.s3.Bucket(
+                names.output_bucket, force_destroy=True, opts=self._child
+            )
+            self.output_guards = self._bucket_guards(names.output_bucket, self.output_bucket)
+        if settings.output_expiration_days:
+            self.output_guards.append(self._output_lifecycle())
+
+    def _bucket_guards(self, name: str, bucket: aws.s3.Bucket) -> list[pulumi.Resource]:
+        """Private, owner-enforced, encrypted, TLS-only (and optionally versioned).
+
+        Each depends on the previous one: S3 rejects concurrent configuration changes to
+        one bucket (OperationAborted), which Pulumi would otherwise make in parallel.
+        """
+        settings = self._args.settings
+        guards: list[pulumi.Resource] = []
+
+        def after() -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=guards[-1:])
+
+        guards.append(
+            aws.s3.BucketPublicAccessBlock(
+                f"{name}-public-access",
+                bucket=bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+                opts=after(),
+            )
+        )
+        guards.append(
+            aws.s3.BucketOwnershipControls(
+                f"{name}-ownership",
+                bucket=bucket.id,
+                # ACLs disabled: the bucket owner owns every object, whoever wrote it.
+                rule={"object_ownership": "BucketOwnerEnforced"},
+                opts=after(),
+            )
+        )
+        if settings.kms_key_arn:
+            default: dict[str, Any] = {
+                "sse_algorithm": "aws:kms",
+                "kms_master_key_id": settings.kms_key_arn,
+            }
+        else:
             # SSE-S3: encryption at rest without a KMS key to manage or pay for.
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=self._child,
+            default = {"sse_algorithm": "AES256"}
+        guards.append(
+            aws.s3.BucketServerSideEncryptionConfiguration(
+                f"{name}-encryption",
+                bucket=bucket.id,
+                # Bucket keys cut KMS requests (and cost) by ~99%; harmless with SSE-S3.
+                rules=[
+                    {
+                        "apply_server_side_encryption_by_default": default,
+                        "bucket_key_enabled": bool(settings.kms_key_arn),
+                    }
+                ],
+                opts=after(),
+            )
         )
-        return [block, encryption]
+        guards.append(
+            aws.s3.BucketPolicy(
+                f"{name}-tls-only",
+                bucket=bucket.id,
+                policy=pulumi.Output.json_dumps(bucket.arn.apply(tls_only_bucket_policy)),
+                opts=after(),
+            )
+        )
+        if settings.versioning:
+            guards.append(
+                aws.s3.BucketVersioning(
+                    f"{name}-versioning",
+                    bucket=bucket.id,
+                    versioning_configuration={"status": "Enabled"},
+                    opts=after(),
+                )
+            )
+        return guards
+
+    def _output_lifecycle(self) -> pulumi.Resource:
+        settings, days = self._args.settings, self._args.settings.output_expiration_days
+        rule: dict[str, Any] = {
+            "id": "expire-renditions",
+            "status": "Enabled",
+            # Only renditions: in a single bucket the originals must never expire.
+            "filter": {"prefix": OUTPUT_PREFIX},
+            "expiration": {"days": days},
+        }
+        if settings.versioning:
+            rule["noncurrent_version_expiration"] = {"noncurrent_days": days}
+        names = self._args.names
+        name = names.input_bucket if settings.single_bucket else names.output_bucket
+        return aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=self.output_bucket.id,
+            rules=[rule],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.output_guards[-1:]),
+        )
 
     def _create_table(self) -> None:
         self.table = aws.dynamodb.Table(
@@ -101,6 +240,8 @@ class ImagePipeline(pulumi.ComponentResource):
             attributes=[aws.dynamodb.TableAttributeArgs(name="image_name", type="S")],
             opts=self._child,
         )
+
+    # -- the function ----------------------------------------------------------------------
 
     def _create_log_group(self) -> None:
         # Created here (not by Lambda on first invoke) so retention is set and the role
@@ -117,6 +258,8 @@ class ImagePipeline(pulumi.ComponentResource):
     def _create_layer(self) -> None:
         settings = self._args.settings
         zip_path = build_layer(settings.runtime, settings.architecture)
+        self.function_zip = build_function_zip()
+        check_artifacts_fit(zip_path, self.function_zip)
         self.layer = aws.lambda_.LayerVersion(
             f"{self._args.names.function}-layer",
             layer_name=f"{self._args.names.function}-pillow",
@@ -127,16 +270,38 @@ class ImagePipeline(pulumi.ComponentResource):
             opts=self._child,
         )
 
+    def _create_dead_letter_queue(self) -> None:
+        self.dead_letter_queue = aws.sqs.Queue(
+            self._args.names.dead_letter_queue,
+            message_retention_seconds=DLQ_RETENTION_S,
+            # SSE-SQS: encrypted at rest with no key policy for Lambda to be granted.
+            sqs_managed_sse_enabled=True,
+            opts=self._child,
+        )
+
     def _create_role(self) -> None:
-        function = self._args.names.function
+        function, settings = self._args.names.function, self._args.settings
         self.role = aws.iam.Role(
             f"{function}-role",
             assume_role_policy=json.dumps(assume_role_policy()),
             opts=self._child,
         )
+        patterns = routing.read_patterns(self._args.config.routes)
         document = pulumi.Output.all(
-            self.input_bucket.arn, self.output_bucket.arn, self.table.arn, self.log_group.arn
-        ).apply(lambda arns: function_policy(*arns, output_prefix=OUTPUT_PREFIX))
+            self.input_bucket.arn,
+            self.output_bucket.arn,
+            self.table.arn,
+            self.log_group.arn,
+            self.dead_letter_queue.arn,
+        ).apply(
+            lambda arns: function_policy(
+                *arns[:4],
+                output_prefix=OUTPUT_PREFIX,
+                read_patterns=patterns,
+                dead_letter_queue_arn=arns[4],
+                kms_key_arn=settings.kms_key_arn,
+            )
+        )
         self.role_policy = aws.iam.RolePolicy(
             f"{function}-policy",
             role=self.role.id,
@@ -155,9 +320,10 @@ class ImagePipeline(pulumi.ComponentResource):
             architectures=[settings.architecture],
             memory_size=settings.memory_mb,
             timeout=settings.timeout_s,
+            reserved_concurrent_executions=settings.reserved_concurrency,
             handler=HANDLER,
             role=self.role.arn,
-            code=pulumi.FileArchive(str(build_function_zip())),
+            code=pulumi.FileArchive(str(self.function_zip)),
             layers=[self.layer.arn],
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
@@ -165,6 +331,91 @@ class ImagePipeline(pulumi.ComponentResource):
             ),
             # Without its policy the first invocations could not even write their logs.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
+        )
+
+    def _create_failure_handling(self) -> None:
+        function, settings = self._args.names.function, self._args.settings
+        self.invoke_config = aws.lambda_.FunctionEventInvokeConfig(
+            f"{function}-async",
+            function_name=self.function.name,
+            maximum_retry_attempts=settings.retry_attempts,
+            maximum_event_age_in_seconds=settings.max_event_age_s,
+            destination_config={"on_failure": {"destination": self.dead_letter_queue.arn}},
+            # Lambda checks the role may send to the destination when the config is put.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
+        )
+        self.recursion_config = aws.lambda_.FunctionRecursionConfig(
+            f"{function}-recursion",
+            function_name=self.function.name,
+            # Belt and braces with the routing checks: a loop through S3 is stopped by Lambda.
+            recursive_loop="Terminate",
+            opts=self._child,
+        )
+
+    def _create_alarms(self) -> None:
+        names, settings = self._args.names, self._args.settings
+        prefix = names.function
+        self.alarm_topic = aws.sns.Topic(f"{prefix}-alarms", opts=self._child)
+        self.alarm_subscription = None
+        if settings.alarm_email:
+            # E-mail subscriptions stay "pending confirmation" until the recipient clicks.
+            self.alarm_subscription = aws.sns.TopicSubscription(
+                f"{prefix}-alarms-email",
+                topic=self.alarm_topic.arn,
+                protocol="email",
+                endpoint=settings.alarm_email,
+                opts=self._child,
+            )
+        function_dims = {"FunctionName": self.function.name}
+        timeout_ms = settings.timeout_s * 1000
+        self.alarms = {
+            "errors": self._alarm(
+                "errors", "AWS/Lambda", "Errors", "Sum", 0, function_dims,
+                "The function raised: events are being retried and may reach the DLQ.",
+            ),
+            "throttles": self._alarm(
+                "throttles", "AWS/Lambda", "Throttles", "Sum", 0, function_dims,
+                "Invocations were throttled (account limit or imgpipe:reservedConcurrency).",
+            ),
+            "duration": self._alarm(
+                "duration", "AWS/Lambda", "Duration", "Maximum",
+                round(timeout_ms * DURATION_ALARM_RATIO), function_dims,
+                f"An invocation used over {DURATION_ALARM_RATIO:.0%} of the {settings.timeout_s} s "
+                "timeout: raise imgpipe:timeout or imgpipe:memory before images time out.",
+            ),
+            "dlq": self._alarm(
+                "dlq-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
+                {"QueueName": self.dead_letter_queue.name},
+                "Failed events wait in the DLQ: `imgpipe dlq ls`, fix, `imgpipe dlq redrive`.",
+            ),
+        }  # fmt: skip
+
+    def _alarm(
+        self,
+        suffix: str,
+        namespace: str,
+        metric: str,
+        statistic: str,
+        threshold: float,
+        dimensions: dict[str, pulumi.Input[str]],
+        description: str,
+    ) -> aws.cloudwatch.MetricAlarm:
+        return aws.cloudwatch.MetricAlarm(
+            f"{self._args.names.function}-{suffix}",
+            namespace=namespace,
+            metric_name=metric,
+            statistic=statistic,
+            dimensions=dimensions,
+            period=ALARM_PERIOD_S,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanThreshold",
+            threshold=threshold,
+            # No invocations means nothing failed: quiet stacks stay OK, not INSUFFICIENT_DATA.
+            treat_missing_data="notBreaching",
+            alarm_description=description,
+            alarm_actions=[self.alarm_topic.arn],
+            ok_actions=[self.alarm_topic.arn],
+            opts=self._child,
         )
 
     def _create_trigger(self) -> None:
@@ -180,13 +431,18 @@ class ImagePipeline(pulumi.ComponentResource):
             source_account=caller.account_id,
             opts=self._child,
         )
+        rules = routing.notification_rules(self._args.config.routes, TRIGGER_EVENTS)
         self.notification = aws.s3.BucketNotification(
             f"{self._args.names.input_bucket}-notification",
             bucket=self.input_bucket.id,
             lambda_functions=[
                 aws.s3.BucketNotificationLambdaFunctionArgs(
-                    lambda_function_arn=self.function.arn, events=list(TRIGGER_EVENTS)
+                    lambda_function_arn=self.function.arn,
+                    events=list(events),
+                    filter_prefix=prefix or None,
+                    filter_suffix=suffix or None,
                 )
+                for events, prefix, suffix in rules
             ],
             # S3 validates the destination when the notification is put, so the permission
             # must exist first; the bucket's other sub-resources too, since S3 rejects

@@ -5,6 +5,7 @@ The component wraps these with `Output.all(...).apply(...)`; nothing here is a t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from lambda_pkg.profiles import OUTPUT_PREFIX
@@ -33,31 +34,69 @@ def function_policy(
     table_arn: str,
     log_group_arn: str,
     output_prefix: str = OUTPUT_PREFIX,
+    *,
+    read_patterns: Sequence[tuple[str, str]] = (("", ""),),
+    dead_letter_queue_arn: str | None = None,
+    kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Least privilege for the handler: read uploads, write renditions, one table, its logs."""
+    """Least privilege for the handler, derived from the resources and the routes.
+
+    `read_patterns` are the (prefix, suffix) pairs that trigger the function
+    (`pipeline.routing.read_patterns`): it may read exactly those objects and no others.
+    """
     prefix = output_prefix if output_prefix.endswith("/") else f"{output_prefix}/"
     # aws.cloudwatch.LogGroup.arn has no ":*" (the provider strips it); accept either form.
     log_group_arn = log_group_arn.removesuffix(":*")
+    reads = [f"{input_bucket_arn}/{p}*{s}" for p, s in dict.fromkeys(read_patterns)]
+    statements = [
+        # HeadObject is authorised by s3:GetObject.
+        _allow("ReadInputObjects", ["s3:GetObject"], reads[0] if len(reads) == 1 else reads),
+        # Without ListBucket, S3 answers GetObject on a missing key with 403, not 404: an
+        # object deleted before its event is processed would then be retried and end in
+        # the DLQ instead of being skipped. Not conditioned on s3:prefix: that key exists
+        # only in ListObjects requests, so the implicit check behind a 404 would fail it.
+        _allow("ListInputKeys", ["s3:ListBucket"], input_bucket_arn),
+        # Delete: renditions of a deleted original are removed (ObjectRemoved events).
+        _allow(
+            "WriteRenditions", ["s3:PutObject", "s3:DeleteObject"], f"{output_bucket_arn}/{prefix}*"
+        ),
+        # GetItem: the stored sequencer; PutItem: a result; UpdateItem: mark deleted.
+        _allow(
+            "ReadWriteMetadata",
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            table_arn,
+        ),
+        # The log group is created by the stack, so CreateLogGroup is not needed.
+        _allow("WriteLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:*"),
+    ]
+    if dead_letter_queue_arn:
+        # Lambda sends an async invocation's on-failure record with the function's own role.
+        statements.append(_allow("SendFailures", ["sqs:SendMessage"], dead_letter_queue_arn))
+    if kms_key_arn:
+        # SSE-KMS buckets: reading needs Decrypt; writing needs GenerateDataKey (and Decrypt
+        # for multipart uploads). Nothing else of the key.
+        statements.append(
+            _allow("UseBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"], kms_key_arn)
+        )
+    return {"Version": VERSION, "Statement": statements}
+
+
+def tls_only_bucket_policy(bucket_arn: str) -> dict[str, Any]:
+    """Deny every request to the bucket and its objects that does not arrive over TLS."""
     return {
         "Version": VERSION,
         "Statement": [
-            # HeadObject is authorised by s3:GetObject; no ListBucket on purpose.
-            _allow("ReadInputObjects", ["s3:GetObject"], f"{input_bucket_arn}/*"),
-            _allow("WriteRenditions", ["s3:PutObject"], f"{output_bucket_arn}/{prefix}*"),
-            _allow(
-                "ReadWriteMetadata",
-                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-                table_arn,
-            ),
-            # The log group is created by the stack, so CreateLogGroup is not needed.
-            _allow(
-                "WriteLogs",
-                ["logs:CreateLogStream", "logs:PutLogEvents"],
-                f"{log_group_arn}:*",
-            ),
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
         ],
     }
 
 
-def _allow(sid: str, actions: list[str], resource: str) -> dict[str, Any]:
+def _allow(sid: str, actions: list[str], resource: str | list[str]) -> dict[str, Any]:
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}

@@ -11,6 +11,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lambda_pkg.profiles import Route
+from pipeline.routing import check_no_self_trigger, order_routes, parse_routes
+
 CONFIG_NAMESPACE = "imgpipe"
 
 # Stack output names: the local stack and the CLI look the outputs up by these.
@@ -18,10 +21,16 @@ OUTPUT_INPUT_BUCKET = "inputBucket"
 OUTPUT_OUTPUT_BUCKET = "outputBucket"
 OUTPUT_METADATA_TABLE = "metadataTable"
 OUTPUT_FUNCTION_NAME = "functionName"
+# The SQS queue Lambda's on-failure destination writes to (`imgpipe dlq ls/redrive` read it).
+OUTPUT_DEAD_LETTER_QUEUE = "deadLetterQueueUrl"
+OUTPUT_DEAD_LETTER_QUEUE_ARN = "deadLetterQueueArn"
+# The SNS topic every alarm notifies; subscribe more endpoints to it than alarmEmail.
+OUTPUT_ALARM_TOPIC = "alarmTopicArn"
 
 # What the input bucket notifies the function of: the Pulumi program and the local stack
 # wire the same list, so the emulator sees what AWS would deliver.
-TRIGGER_EVENTS = ("s3:ObjectCreated:*",)
+# ObjectRemoved lets the function delete the renditions of a deleted original.
+TRIGGER_EVENTS = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
 
 # Lambda's python3.11 runs on Amazon Linux 2 (glibc 2.26); Pillow 13's wheels need glibc
 # 2.27+ (manylinux_2_27/2_28), so only the Amazon Linux 2023 runtimes (glibc 2.34) qualify.
@@ -29,6 +38,16 @@ RUNTIMES = ("python3.12", "python3.13")
 ARCHITECTURES = ("arm64", "x86_64")
 MEMORY_RANGE_MB = (128, 10240)
 TIMEOUT_RANGE_S = (1, 900)
+# Lambda's async invoke config limits (FunctionEventInvokeConfig).
+RETRY_RANGE = (0, 2)
+EVENT_AGE_RANGE_S = (60, 21600)
+# Reserved concurrency: 0 would disable the function, so "unset" means unreserved.
+RESERVED_CONCURRENCY_RANGE = (1, 10000)
+# S3 lifecycle expiration needs a positive number of days; 0 here means "no rule".
+OUTPUT_EXPIRATION_RANGE_DAYS = (0, 36500)
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+_BOOLEANS = {"true": True, "false": False}
 # The values CloudWatch Logs accepts for PutRetentionPolicy; 0 means "never expire".
 LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
@@ -57,6 +76,25 @@ class StackSettings:
     memory_mb: int = 1024
     timeout_s: int = 60
     log_retention_days: int = 14
+    # () = one catch-all route to `profile`; see pipeline/routing.py for the rules.
+    routes: tuple[Route, ...] = ()
+    retry_attempts: int = 2
+    max_event_age_s: int = 21600
+    alarm_email: str | None = None
+    kms_key_arn: str | None = None  # None: SSE-S3 (AES256)
+    versioning: bool = False
+    output_expiration_days: int = 0  # 0: renditions never expire
+    force_destroy_input: bool = False
+    reserved_concurrency: int | None = None  # None: unreserved
+    single_bucket: bool = False  # renditions under processed/ in the input bucket
+
+    def resolved_routes(self) -> tuple[Route, ...]:
+        """The routes in handler order (specific first, catch-all last)."""
+        return order_routes(self.routes or (Route(profile=self.profile),))
+
+    def profile_names(self) -> tuple[str, ...]:
+        """Every profile the routes use, each once, in route order."""
+        return tuple(dict.fromkeys(r.profile for r in self.resolved_routes()))
 
     @classmethod
     def from_values(cls, get: Callable[[str], str | None]) -> StackSettings:
@@ -86,14 +124,67 @@ class StackSettings:
         if retention not in LOG_RETENTION_DAYS:
             allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
             raise StackSettingsError("logRetentionDays", retention, f"one of {allowed}")
-        return cls(
+        # Routing problems raise RoutingError, whose messages already name imgpipe:routes.
+        raw_routes = get("routes")
+        routes = parse_routes(raw_routes, profile) if raw_routes else ()
+        for route in routes:
+            if not _PROFILE_RE.match(route.profile):
+                raise StackSettingsError("routes", route.profile, "profile names like 'thumbnail'")
+        alarm_email = value("alarmEmail", "") or None
+        if alarm_email is not None and not _EMAIL_RE.match(alarm_email):
+            raise StackSettingsError("alarmEmail", alarm_email, "an e-mail address, or unset")
+        kms_key_arn = value("kmsKeyArn", "") or None
+        if kms_key_arn is not None and not _KMS_KEY_ARN_RE.match(kms_key_arn):
+            raise StackSettingsError(
+                "kmsKeyArn",
+                kms_key_arn,
+                "a KMS key ARN like arn:aws:kms:eu-west-1:123456789012:key/<id> (an alias "
+                "cannot be granted in IAM by ARN), or unset for SSE-S3",
+            )
+        reserved = value("reservedConcurrency", "")
+        settings = cls(
             profile=profile,
             runtime=runtime,
             architecture=architecture,
             memory_mb=_int("memory", value("memory", defaults.memory_mb), *MEMORY_RANGE_MB),
             timeout_s=_int("timeout", value("timeout", defaults.timeout_s), *TIMEOUT_RANGE_S),
             log_retention_days=retention,
+            routes=routes,
+            retry_attempts=_int(
+                "retryAttempts", value("retryAttempts", defaults.retry_attempts), *RETRY_RANGE
+            ),
+            max_event_age_s=_int(
+                "maxEventAgeSeconds",
+                value("maxEventAgeSeconds", defaults.max_event_age_s),
+                *EVENT_AGE_RANGE_S,
+            ),
+            alarm_email=alarm_email,
+            kms_key_arn=kms_key_arn,
+            versioning=_bool("versioning", value("versioning", defaults.versioning)),
+            output_expiration_days=_int(
+                "outputExpirationDays",
+                value("outputExpirationDays", defaults.output_expiration_days),
+                *OUTPUT_EXPIRATION_RANGE_DAYS,
+            ),
+            force_destroy_input=_bool(
+                "forceDestroyInput", value("forceDestroyInput", defaults.force_destroy_input)
+            ),
+            reserved_concurrency=(
+                _int("reservedConcurrency", reserved, *RESERVED_CONCURRENCY_RANGE)
+                if reserved
+                else None
+            ),
+            single_bucket=_bool("singleBucket", value("singleBucket", defaults.single_bucket)),
         )
+        check_no_self_trigger(settings.resolved_routes(), settings.single_bucket)
+        return settings
+
+
+def _bool(key: str, raw: str) -> bool:
+    try:
+        return _BOOLEANS[raw.lower()]
+    except KeyError:
+        raise StackSettingsError(key, raw, "true or false") from None
 
 
 def _int(key: str, raw: str, low: int | None = None, high: int | None = None) -> int:

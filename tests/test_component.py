@@ -27,8 +27,11 @@ from lambda_pkg.profiles import PipelineConfig, ProfileError, load_named
 from lambda_pkg.settings import function_environment
 from pipeline import component
 from pipeline.component import HANDLER, TYPE_TOKEN, ImagePipeline, ImagePipelineArgs
-from pipeline.iam import assume_role_policy, function_policy
+from pipeline.iam import assume_role_policy, function_policy, tls_only_bucket_policy
 from pipeline.stack import (
+    OUTPUT_ALARM_TOPIC,
+    OUTPUT_DEAD_LETTER_QUEUE,
+    OUTPUT_DEAD_LETTER_QUEUE_ARN,
     OUTPUT_FUNCTION_NAME,
     OUTPUT_INPUT_BUCKET,
     OUTPUT_METADATA_TABLE,
@@ -58,6 +61,16 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 FUNCTION = "aws:lambda/function:Function"
 PERMISSION = "aws:lambda/permission:Permission"
 NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
+OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+QUEUE = "aws:sqs/queue:Queue"
+INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
+RECURSION = "aws:lambda/functionRecursionConfig:FunctionRecursionConfig"
+TOPIC = "aws:sns/topic:Topic"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
 @dataclass
@@ -97,6 +110,14 @@ class PipelineMocks(pulumi.runtime.Mocks):
             outputs.update(name=physical, arn=f"arn:aws:iam::{ACCOUNT}:role/{physical}")
         elif args.typ == FUNCTION:
             outputs.update(name=physical, arn=arn("lambda", f"function:{physical}"))
+        elif args.typ == QUEUE:
+            url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{physical}"
+            outputs.update(name=physical, arn=arn("sqs", physical), url=url)
+            resource_id = url  # a queue's id is its URL
+        elif args.typ == TOPIC:
+            outputs.update(name=physical, arn=arn("sns", physical))
+        elif args.typ == ALARM:
+            outputs.update(name=physical, arn=arn("cloudwatch", f"alarm:{physical}"))
         self.resources[args.name] = Registered(args.typ, args.name, inputs, outputs, resource_id)
         return resource_id, outputs
 
@@ -171,8 +192,12 @@ class Deployment:
         return name + SUFFIX
 
 
-def deploy(profile: str = "thumbnail", settings: StackSettings | None = None) -> Deployment:
-    config = PipelineConfig.single(load_named(profile))
+def deploy(
+    profile: str = "thumbnail",
+    settings: StackSettings | None = None,
+    config: PipelineConfig | None = None,
+) -> Deployment:
+    config = config or PipelineConfig.single(load_named(profile))
     names = resource_names("imgpipe", "dev")
     args = ImagePipelineArgs(config=config, settings=settings or StackSettings(), names=names)
     mocks = run_program(lambda: ImagePipeline("image-pipeline", args))
@@ -193,13 +218,20 @@ def test_every_resource_once_and_parented_under_the_component(deployed: Deployme
         TYPE_TOKEN: 1,
         BUCKET: 2,
         PUBLIC_ACCESS: 2,
+        OWNERSHIP: 2,
         ENCRYPTION: 2,
+        BUCKET_POLICY: 2,
         TABLE: 1,
         LOG_GROUP: 1,
         LAYER: 1,
+        QUEUE: 1,
         ROLE: 1,
         ROLE_POLICY: 1,
         FUNCTION: 1,
+        INVOKE_CONFIG: 1,
+        RECURSION: 1,
+        TOPIC: 1,
+        ALARM: 4,
         PERMISSION: 1,
         NOTIFICATION: 1,
     }
@@ -225,8 +257,19 @@ def test_buckets_are_private_and_encrypted(deployed: Deployment) -> None:
         assert block.inputs["restrictPublicBuckets"] is True, block.urn
         (sse,) = [r for r in mocks.of_type(ENCRYPTION) if r.inputs["bucket"] == bucket.id]
         assert sse.inputs["rules"] == [
-            {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}
+            {
+                "applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"},
+                "bucketKeyEnabled": False,
+            }
         ], sse.urn
+        (owner,) = [r for r in mocks.of_type(OWNERSHIP) if r.inputs["bucket"] == bucket.id]
+        assert owner.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}, owner.urn
+        (tls,) = [r for r in mocks.of_type(BUCKET_POLICY) if r.inputs["bucket"] == bucket.id]
+        assert json.loads(tls.inputs["policy"]) == tls_only_bucket_policy(bucket.outputs["arn"])
+        # One configuration change at a time per bucket (S3 answers OperationAborted).
+        assert block.urn in owner.dependencies and owner.urn in sse.dependencies
+        assert sse.urn in tls.dependencies
+    assert mocks.of_type(VERSIONING) == [] and mocks.of_type(LIFECYCLE) == []
 
 
 def test_table_is_on_demand_keyed_by_image_name(deployed: Deployment) -> None:
@@ -308,6 +351,8 @@ def test_role_trusts_lambda_and_its_policy_is_exactly_function_policy(
         buckets[names.output_bucket],
         mocks.one(TABLE).outputs["arn"],
         mocks.one(LOG_GROUP).outputs["arn"],
+        read_patterns=[("", "")],
+        dead_letter_queue_arn=mocks.one(QUEUE).outputs["arn"],
     )
 
 
@@ -331,7 +376,7 @@ def test_uploads_trigger_the_function_after_the_permission_exists(deployed: Depl
         "bucket": deployed.physical(names.input_bucket),
         "lambdaFunctions": [
             {
-                "events": ["s3:ObjectCreated:*"],
+                "events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
                 "lambdaFunctionArn": mocks.one(FUNCTION).outputs["arn"],
             }
         ],
@@ -418,14 +463,18 @@ def run_main(config: dict[str, str] | None = None, stack: str = "dev") -> Pipeli
     return mocks
 
 
-def test_main_exports_the_four_outputs() -> None:
+def test_main_exports_the_outputs() -> None:
     mocks = run_main()
     names = resource_names("imgpipe", "dev")
+    dlq = names.dead_letter_queue + SUFFIX
     assert mocks.exported == {  # type: ignore[attr-defined]
         OUTPUT_INPUT_BUCKET: names.input_bucket + SUFFIX,
         OUTPUT_OUTPUT_BUCKET: names.output_bucket + SUFFIX,
         OUTPUT_METADATA_TABLE: names.metadata_table + SUFFIX,
         OUTPUT_FUNCTION_NAME: names.function + SUFFIX,
+        OUTPUT_DEAD_LETTER_QUEUE: f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{dlq}",
+        OUTPUT_DEAD_LETTER_QUEUE_ARN: arn("sqs", dlq),
+        OUTPUT_ALARM_TOPIC: arn("sns", f"{names.function}-alarms{SUFFIX}"),
     }
     assert mocks.one(TYPE_TOKEN).name == "image-pipeline"
 

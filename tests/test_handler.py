@@ -260,7 +260,8 @@ def test_dynamodb_throttling_is_raised(aws):
         (load_event("aws_docs_s3_TestEvent"), "test event"),
         (put_event(INPUT_BUCKET, "folder/", 0), "folder marker"),
         (put_event(OUTPUT_BUCKET, "processed/thumb_a.jpg", 100), "own output"),
-        (load_event("powertools_s3EventDeleteObject"), "not a creation"),
+        # A removal is handled now (tests/test_handler_delete.py); with no item it is a no-op.
+        (load_event("powertools_s3EventDeleteObject"), "removal of an unknown key"),
     ],
 )
 def test_events_that_are_not_ours_are_skipped(aws, event, why):
@@ -295,3 +296,17 @@ def test_an_older_event_never_overwrites_a_newer_item(aws):
     result = process_event(older, aws.settings(), aws.s3, aws.dynamodb)
     assert result["skipped"] == 1
     assert aws.item("k.jpg")["sequencer"].startswith("0055AED6DCD90281E6")
+
+
+def test_item_records_input_colour_gps_and_placeholders(aws):
+    # GIVEN an iPhone-style HEIC upload under a .jpg key (the bytes decide, not the name)
+    run(aws, "input/phone.jpg", images.heic(320, 240))
+    item = aws.item("input/phone.jpg")
+    # THEN the item says what came in and carries the placeholders, never coordinates
+    assert item["status"] == "ok"
+    assert (item["input_format"], item["input_mode"]) == ("heic", "RGB")
+    assert item["has_icc"] in (True, False) and item["had_gps"] is False
+    assert item["orientation"] == Decimal(1)
+    assert len(item["blurhash"]) == 28 and item["dominant_color"].startswith("#")
+    raw = aws.raw_item("input/phone.jpg")
+    assert raw["had_gps"] == {"BOOL": False} and raw["dominant_color"]["S"].startswith("#")

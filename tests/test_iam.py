@@ -6,19 +6,21 @@ import json
 
 import pytest
 
-from pipeline.iam import assume_role_policy, function_policy
+from pipeline.iam import assume_role_policy, function_policy, tls_only_bucket_policy
 
 INPUT = "arn:aws:s3:::imgpipe-dev-input-a1b2c3d"
 OUTPUT = "arn:aws:s3:::imgpipe-dev-output-a1b2c3d"
 TABLE = "arn:aws:dynamodb:eu-west-1:123456789012:table/imgpipe-dev-metadata-a1b2c3d"
 LOGS = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/imgpipe-dev-processor-1"
+DLQ = "arn:aws:sqs:eu-west-1:123456789012:imgpipe-dev-dlq-a1b2c3d"
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def statements(document: dict) -> dict[str, dict]:
     return {statement["Sid"]: statement for statement in document["Statement"]}
 
 
-def test_function_policy_is_exactly_the_four_grants() -> None:
+def test_function_policy_is_exactly_the_five_grants() -> None:
     assert function_policy(INPUT, OUTPUT, TABLE, LOGS) == {
         "Version": "2012-10-17",
         "Statement": [
@@ -29,9 +31,15 @@ def test_function_policy_is_exactly_the_four_grants() -> None:
                 "Resource": f"{INPUT}/*",
             },
             {
+                "Sid": "ListInputKeys",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": INPUT,
+            },
+            {
                 "Sid": "WriteRenditions",
                 "Effect": "Allow",
-                "Action": ["s3:PutObject"],
+                "Action": ["s3:PutObject", "s3:DeleteObject"],
                 "Resource": f"{OUTPUT}/processed/*",
             },
             {
@@ -51,14 +59,23 @@ def test_function_policy_is_exactly_the_four_grants() -> None:
 
 
 def test_no_wildcard_action_or_resource_and_only_allows() -> None:
-    document = function_policy(INPUT, OUTPUT, TABLE, LOGS)
+    document = function_policy(
+        INPUT,
+        OUTPUT,
+        TABLE,
+        LOGS,
+        read_patterns=[("avatars/", ""), ("graphics/", ".png")],
+        dead_letter_queue_arn=DLQ,
+        kms_key_arn=KEY,
+    )
     for statement in document["Statement"]:
         assert statement["Effect"] == "Allow"
         assert statement["Sid"].isalnum()
         for action in statement["Action"]:
             assert "*" not in action, statement
-        assert statement["Resource"] != "*"
-        assert not statement["Resource"].startswith("*")
+        resources = statement["Resource"]
+        for resource in resources if isinstance(resources, list) else [resources]:
+            assert resource.startswith("arn:aws:"), statement
     # A document IAM accepts is a JSON document.
     assert json.loads(json.dumps(document)) == document
 
@@ -77,7 +94,59 @@ def test_output_prefix_scopes_writes() -> None:
 def test_input_bucket_is_never_writable_and_output_never_readable() -> None:
     grants = statements(function_policy(INPUT, OUTPUT, TABLE, LOGS))
     assert grants["ReadInputObjects"]["Action"] == ["s3:GetObject"]
-    assert grants["WriteRenditions"]["Action"] == ["s3:PutObject"]
+    assert grants["WriteRenditions"]["Action"] == ["s3:PutObject", "s3:DeleteObject"]
+    assert grants["WriteRenditions"]["Resource"].startswith(f"{OUTPUT}/processed/")
+    assert grants["ListInputKeys"]["Resource"] == INPUT  # key names, never object bodies
+    assert not any(OUTPUT in str(g["Resource"]) for sid, g in grants.items() if "Write" not in sid)
+
+
+def test_reads_only_what_the_routes_trigger_on() -> None:
+    grants = statements(
+        function_policy(
+            INPUT, OUTPUT, TABLE, LOGS, read_patterns=[("avatars/", ""), ("graphics/", ".png")]
+        )
+    )
+    assert grants["ReadInputObjects"]["Resource"] == [
+        f"{INPUT}/avatars/*",
+        f"{INPUT}/graphics/*.png",
+    ]
+
+
+def test_dead_letter_queue_and_kms_key_are_granted_only_when_present() -> None:
+    assert set(statements(function_policy(INPUT, OUTPUT, TABLE, LOGS))) == {
+        "ReadInputObjects",
+        "ListInputKeys",
+        "WriteRenditions",
+        "ReadWriteMetadata",
+        "WriteLogs",
+    }
+    grants = statements(
+        function_policy(INPUT, OUTPUT, TABLE, LOGS, dead_letter_queue_arn=DLQ, kms_key_arn=KEY)
+    )
+    assert grants["SendFailures"] == {
+        "Sid": "SendFailures",
+        "Effect": "Allow",
+        "Action": ["sqs:SendMessage"],
+        "Resource": DLQ,
+    }
+    assert grants["UseBucketKey"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert grants["UseBucketKey"]["Resource"] == KEY
+
+
+def test_tls_only_bucket_policy_denies_plain_http_on_bucket_and_objects() -> None:
+    assert tls_only_bucket_policy(INPUT) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [INPUT, f"{INPUT}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
 
 
 def test_assume_role_policy_trusts_only_lambda() -> None:

@@ -6,7 +6,9 @@ import re
 
 import pytest
 
+from lambda_pkg.profiles import Route
 from pipeline import layer
+from pipeline.routing import RoutingError
 from pipeline.stack import (
     LOG_RETENTION_DAYS,
     MAX_LOGICAL_NAME,
@@ -117,3 +119,74 @@ def test_too_long_stack_name_is_refused() -> None:
     stack = "x" * (MAX_LOGICAL_NAME - len("imgpipe--processor") + 1)
     with pytest.raises(StackSettingsError, match="a shorter project\\+stack name"):
         resource_names("imgpipe", stack)
+
+
+# -- production settings ----------------------------------------------------------------
+
+
+def test_production_keys_and_their_defaults() -> None:
+    defaults = settings_from()
+    assert (defaults.retry_attempts, defaults.max_event_age_s) == (2, 21600)
+    assert (defaults.alarm_email, defaults.kms_key_arn, defaults.reserved_concurrency) == (
+        None,
+        None,
+        None,
+    )
+    assert (defaults.versioning, defaults.force_destroy_input, defaults.single_bucket) == (
+        False,
+        False,
+        False,
+    )
+    assert defaults.output_expiration_days == 0
+    assert defaults.resolved_routes() == (Route(profile="thumbnail"),)
+
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    settings = settings_from(
+        retryAttempts="0",
+        maxEventAgeSeconds="3600",
+        alarmEmail="ops@example.com",
+        kmsKeyArn=key,
+        versioning="true",
+        outputExpirationDays="30",
+        forceDestroyInput="True",
+        reservedConcurrency="10",
+        singleBucket="true",
+        routes='[{"prefix": "uploads/", "profile": "web"}]',
+    )
+    assert (settings.retry_attempts, settings.max_event_age_s) == (0, 3600)
+    assert (settings.alarm_email, settings.kms_key_arn) == ("ops@example.com", key)
+    assert settings.versioning and settings.force_destroy_input and settings.single_bucket
+    assert (settings.output_expiration_days, settings.reserved_concurrency) == (30, 10)
+    assert settings.resolved_routes() == (Route(profile="web", prefix="uploads/"),)
+    assert settings.profile_names() == ("web",)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("retryAttempts", "3", "from 0 to 2"),
+        ("maxEventAgeSeconds", "59", "from 60 to 21600"),
+        ("alarmEmail", "not-an-address", "an e-mail address"),
+        ("kmsKeyArn", "alias/aws/s3", "a KMS key ARN"),
+        ("versioning", "yes", "true or false"),
+        ("outputExpirationDays", "-1", "from 0 to 36500"),
+        ("reservedConcurrency", "0", "from 1 to 10000"),
+        ("singleBucket", "1", "true or false"),
+    ],
+)
+def test_invalid_production_values(key: str, value: str, expected: str) -> None:
+    with pytest.raises(StackSettingsError) as caught:
+        settings_from(**{key: value})
+    assert str(caught.value).startswith(f"imgpipe:{key}: got ")
+    assert expected in str(caught.value)
+
+
+def test_single_bucket_with_the_default_catch_all_is_refused() -> None:
+    # The catch-all would match processed/..., so every rendition would re-trigger.
+    with pytest.raises(RoutingError, match="would match the function's own outputs"):
+        settings_from(singleBucket="true")
+
+
+def test_routes_name_profiles_that_are_profile_names() -> None:
+    with pytest.raises(StackSettingsError, match="imgpipe:routes"):
+        settings_from(routes='[{"prefix": "a/", "profile": "../etc"}]')

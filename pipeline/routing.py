@@ -1,0 +1,158 @@
+"""Profile routing: which keys go to which profile, and the S3 notification rules for them.
+
+Pure functions (no pulumi, no boto3): the Pulumi program, the local stack and the tests
+derive the same rules from the same routes.
+
+The model, chosen so the handler's `profile_for` (first match wins) can never disagree
+with S3's filters:
+- *specific* routes (a prefix, a suffix or both) never overlap one another, exactly the
+  rule S3 applies to the filters of one event type;
+- at most one *catch-all* route (no prefix, no suffix), always last: it takes whatever no
+  specific route took. S3 cannot say "everything else", so when a catch-all exists the
+  notification is one unfiltered rule and the handler does the routing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from lambda_pkg.profiles import OUTPUT_PREFIX, Route
+
+# Notification rule: (events, filter prefix, filter suffix); "" means no filter.
+NotificationRule = tuple[tuple[str, ...], str, str]
+
+# S3 filter values are literal, but IAM resource patterns treat these as wildcards: a route
+# prefix containing one would widen the function's read grant beyond what triggers it.
+_IAM_WILDCARDS = ("*", "?")
+_MAX_FILTER_LENGTH = 1024  # S3's key length limit; a longer filter can never match
+
+
+class RoutingError(ValueError):
+    """The routes cannot be deployed; the message says which routes and why."""
+
+
+def parse_routes(raw: str | None, default_profile: str) -> tuple[Route, ...]:
+    """`imgpipe:routes` (a JSON list of {prefix, suffix, profile}) -> validated, ordered routes.
+
+    Unset or empty: one catch-all route to `default_profile` (the seed's behaviour).
+    """
+    if raw is None or not raw.strip():
+        return (Route(profile=default_profile),)
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RoutingError(
+            f"imgpipe:routes: not valid JSON ({exc.msg}); expected a list like "
+            '[{"prefix": "avatars/", "profile": "thumbnail"}]'
+        ) from None
+    if not isinstance(data, list) or not data:
+        raise RoutingError(f"imgpipe:routes: got {data!r}; allowed: a non-empty JSON list")
+    return order_routes([_route(entry, i) for i, entry in enumerate(data)])
+
+
+def _route(entry: Any, index: int) -> Route:
+    where = f"imgpipe:routes[{index}]"
+    if not isinstance(entry, dict):
+        raise RoutingError(f"{where}: got {entry!r}; allowed: an object with profile/prefix/suffix")
+    unknown = sorted(set(entry) - {"profile", "prefix", "suffix"})
+    if unknown:
+        raise RoutingError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
+                           "profile, prefix, suffix")  # fmt: skip
+    profile = entry.get("profile")
+    if not isinstance(profile, str) or not profile:
+        raise RoutingError(f"{where}.profile: got {profile!r}; allowed: a profile name")
+    values = {}
+    for name in ("prefix", "suffix"):
+        value = entry.get(name, "")
+        if not isinstance(value, str):
+            raise RoutingError(f"{where}.{name}: got {value!r}; allowed: a string")
+        if any(c in value for c in _IAM_WILDCARDS):
+            raise RoutingError(
+                f"{where}.{name}: got {value!r}; allowed: literal text (S3 filters do not "
+                "support wildcards: write the prefix and suffix as separate fields)"
+            )
+        if len(value) > _MAX_FILTER_LENGTH:
+            raise RoutingError(f"{where}.{name}: longer than {_MAX_FILTER_LENGTH} characters")
+        values[name] = value
+    return Route(profile=profile, prefix=values["prefix"], suffix=values["suffix"])
+
+
+def is_catch_all(route: Route) -> bool:
+    return not route.prefix and not route.suffix
+
+
+def overlaps(a: Route, b: Route) -> bool:
+    """S3's rule: two filters overlap when some key could match both of them."""
+    prefixes = a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix)
+    suffixes = a.suffix.endswith(b.suffix) or b.suffix.endswith(a.suffix)
+    return prefixes and suffixes
+
+
+def order_routes(routes: Iterable[Route]) -> tuple[Route, ...]:
+    """Validate and order: specific routes (in the order given) first, the catch-all last."""
+    routes = tuple(routes)
+    if not routes:
+        raise RoutingError("imgpipe:routes: at least one route is needed")
+    catch_alls = [r for r in routes if is_catch_all(r)]
+    if len(catch_alls) > 1:
+        raise RoutingError(
+            "imgpipe:routes: more than one catch-all route (no prefix and no suffix): "
+            f"{', '.join(r.profile for r in catch_alls)}; keep one"
+        )
+    specific = [r for r in routes if not is_catch_all(r)]
+    for i, a in enumerate(specific):
+        for b in specific[i + 1 :]:
+            if overlaps(a, b):
+                raise RoutingError(
+                    f"imgpipe:routes: {describe(a)} and {describe(b)} overlap (a key could "
+                    "match both); S3 rejects overlapping notification filters for the same "
+                    "event: make the prefixes or the suffixes disjoint"
+                )
+    return (*specific, *catch_alls)
+
+
+def describe(route: Route) -> str:
+    prefix = route.prefix or ""
+    return f"'{prefix}*{route.suffix}' -> {route.profile}"
+
+
+def notification_rules(routes: Sequence[Route], events: Sequence[str]) -> list[NotificationRule]:
+    """The bucket notification's rules for ordered routes: one per route, or one unfiltered.
+
+    With a catch-all the function must see every key, so the filters would be redundant
+    (and S3 would reject them as overlapping the unfiltered rule).
+    """
+    ordered = order_routes(routes)
+    if any(is_catch_all(r) for r in ordered):
+        return [(tuple(events), "", "")]
+    return [(tuple(events), r.prefix, r.suffix) for r in ordered]
+
+
+def read_patterns(routes: Sequence[Route]) -> list[tuple[str, str]]:
+    """(prefix, suffix) pairs the function may read: exactly what can trigger it."""
+    ordered = order_routes(routes)
+    if any(is_catch_all(r) for r in ordered):
+        return [("", "")]
+    return list(dict.fromkeys((r.prefix, r.suffix) for r in ordered))
+
+
+def check_no_self_trigger(
+    routes: Sequence[Route], same_bucket: bool, output_prefix: str = OUTPUT_PREFIX
+) -> None:
+    """Refuse routes that would let the function's own outputs trigger it again.
+
+    Only prefixes count: an output key can end with any suffix (`.png`, `.jpg`, ...).
+    """
+    if not same_bucket:
+        return  # the output bucket has no notification
+    for route in order_routes(routes):
+        if route.prefix.startswith(output_prefix) or output_prefix.startswith(route.prefix):
+            raise RoutingError(
+                f"imgpipe:routes: {describe(route)} would match the function's own outputs "
+                f"under '{output_prefix}' in the same bucket (imgpipe:singleBucket is true), "
+                "so every rendition would trigger the function again: give every route a "
+                f"prefix disjoint from '{output_prefix}' (for example 'uploads/'), or set "
+                "imgpipe:singleBucket to false"
+            )
