@@ -6,7 +6,6 @@ before any resource is registered, so `pulumi preview` fails instead of a later 
 
 import pulumi
 
-from lambda_pkg.profiles import PipelineConfig, load_named
 from pipeline.component import ImagePipeline, ImagePipelineArgs
 from pipeline.stack import (
     CONFIG_NAMESPACE,
@@ -22,16 +21,11 @@ from pipeline.stack import (
 )
 
 settings = StackSettings.from_values(pulumi.Config(CONFIG_NAMESPACE).get)
-routes = settings.resolved_routes()
-# Every routed profile, loaded and validated once; the handler gets them all.
-profiles = tuple(load_named(name) for name in settings.profile_names())
 names = resource_names(pulumi.get_project(), pulumi.get_stack())
 
 pipeline = ImagePipeline(
     "image-pipeline",
-    ImagePipelineArgs(
-        config=PipelineConfig(profiles=profiles, routes=routes), settings=settings, names=names
-    ),
+    ImagePipelineArgs(config=settings.pipeline_config(), settings=settings, names=names),
 )
 
 pulumi.export(OUTPUT_INPUT_BUCKET, pipeline.input_bucket_name)

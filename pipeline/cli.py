@@ -7,15 +7,16 @@ import json
 import logging
 import signal
 import sys
-import time
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lambda_pkg.profiles import PROFILES_DIR, PipelineConfig, ProfileError, load_named
+from lambda_pkg.profiles import PROFILES_DIR, ProfileError
 from pipeline import gallery, ops, report
 from pipeline.progress import ProgressBar
-from pipeline.stack import StackSettingsError
+from pipeline.routing import RoutingError, describe
+from pipeline.stack import StackSettings, StackSettingsError
 from pipeline.targets import Target, TargetError, resolve
 
 logger = logging.getLogger("imgpipe.cli")
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("imgpipe.local").setLevel(logging.INFO)
     try:
         return int(args.run(args) or 0)
-    except (TargetError, ProfileError, StackSettingsError, FileNotFoundError) as exc:
+    except (TargetError, ProfileError, StackSettingsError, RoutingError, FileNotFoundError) as exc:
         print(f"imgpipe: {exc}", file=sys.stderr)
         return 2
 
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local", help="run the pipeline on an embedded AWS emulator")
     local.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
     local.add_argument("--profile", default="thumbnail", help="processing profile name")
+    local.add_argument(
+        "--routes",
+        help='profile routing as for imgpipe:routes, e.g. \'[{"prefix": "avatars/", '
+        '"profile": "thumbnail"}, {"profile": "web"}]\'',
+    )
     local.add_argument("--workers", type=int, default=None, help="default: number of cores")
     local.set_defaults(run=_local)
 
@@ -107,12 +113,16 @@ def _target(args: argparse.Namespace) -> Target:
 def _local(args: argparse.Namespace) -> int:
     from pipeline.local.runner import LocalStack
 
+    settings = StackSettings.from_values({"profile": args.profile, "routes": args.routes}.get)
     print("Building the function zip and layer (the first run downloads wheels)...")
-    stack = LocalStack(args.profile, port=args.port, workers=args.workers)
+    stack = LocalStack(
+        settings.pipeline_config(), port=args.port, workers=args.workers, settings=settings
+    )
     _stop_on_sigterm()
     with stack:
         names = stack.names
-        print(f"\nimgpipe local stack is up: profile {args.profile}, {stack.workers} workers")
+        routes = ", ".join(describe(route) for route in stack.config.routes)
+        print(f"\nimgpipe local stack is up: {routes}; {stack.workers} workers")
         print(f"  endpoint      {stack.endpoint}")
         print(f"  input bucket  {names.input_bucket}")
         print(f"  output bucket {names.output_bucket}   table {names.metadata_table}")
@@ -124,9 +134,9 @@ def _local(args: argparse.Namespace) -> int:
             f"s3://{names.input_bucket}/input/photo.jpg"
         )
         print("Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery")
-        print(f"Editing profiles/{args.profile}.yaml redeploys, like `pulumi up`. Ctrl-C stops.\n")
+        print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
         try:
-            _serve(stack, PROFILES_DIR / f"{args.profile}.yaml")
+            _serve(stack, settings)
         except KeyboardInterrupt:
             print("\nShutting down...")
     print("Stopped.")
@@ -140,22 +150,32 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _serve(stack: Any, profile_file: Path) -> None:
+def _serve(
+    stack: Any,
+    settings: StackSettings,
+    profiles_dir: Path = PROFILES_DIR,
+    stop: threading.Event | None = None,
+) -> None:
     """Run until interrupted; a changed profile file is redeployed if it is valid."""
-    seen = profile_file.stat().st_mtime if profile_file.exists() else 0.0
-    while True:
-        time.sleep(1)
-        mtime = profile_file.stat().st_mtime if profile_file.exists() else 0.0
-        if mtime == seen:
+    files = [profiles_dir / f"{name}.yaml" for name in settings.profile_names()]
+    stop = stop or threading.Event()
+
+    def mtimes() -> list[float]:
+        return [path.stat().st_mtime if path.exists() else 0.0 for path in files]
+
+    seen = mtimes()
+    while not stop.wait(1):
+        if mtimes() == seen:
             continue
-        seen = mtime
+        seen = mtimes()
         try:
-            config = PipelineConfig.single(load_named(profile_file.stem))
+            config = settings.pipeline_config(profiles_dir)
         except ProfileError as exc:
             print(f"Profile edit not deployed: {exc}", file=sys.stderr)
             continue
         stack.redeploy(config)
-        print(f"Profile {profile_file.stem} redeployed ({config.profiles[0].content_hash()}).")
+        hashes = ", ".join(f"{p.name} {p.content_hash()}" for p in config.profiles)
+        print(f"Redeployed with the edited profiles ({hashes}).")
         print("Run `imgpipe reprocess` to bring existing images up to date.")
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from lambda_pkg.profiles import Route
+from lambda_pkg.profiles import PROFILES_DIR, PipelineConfig, Route, load_named
 from pipeline.routing import check_no_self_trigger, order_routes, parse_routes
 
 CONFIG_NAMESPACE = "imgpipe"
@@ -95,6 +96,12 @@ class StackSettings:
     def profile_names(self) -> tuple[str, ...]:
         """Every profile the routes use, each once, in route order."""
         return tuple(dict.fromkeys(r.profile for r in self.resolved_routes()))
+
+    def pipeline_config(self, profiles_dir: Path = PROFILES_DIR) -> PipelineConfig:
+        """Every routed profile, loaded and validated once, with the routes: what the
+        function is configured with, in AWS and in the local stack alike."""
+        profiles = tuple(load_named(name, profiles_dir) for name in self.profile_names())
+        return PipelineConfig(profiles=profiles, routes=self.resolved_routes())
 
     @classmethod
     def from_values(cls, get: Callable[[str], str | None]) -> StackSettings:

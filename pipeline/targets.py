@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.layer import DEFAULT_CACHE_DIR
 from pipeline.stack import (
+    OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_FUNCTION_NAME,
     OUTPUT_INPUT_BUCKET,
     OUTPUT_METADATA_TABLE,
@@ -26,7 +27,6 @@ from pipeline.stack import (
 PROJECT = "imgpipe"
 DEFAULT_LOCAL_STACK = "local"
 STATE_DIR = DEFAULT_CACHE_DIR / "local"
-OUTPUT_DEAD_LETTER_QUEUE_URL = "deadLetterQueueUrl"
 
 
 class TargetError(RuntimeError):
@@ -138,4 +138,4 @@ def from_outputs(outputs: dict[str, Any], stack: str) -> Target:
         )
     except KeyError as exc:
         raise TargetError(f"stack {stack} has no output {exc.args[0]!r}; run `pulumi up`") from None
-    return Target(names=names, dead_letter_queue_url=outputs.get(OUTPUT_DEAD_LETTER_QUEUE_URL))
+    return Target(names=names, dead_letter_queue_url=outputs.get(OUTPUT_DEAD_LETTER_QUEUE))

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,11 +54,14 @@ def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tm
         stderr=subprocess.PIPE,
         text=True,
     )
+    # A hung server must fail the test, not hang the suite.
+    watchdog = threading.Timer(180, server.kill)
+    watchdog.start()
     try:
         lines = []
         for line in server.stdout:
             lines.append(line)
-            if line.startswith("Editing profiles/"):
+            if "Ctrl-C stops" in line:
                 break
         output = "".join(lines)
         endpoint = re.search(r"endpoint\s+(http://127\.0\.0\.1:\d+)", output).group(1)
@@ -98,6 +102,7 @@ def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tm
         assert "Stopped." in rest
         assert not state_file().exists()
     finally:
+        watchdog.cancel()
         if server.poll() is None:
             server.kill()
 
@@ -149,3 +154,48 @@ def test_report_table_rows():
     assert lines[1].split() == ["a.jpg", "1920x1080", "800x450,", "200x113", "ok"]
     assert lines[2].split() == ["b.jpg", "-", "-", "failed", "bad"]
     assert lines[3].split() == ["c.jpg", "-", "-", "missing"]
+
+
+def test_local_redeploys_an_edited_profile_and_refuses_a_broken_edit(tmp_path, capsys):
+    from lambda_pkg.profiles import PROFILES_DIR
+    from pipeline.cli import _serve
+    from pipeline.stack import StackSettings
+
+    # GIVEN `imgpipe local` serving a copy of the thumbnail profile
+    profile = tmp_path / "thumbnail.yaml"
+    profile.write_text((PROFILES_DIR / "thumbnail.yaml").read_text())
+    deployed = []
+
+    class Stack:
+        def redeploy(self, config):
+            deployed.append(config)
+
+    stop = threading.Event()
+    settings = StackSettings()
+    server = threading.Thread(target=_serve, args=(Stack(), settings, tmp_path, stop))
+    server.start()
+    try:
+        # WHEN the profile is edited, THEN the new one is deployed
+        time.sleep(1.2)
+        profile.write_text(profile.read_text().replace("quality: 85", "quality: 70"))
+        os.utime(profile, (time.time() + 5, time.time() + 5))
+        for _ in range(50):
+            if deployed:
+                break
+            time.sleep(0.1)
+        assert [c.profiles[0].renditions[0].quality for c in deployed] == [70]
+        # WHEN it is broken, THEN nothing is deployed and the error says why
+        profile.write_text(profile.read_text().replace("quality: 70", "quality: 700"))
+        os.utime(profile, (time.time() + 10, time.time() + 10))
+        time.sleep(2.5)
+        assert len(deployed) == 1
+    finally:
+        stop.set()
+        server.join(5)
+    assert "renditions[0].quality: got 700" in capsys.readouterr().err
+
+
+def test_local_refuses_bad_routes_with_a_clear_error():
+    done = imgpipe("local", "--routes", '[{"prefix": "a/", "profile": "nope"}]', timeout=60)
+    assert done.returncode == 2
+    assert "nope" in done.stderr

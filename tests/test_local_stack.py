@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_pkg.profiles import PipelineConfig, load_named
+from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from pipeline import ops
 from pipeline.local import sandbox
 from pipeline.local.emulator import CREDENTIALS
@@ -177,6 +177,47 @@ def test_reprocess_brings_items_to_the_new_profile_and_skips_current_ones():
         again = ops.plan_reprocess(target, ops.current_config(target), everything=False)
         assert (len(again.events), again.current) == (0, 3)
         assert len(ops.plan_reprocess(target, ops.current_config(target), True).events) == 3
+
+
+def test_routes_filter_the_notification_and_pick_the_profile():
+    # GIVEN a stack that only processes gallery/*.png (web) and avatars/ (thumbnail)
+    config = PipelineConfig(
+        profiles=(load_named("web"), load_named("thumbnail")),
+        routes=(Route("web", prefix="gallery/", suffix=".png"), Route("thumbnail", "avatars/")),
+    )
+    with new_stack(profile=config) as stack:
+        target = stack.target()
+        ops.upload_bytes(
+            target,
+            {
+                "gallery/a.png": images.png(640, 480),
+                "avatars/me.jpg": images.jpeg(400, 400),
+                "elsewhere/b.jpg": images.jpeg(400, 300),
+                "gallery/c.jpg": images.jpeg(400, 300),
+            },
+        )
+        results = wait_final(target, ["gallery/a.png", "avatars/me.jpg"])
+        assert results["gallery/a.png"]["profile"] == "web"
+        assert results["avatars/me.jpg"]["profile"] == "thumbnail"
+        # THEN keys outside every route never reached the function (S3 filtered them)
+        assert stack.wait_until_idle(30)
+        assert ops.item(target, "elsewhere/b.jpg") is None
+        assert ops.item(target, "gallery/c.jpg") is None
+
+
+def test_deleting_an_original_removes_its_renditions_and_keeps_the_record():
+    with new_stack(profile="web") as stack:
+        target = stack.target()
+        ops.upload_bytes(target, {"bye.jpg": images.jpeg(800, 600)})
+        (entry,) = wait_final(target, ["bye.jpg"]).values()
+        s3 = ops.aws(target, "s3")
+        s3.delete_object(Bucket=stack.names.input_bucket, Key="bye.jpg")
+        (deleted,) = ops.wait_for(
+            target, ["bye.jpg"], lambda e: e["status"] == "deleted", 30
+        ).values()
+        assert deleted["status"] == "deleted" and deleted["renditions"] == entry["renditions"]
+        listing = s3.list_objects_v2(Bucket=stack.names.output_bucket)
+        assert listing.get("KeyCount", 0) == 0
 
 
 def test_the_sandbox_sees_only_the_artifacts_and_boto3():

@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from lambda_pkg.profiles import Route
 from pipeline.local.emulator import REGION, client
+from pipeline.routing import notification_rules
 from pipeline.stack import TRIGGER_EVENTS, ResourceNames
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -19,7 +21,9 @@ class LocalResources:
     dead_letter_queue_url: str
 
 
-def provision(endpoint: str, names: ResourceNames, visibility_timeout_s: int) -> LocalResources:
+def provision(
+    endpoint: str, names: ResourceNames, routes: tuple[Route, ...], visibility_timeout_s: int
+) -> LocalResources:
     s3, dynamodb, sqs = (client(s, endpoint) for s in ("s3", "dynamodb", "sqs"))
     for bucket in (names.input_bucket, names.output_bucket):
         s3.create_bucket(Bucket=bucket)
@@ -47,17 +51,39 @@ def provision(endpoint: str, names: ResourceNames, visibility_timeout_s: int) ->
         QueueName=names.event_queue,
         Attributes={"VisibilityTimeout": str(visibility_timeout_s)},
     )["QueueUrl"]
-    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.event_queue}"
+    queue_arn = event_queue_arn(names)
     sqs.set_queue_attributes(
         QueueUrl=event_url, Attributes={"Policy": json.dumps(_queue_policy(queue_arn, names))}
     )
-    s3.put_bucket_notification_configuration(
+    notify(endpoint, names, routes)
+    return LocalResources(names, event_url, dead_letter_url)
+
+
+def event_queue_arn(names: ResourceNames) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.event_queue}"
+
+
+def notify(endpoint: str, names: ResourceNames, routes: tuple[Route, ...]) -> None:
+    """Point the input bucket's notification at the event queue, with the routes' filters."""
+    queue_arn = event_queue_arn(names)
+    client("s3", endpoint).put_bucket_notification_configuration(
         Bucket=names.input_bucket,
         NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": list(TRIGGER_EVENTS)}]
+            "QueueConfigurations": [
+                _queue_rule(queue_arn, events, prefix, suffix)
+                for events, prefix, suffix in notification_rules(routes, TRIGGER_EVENTS)
+            ]
         },
     )
-    return LocalResources(names, event_url, dead_letter_url)
+
+
+def _queue_rule(arn: str, events: tuple[str, ...], prefix: str, suffix: str) -> dict[str, Any]:
+    """The same filter rules the Pulumi program puts on the Lambda notification."""
+    rule: dict[str, Any] = {"QueueArn": arn, "Events": list(events)}
+    filters = [{"Name": n, "Value": v} for n, v in (("prefix", prefix), ("suffix", suffix)) if v]
+    if filters:
+        rule["Filter"] = {"Key": {"FilterRules": filters}}
+    return rule
 
 
 def _queue_policy(queue_arn: str, names: ResourceNames) -> dict[str, Any]:

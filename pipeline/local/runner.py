@@ -73,7 +73,10 @@ class LocalStack:
         self._emulator.start()
         try:
             self.resources = provision.provision(
-                self.endpoint, self.names, visibility_timeout_s=self.settings.timeout_s + 30
+                self.endpoint,
+                self.names,
+                self.config.routes,
+                visibility_timeout_s=self.settings.timeout_s + 30,
             )
             self._start_pool(image)
         except BaseException:
@@ -103,11 +106,21 @@ class LocalStack:
     def redeploy(self, config: PipelineConfig) -> None:
         """What `pulumi up` after a profile edit does: new function environment, same data."""
         self.config = config
+        provision.notify(self.endpoint, self.names, config.routes)
         if self.pool is not None:
             self.pool.stop()
         self._start_pool(sandbox.prepare())
         if self._write_state:
             state_file(self.stack).write_text(self.target().to_json())
+
+    def restart_emulator(self, down_s: float = 0.0) -> None:
+        """Stop the emulator, wait, start it again on the same port: a fault for the
+        reliability suite. moto's backends live in this process, so the data survives;
+        every connection fails while it is down, as during an outage."""
+        port = int(self.endpoint.rsplit(":", 1)[1])
+        self._emulator.stop()
+        time.sleep(down_s)
+        self._emulator = Emulator(port).start()
 
     def target(self) -> Target:
         assert self.resources is not None
