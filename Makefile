@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format install clean bench
+.PHONY: demo test lint format install clean reliability bench
 
 install: $(STAMP)
 
@@ -35,3 +35,10 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .build
+
+# The reliability suite, short form (what CI runs): hostile inputs, fuzzing, ordering,
+# faults and a 200-image load through the local stack. `make reliability LONG=1` then runs
+# every long form (2,000 uploads, 40,000 fuzz inputs, heavier faults) into RELIABILITY.md.
+reliability: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_hostile_inputs.py tests/test_fuzz_decode.py tests/test_reliability_ordering.py tests/test_reliability_faults.py tests/test_reliability_load.py
+	$(if $(LONG),$(BIN)/python -m reliability report --long)

@@ -107,10 +107,15 @@ def prepare(image: Image.Image, fmt: str, background: str) -> Image.Image:
 def encode(
     image: Image.Image, fmt: str, rendition: Rendition, meta: Carried, background: str
 ) -> bytes:
-    image = prepare(image, fmt, background)
+    prepared = prepare(image, fmt, background)
+    if prepared is image:
+        # Image.save parks its options on the image object (_default_encoderinfo), and
+        # renditions of one size share one picture and encode on the pool at the same time:
+        # without a copy of their own they read each other's quality and subsampling.
+        prepared = image.copy()
     buffer = io.BytesIO()
-    params = _options(fmt, rendition) | _metadata(fmt, image.mode, meta)
-    image.save(buffer, fmt.upper(), **params)
+    params = _options(fmt, rendition) | _metadata(fmt, prepared.mode, meta)
+    prepared.save(buffer, fmt.upper(), **params)
     return buffer.getvalue()
 
 

@@ -148,7 +148,7 @@ def decode(data: bytes, profile: Profile) -> Decoded:
     try:
         # Counting frames reads every frame header: a truncated animation fails here.
         frame_count = getattr(image, "n_frames", 1) if input_format != "jpeg" else 1
-    except _DECODE_ERRORS as exc:
+    except (*_DECODE_ERRORS, TypeError) as exc:  # TIFF: "Missing dimensions" in a later IFD
         raise ImageRejected(f"corrupt or truncated image: {type(exc).__name__}: {exc}") from None
 
     if input_format == "jpeg":
