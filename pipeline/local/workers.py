@@ -15,8 +15,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,10 @@ class WorkerPool:
                     time.sleep(0.5)
                     continue
                 for message in messages:
-                    self._deliver(number, sqs, function, message)
+                    try:
+                        self._deliver(number, sqs, function, message)
+                    except Exception:  # the message stays queued and comes back: keep going
+                        logger.exception("worker-%d: delivery failed; SQS will redeliver", number)
 
     def _deliver(self, number: int, sqs: Any, function: FunctionProcess, message: dict) -> None:
         event = json.loads(message["Body"])
@@ -165,11 +169,34 @@ class WorkerPool:
             break
         else:
             assert error is not None
-            record = failure_record(event, error, attempts, self._function_arn)
-            sqs.send_message(QueueUrl=self._dead_letter_queue_url, MessageBody=json.dumps(record))
+            record = json.dumps(failure_record(event, error, attempts, self._function_arn))
+            send = partial(
+                sqs.send_message, QueueUrl=self._dead_letter_queue_url, MessageBody=record
+            )
+            if not self._persist(send):
+                return  # shutting down before the DLQ took it: the event stays queued
             self.stats.add(dead_lettered=1)
             logger.warning("worker-%d: %s sent to the dead-letter queue", number, _keys(event))
-        sqs.delete_message(QueueUrl=self._event_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        receipt = message["ReceiptHandle"]
+        self._persist(
+            partial(sqs.delete_message, QueueUrl=self._event_queue_url, ReceiptHandle=receipt)
+        )
+
+    def _persist(self, call: Callable[[], Any]) -> bool:
+        """Retry an SQS call through an emulator outage until it succeeds or we stop.
+
+        Losing a DLQ write would lose the event; a lost delete only means a duplicate
+        delivery later, which the handler is built to absorb."""
+        delay = 0.2
+        while True:
+            try:
+                call()
+                return True
+            except Exception:
+                logger.warning("SQS call failed; retrying in %.1f s", delay, exc_info=True)
+                if self._stopping.wait(delay):
+                    return False
+                delay = min(delay * 2, 5.0)
 
 
 def _keys(event: dict[str, Any]) -> str:
