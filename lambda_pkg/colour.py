@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import functools
 import io
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageCms
+from PIL import Image
+
+if TYPE_CHECKING:  # LittleCMS loads on the first picture that needs it, not at cold start
+    from PIL import ImageCms
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 # Modes LittleCMS converts here; L keeps its grey values (a grey ICC is a gamma tweak at most).
@@ -22,6 +26,8 @@ def has_alpha(image: Image.Image) -> bool:
 
 @functools.cache
 def srgb_profile() -> ImageCms.ImageCmsProfile:
+    from PIL import ImageCms
+
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
@@ -32,6 +38,8 @@ def srgb_icc_bytes() -> bytes:
 
 @functools.lru_cache(maxsize=16)
 def _transform(icc: bytes, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform | None:
+    from PIL import ImageCms
+
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if source.profile.xcolor_space.strip() != {"CMYK": "CMYK"}.get(in_mode, "RGB"):

@@ -6,6 +6,7 @@ input carried (EXIF, XMP, GPS, ICC) reaches an output unless the profile asks fo
 
 from __future__ import annotations
 
+import importlib
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,17 @@ def prepare(image: Image.Image, fmt: str, background: str) -> Image.Image:
     return image
 
 
+_SAVE_PLUGINS = {"webp": "WebPImagePlugin", "avif": "AvifImagePlugin"}
+
+
+def saver(fmt: str) -> str:
+    """Pillow's format name, its encoder registered. Unregistered, Image.save would import
+    every plugin Pillow has; JPEG, PNG and GIF come with Image.preinit()."""
+    if fmt in _SAVE_PLUGINS:
+        importlib.import_module(f"PIL.{_SAVE_PLUGINS[fmt]}")
+    return fmt.upper()
+
+
 def encode(
     image: Image.Image, fmt: str, rendition: Rendition, meta: Carried, background: str
 ) -> bytes:
@@ -115,7 +127,7 @@ def encode(
         prepared = image.copy()
     buffer = io.BytesIO()
     params = _options(fmt, rendition) | _metadata(fmt, prepared.mode, meta)
-    prepared.save(buffer, fmt.upper(), **params)
+    prepared.save(buffer, saver(fmt), **params)
     return buffer.getvalue()
 
 
@@ -133,7 +145,7 @@ def encode_animation(
     params = _options(fmt, rendition)
     frames[0].save(
         buffer,
-        fmt.upper(),
+        saver(fmt),
         save_all=True,
         append_images=frames[1:],
         duration=durations,

@@ -6,19 +6,10 @@ when the bytes are HEIF, so its import never slows the cold start of JPEG-only t
 
 from __future__ import annotations
 
+import importlib
 import io
 
-from PIL import (
-    AvifImagePlugin,  # noqa: F401  (registers the decoders the allow-list names)
-    BmpImagePlugin,  # noqa: F401
-    GifImagePlugin,  # noqa: F401
-    Image,
-    JpegImagePlugin,  # noqa: F401
-    MpoImagePlugin,  # noqa: F401
-    PngImagePlugin,  # noqa: F401
-    TiffImagePlugin,  # noqa: F401
-    WebPImagePlugin,  # noqa: F401
-)
+from PIL import Image
 
 # Profile names -> Pillow's format identifiers, for the open() allow-list.
 PILLOW_FORMATS = {
@@ -51,10 +42,27 @@ def _register_heif() -> None:
         pillow_heif.register_heif_opener()
 
 
+def _register_decoder_for(data: bytes, input_formats: tuple[str, ...]) -> None:
+    """Import only the Pillow plugin these bytes need. Image.preinit() registers JPEG (which
+    opens MPO itself), PNG, GIF and BMP; WebP, TIFF and AVIF each load a C library, and an
+    unused one costs every cold start time and memory."""
+    Image.preinit()
+    plugin = None
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        plugin = "WebPImagePlugin"
+    elif data[:4] in (b"II*\x00", b"MM\x00*"):
+        plugin = "TiffImagePlugin"
+    elif data[4:8] == b"ftyp":
+        plugin = "AvifImagePlugin"  # AVIF may carry a generic brand (mif1): let Pillow decide
+        if "heic" in input_formats and looks_like_heif(data):
+            _register_heif()
+    if plugin is not None:
+        importlib.import_module(f"PIL.{plugin}")
+
+
 def allowed_openers(data: bytes, input_formats: tuple[str, ...]) -> list[str]:
     """Pillow format names open() may try for these bytes under this allow-list."""
-    if "heic" in input_formats and looks_like_heif(data):
-        _register_heif()
+    _register_decoder_for(data, input_formats)
     return [n for fmt in input_formats for n in PILLOW_FORMATS[fmt] if n in Image.OPEN]
 
 
