@@ -8,11 +8,13 @@ millisecond of pixel work. The BlurHash encoder follows the reference algorithm
 from __future__ import annotations
 
 import math
+from operator import mul
 
 from PIL import Image
 
-# BlurHash is a handful of cosine components; a 24 px image carries all they can show.
-SAMPLE = 24
+# BlurHash is at most 4 cosine components a side: 16 px is four samples per period of the
+# finest one, all they can show, and the pure-Python projection costs per pixel.
+SAMPLE = 16
 _BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
 _TO_LINEAR = [
     v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
@@ -56,30 +58,22 @@ def blurhash(image: Image.Image, components_x: int = 4, components_y: int = 3) -
     cos_y = [
         [math.cos(math.pi * j * y / height) for y in range(height)] for j in range(components_y)
     ]
-    # Separable: first project every row onto the x cosines, then those onto the y cosines.
-    rows = []  # rows[y][i] = (r, g, b) sums
+    # Separable: project every row onto the x cosines (projected[i][c][y]), then those
+    # columns onto the y cosines. sum(map(mul, ...)) keeps the inner loops in C.
+    linear = [_TO_LINEAR[v] for v in pixels]
+    projected = [[[0.0] * height for _ in range(3)] for _ in range(components_x)]
     for y in range(height):
-        start = y * width * 3
-        lin = [_TO_LINEAR[v] for v in pixels[start : start + width * 3]]
-        reds, greens, blues = lin[0::3], lin[1::3], lin[2::3]
-        rows.append(
-            [
-                (
-                    sum(c * v for c, v in zip(cx, reds, strict=True)),
-                    sum(c * v for c, v in zip(cx, greens, strict=True)),
-                    sum(c * v for c, v in zip(cx, blues, strict=True)),
-                )
-                for cx in cos_x
-            ]
-        )
+        row = linear[y * width * 3 : (y + 1) * width * 3]
+        channels = (row[0::3], row[1::3], row[2::3])
+        for i, cx in enumerate(cos_x):
+            for c in range(3):
+                projected[i][c][y] = sum(map(mul, cx, channels[c]))
     components = []
     for j in range(components_y):
         for i in range(components_x):
             norm = (1.0 if i == j == 0 else 2.0) / (width * height)
             components.append(
-                tuple(
-                    norm * sum(cos_y[j][y] * rows[y][i][c] for y in range(height)) for c in range(3)
-                )
+                tuple(norm * sum(map(mul, cos_y[j], projected[i][c])) for c in range(3))
             )
     dc, ac = components[0], components[1:]
     largest = max((abs(v) for component in ac for v in component), default=0.0)
