@@ -147,8 +147,61 @@ def process_record(record: S3Record, settings: Settings, s3: Any, store: Metadat
     if store.put(ok_item(source, profile, decoded, written)):
         logger.info("Metadata stored successfully in DynamoDB.")
     else:
-        logger.info("Metadata not stored for %r: a newer event already recorded it", key)
+        logger.info("Metadata not stored for %r: a newer event recorded it meanwhile", key)
+        _settle(record, settings, s3, store, profile, [k for k, _ in written])
     return "processed"
+
+
+SETTLE_ROUNDS = 3
+
+
+def _settle(
+    record: S3Record,
+    settings: Settings,
+    s3: Any,
+    store: MetadataStore,
+    profile: Profile,
+    written: list[str],
+) -> None:
+    """A newer event stored its item while this one rendered, so the renditions just written
+    (same keys: they are deterministic) may hold older bytes than that item describes.
+    Render the current object again, which gives the newer event's bytes back (rendering is
+    deterministic), and delete what this event wrote that the item does not list (the newer
+    upload failed, or was deleted). Repeat while yet newer events land meanwhile."""
+    for _ in range(SETTLE_ROUNDS):
+        newest = store.item(record.key) or {}
+        listed: set[str] = set()
+        if newest.get("status") == "ok" and newest.get("profile_hash") == profile.content_hash():
+            listed = {r["key"] for r in newest.get("renditions", [])}
+            _rewrite(record, settings, s3, profile, listed)
+        for key in set(written) - listed:
+            s3.delete_object(Bucket=settings.output_bucket, Key=key)
+        if (store.item(record.key) or {}).get("sequencer") == newest.get("sequencer"):
+            logger.info("Renditions of %r settled on the newest item", record.key)
+            return
+    raise RuntimeError(f"renditions of {record.key!r} did not settle: the key keeps changing")
+
+
+def _rewrite(
+    record: S3Record, settings: Settings, s3: Any, profile: Profile, listed: set[str]
+) -> None:
+    """Write the current object's renditions to the keys the newest item lists."""
+    try:
+        data, _size = _download(s3, record, profile)
+        _decoded, outputs = imaging.process(data, profile)
+    except (_Missing, imaging.ImageRejected):
+        return  # the object changed again; its own event brings item and renditions along
+    for output in outputs:
+        output_key = render_key(
+            output.rendition.key, record.key, output.rendition.name, output.extension
+        )
+        if output_key in listed:
+            s3.put_object(
+                Bucket=settings.output_bucket,
+                Key=output_key,
+                Body=output.data,
+                ContentType=output.content_type,
+            )
 
 
 def _skip_reason(record: S3Record, key: str, settings: Settings) -> str | None:

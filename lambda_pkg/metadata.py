@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from lambda_pkg.imaging import Decoded, Output
@@ -27,6 +27,7 @@ SEED_ATTRIBUTES = (
     "timestamp",
 )
 _serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
 
 
 def utc_timestamp(now: dt.datetime | None = None) -> str:
@@ -145,6 +146,13 @@ class MetadataStore:
         )
         return response.get("Item", {}).get("sequencer", {}).get("S")
 
+    def item(self, key: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self._table, Key={"image_name": {"S": key}}, ConsistentRead=True
+        )
+        raw = response.get("Item")
+        return None if raw is None else _deserialise(raw)
+
     def mark_deleted(self, key: str, sequencer: str | None) -> dict[str, Any] | None:
         """Set status `deleted` (+ `deleted_at`), keeping every other attribute.
 
@@ -177,7 +185,8 @@ class MetadataStore:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return None
             raise
-        from boto3.dynamodb.types import TypeDeserializer
+        return _deserialise(response["Attributes"])
 
-        deserializer = TypeDeserializer()
-        return {k: deserializer.deserialize(v) for k, v in response["Attributes"].items()}
+
+def _deserialise(raw: dict[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in raw.items()}

@@ -100,6 +100,66 @@ def test_an_older_event_that_passed_the_early_check_loses_the_conditional_write(
     _renditions_match_outputs(aws, after)
 
 
+def _older_bytes_first(aws, old: bytes):
+    """get_object that returns the object as it was before an overwrite, once: the older
+    event read the old bytes before the newer upload replaced them."""
+    real_get = aws.s3.get_object
+    served = []
+
+    def get(**kwargs):
+        if not served:
+            served.append(True)
+            return {"Body": io.BytesIO(old), "ContentLength": len(old)}
+        return real_get(**kwargs)
+
+    return mock.patch.object(aws.s3, "get_object", side_effect=get)
+
+
+def test_an_older_upload_finishing_last_leaves_the_newer_renditions(aws):
+    # GIVEN the object was overwritten and the newer event processed the new bytes
+    old, new = images.jpeg(640, 480), images.jpeg(900, 300)
+    aws.upload("swap.jpg", new)
+    _deliver(aws, "swap.jpg", new, "0055AED6DCD90281F0", profile="web")
+    newer = aws.item("swap.jpg")
+    newer_outputs = {r["key"]: aws.output(r["key"]) for r in newer["renditions"]}
+
+    # WHEN the older event, which read the old bytes and passed the early check before the
+    # newer item existed, writes its renditions last
+    with (
+        mock.patch.object(MetadataStore, "stored_sequencer", return_value=None),
+        _older_bytes_first(aws, old),
+    ):
+        _deliver(aws, "swap.jpg", old, "0055AED6DCD90281E5", profile="web")
+
+    # THEN the item is the newer one and every rendition holds the newer upload's bytes
+    assert aws.item("swap.jpg") == newer
+    assert {r["key"]: aws.output(r["key"]) for r in newer["renditions"]} == newer_outputs
+    assert aws.output_keys() == sorted(newer_outputs)
+
+
+def test_an_older_upload_finishing_after_a_delete_leaves_no_renditions(aws):
+    # GIVEN an upload processed, then the original deleted (renditions removed)
+    data = images.jpeg(640, 480)
+    aws.upload("gone.jpg", data)
+    _deliver(aws, "gone.jpg", data, "0055AED6DCD90281F0", profile="web")
+    aws.s3.delete_object(Bucket=INPUT_BUCKET, Key="gone.jpg")
+    delete = put_event(INPUT_BUCKET, "gone.jpg", 0, sequencer="0055AED6DCD90281F5")
+    delete["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    process_event(delete, aws.settings("web"), aws.s3, aws.dynamodb)
+    assert aws.output_keys() == []
+
+    # WHEN an older upload event that read the bytes before the delete finishes last
+    with (
+        mock.patch.object(MetadataStore, "stored_sequencer", return_value=None),
+        _older_bytes_first(aws, data),
+    ):
+        _deliver(aws, "gone.jpg", data, "0055AED6DCD90281E5", profile="web")
+
+    # THEN nothing it wrote survives, and the item still says deleted
+    assert aws.output_keys() == []
+    assert aws.item("gone.jpg")["status"] == "deleted"
+
+
 @contextmanager
 def _one_s3_request_at_a_time(aws) -> Iterator[None]:
     """In-process moto's S3 object is not thread-safe (a concurrent overwrite closes the
