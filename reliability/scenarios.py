@@ -182,14 +182,8 @@ def sigkill(
         thread.start()
         _upload_all(stack, uploads)
         thread.join(timeout_s)
-        items, letters = settle(stack.target(), keys, timeout_s, stack.wait_until_idle)
         done.set()
-        first = account(stack.target(), keys, items=items, letters=letters)
-        redriven = 0
-        if letters:
-            redriven = ops.redrive(stack.target(), progress=lambda _key: None)
-            items, letters = settle(stack.target(), keys, timeout_s, stack.wait_until_idle)
-        final = account(stack.target(), keys, items=items, letters=letters)
+        first, final, redriven = _account_and_redrive(stack, keys, timeout_s)
         result = _result(
             "worker killed mid-image",
             f"SIGKILL to a function process {len(landed)} times while images were in flight",
@@ -205,6 +199,18 @@ def sigkill(
         )
         result.clean = final.clean and not first.missing and not first.orphans
         return result
+
+
+def _account_and_redrive(stack: LocalStack, keys: list[str], timeout_s: float):
+    """Account for every key once things settle; redrive the DLQ and account again.
+    Returns (first accounting, final accounting, events redriven)."""
+    items, letters = settle(stack.target(), keys, timeout_s, stack.wait_until_idle)
+    first = account(stack.target(), keys, items=items, letters=letters)
+    redriven = 0
+    if letters:
+        redriven = ops.redrive(stack.target(), progress=lambda _key: None)
+        items, letters = settle(stack.target(), keys, timeout_s, stack.wait_until_idle)
+    return first, account(stack.target(), keys, items=items, letters=letters), redriven
 
 
 def emulator_restart(
@@ -224,13 +230,7 @@ def emulator_restart(
         for _ in range(restarts):
             time.sleep(1.0)
             stack.restart_emulator(down_s)
-        items, letters = settle(stack.target(), keys, timeout_s, stack.wait_until_idle)
-        first = account(stack.target(), keys, items=items, letters=letters)
-        redriven = 0
-        if letters:
-            redriven = ops.redrive(stack.target(), progress=lambda _key: None)
-            items, letters = settle(stack.target(), keys, timeout_s, stack.wait_until_idle)
-        final = account(stack.target(), keys, items=items, letters=letters)
+        first, final, redriven = _account_and_redrive(stack, keys, timeout_s)
         result = _result(
             "emulator restarted mid-run",
             f"moto stopped for {down_s:.0f} s and restarted on its port, {restarts} times",
