@@ -71,6 +71,13 @@ def _sixteen_bit_png() -> bytes:
     return encode(grey.convert("I;16"), "PNG")
 
 
+def _heic(image: Image.Image) -> bytes:
+    import pillow_heif  # the layer ships it; registering lets Pillow write HEIF too
+
+    pillow_heif.register_heif_opener()
+    return encode(image, "HEIF", quality=80)
+
+
 def samples() -> dict[str, tuple[str, str, bytes]]:
     """file name -> (description, expected status, bytes)."""
     portrait = photo(1080, 1920)
@@ -110,6 +117,12 @@ def samples() -> dict[str, tuple[str, str, bytes]]:
         "logo-alpha.png": ("800x600 RGBA PNG with transparency", "ok", _alpha_png()),
         "scan-16bit.png": ("640x480 16-bit greyscale PNG", "ok", _sixteen_bit_png()),
         "palette.gif": ("500x400 palette GIF", "ok", encode(photo(500, 400).convert("P"), "GIF")),
+        "iphone.heic": ("1512x2016 HEIC, as an iPhone takes it", "ok", _heic(photo(1512, 2016))),
+        "scan.tiff": (
+            "1000x700 TIFF (LZW)",
+            "ok",
+            encode(photo(1000, 700), "TIFF", compression="tiff_lzw"),
+        ),
         "banner.webp": ("1600x400 WebP", "ok", encode(photo(1600, 400), "WEBP", quality=85)),
         "tiny.jpg": (
             "64x48 JPEG, smaller than every rendition (never upscaled)",

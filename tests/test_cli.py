@@ -32,7 +32,7 @@ def imgpipe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 def test_demo_accounts_for_every_sample(tmp_path):
     done = imgpipe("demo", "--out", str(tmp_path / "demo"), timeout=180)
     assert done.returncode == 0, done.stderr
-    assert "13 of 13 images accounted for (11 ok, 2 failed, 0 on the dead-letter queue)" in (
+    assert "15 of 15 images accounted for (13 ok, 2 failed, 0 on the dead-letter queue)" in (
         done.stdout
     )
     header = next(line for line in done.stdout.splitlines() if line.startswith("key "))
