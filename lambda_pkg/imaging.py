@@ -256,6 +256,7 @@ def _draft_for(image: Image.Image, need: tuple[int, int], orientation: int) -> N
 # -- renditions ---------------------------------------------------------------------------
 
 _pool: ThreadPoolExecutor | None = None
+INLINE_ENCODE_MAX_PIXELS = 120_000
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -293,9 +294,16 @@ def render_all(
             sources.append(picture)
         fmt = encoding.output_format(rendition.format, decoded.input_format, decoded.has_alpha)
         pictures[index] = picture
-        pending[index] = _executor().submit(
-            encoding.encode, picture, fmt, rendition, meta, profile.background
-        )
+        if geometry.area(picture.size) <= INLINE_ENCODE_MAX_PIXELS:
+            # A thumbnail encodes in well under a millisecond: handing it to a pool thread
+            # (and waking that thread) costs more than it can overlap.
+            done: Future[bytes] = Future()
+            done.set_result(encoding.encode(picture, fmt, rendition, meta, profile.background))
+            pending[index] = done
+        else:
+            pending[index] = _executor().submit(
+                encoding.encode, picture, fmt, rendition, meta, profile.background
+            )
 
     def output(index: int) -> Callable[[], Output]:
         rendition, picture = profile.renditions[index], pictures[index]
