@@ -92,6 +92,23 @@ def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tm
         shown = imgpipe("show", "input/photo.jpg", "--endpoint", endpoint)
         assert '"processed_width": 200' in shown.stdout
         assert "processed/thumb_photo.jpg" in shown.stdout
+        # AND imgpipe upload sends a folder recursively, with progress, under a prefix
+        album = tmp_path / "album" / "2026"
+        album.mkdir(parents=True)
+        (album / "a.jpg").write_bytes(images.jpeg(640, 480))
+        (album / "b.png").write_bytes(images.png(300, 200))
+        uploaded = imgpipe("upload", str(tmp_path / "album"), "--prefix", "batch/")
+        assert "Uploaded 2 file(s)" in uploaded.stdout
+        assert "upload [" in uploaded.stderr and "2/2 batch/2026/b.png" in uploaded.stderr
+        for _ in range(120):
+            listing = imgpipe("ls").stdout
+            if listing.count(" ok") >= 3:
+                break
+            time.sleep(0.5)
+        assert re.search(r"batch/2026/a\.jpg\s+640x480\s+200x150\s+ok", listing)
+        # AND reprocess finds every item current under the running profile
+        replan = imgpipe("reprocess")
+        assert "0 to reprocess, 3 already current" in replan.stdout
         gallery = imgpipe("gallery", "--out", str(tmp_path / "g"))
         assert gallery.returncode == 0 and (tmp_path / "g" / "index.html").is_file()
         assert "empty" in imgpipe("dlq", "ls").stdout
