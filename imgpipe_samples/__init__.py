@@ -58,16 +58,19 @@ class Sample:
     expect: str  # "ok" or "failed"
 
 
-def _alpha_png() -> bytes:
-    image = photo(800, 600).convert("RGBA")
+def alpha_png(width: int, height: int) -> bytes:
+    """An RGBA PNG: the photo inside an ellipse, transparent around it."""
+    image = photo(width, height).convert("RGBA")
     mask = Image.new("L", image.size, 0)
-    ImageDraw.Draw(mask).ellipse((50, 50, 750, 550), fill=255)
+    inset = min(width, height) // 12
+    ImageDraw.Draw(mask).ellipse((inset, inset, width - inset, height - inset), fill=255)
     image.putalpha(mask)
     return encode(image, "PNG")
 
 
-def _sixteen_bit_png() -> bytes:
-    grey = photo(640, 480).convert("L").convert("I").point(lambda v: v * 257)
+def sixteen_bit_png(width: int, height: int) -> bytes:
+    """A 16-bit greyscale PNG using the whole 0..65535 range."""
+    grey = photo(width, height).convert("L").convert("I").point(lambda v: v * 257)
     return encode(grey.convert("I;16"), "PNG")
 
 
@@ -114,8 +117,8 @@ def samples() -> dict[str, tuple[str, str, bytes]]:
             "ok",
             encode(photo(1200, 800, "CMYK"), "JPEG", quality=90),
         ),
-        "logo-alpha.png": ("800x600 RGBA PNG with transparency", "ok", _alpha_png()),
-        "scan-16bit.png": ("640x480 16-bit greyscale PNG", "ok", _sixteen_bit_png()),
+        "logo-alpha.png": ("800x600 RGBA PNG with transparency", "ok", alpha_png(800, 600)),
+        "scan-16bit.png": ("640x480 16-bit greyscale PNG", "ok", sixteen_bit_png(640, 480)),
         "palette.gif": ("500x400 palette GIF", "ok", encode(photo(500, 400).convert("P"), "GIF")),
         "iphone.heic": ("1512x2016 HEIC, as an iPhone takes it", "ok", _heic(photo(1512, 2016))),
         "scan.tiff": (

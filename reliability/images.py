@@ -7,9 +7,7 @@ import functools
 import itertools
 import random
 
-from PIL import Image, ImageDraw
-
-from imgpipe_samples import encode, exif_with_orientation, photo
+from imgpipe_samples import alpha_png, encode, exif_with_orientation, photo, sixteen_bit_png
 
 # (label, weight, extension, expected status)
 KINDS: tuple[tuple[str, int, str, str], ...] = (
@@ -27,19 +25,6 @@ KINDS: tuple[tuple[str, int, str, str], ...] = (
 )
 
 
-def _rgba() -> bytes:
-    image = photo(800, 600).convert("RGBA")
-    mask = Image.new("L", image.size, 0)
-    ImageDraw.Draw(mask).ellipse((40, 40, 760, 560), fill=255)
-    image.putalpha(mask)
-    return encode(image, "PNG")
-
-
-def _grey16() -> bytes:
-    grey = photo(640, 480).convert("L").convert("I").point(lambda v: v * 257)
-    return encode(grey.convert("I;16"), "PNG")
-
-
 @functools.cache
 def payloads() -> dict[str, bytes]:
     return {
@@ -49,8 +34,8 @@ def payloads() -> dict[str, bytes]:
             photo(1920, 1080), "JPEG", quality=85, exif=exif_with_orientation(6)
         ),
         "jpeg 4000x3000": encode(photo(4000, 3000), "JPEG", quality=85),
-        "png 800x600 rgba": _rgba(),
-        "png 640x480 16-bit": _grey16(),
+        "png 800x600 rgba": alpha_png(800, 600),
+        "png 640x480 16-bit": sixteen_bit_png(640, 480),
         "webp 1200x800": encode(photo(1200, 800), "WEBP", quality=80),
         "gif 500x400": encode(photo(500, 400).convert("P"), "GIF"),
         "tiff 640x480 cmyk": encode(photo(640, 480, "CMYK"), "TIFF"),
