@@ -123,7 +123,7 @@ def process_record(record: S3Record, settings: Settings, s3: Any, store: Metadat
         return _record_failure(store, source, profile, exc)
     logger.info("Original image size: %dx%d", *decoded.original_size)
 
-    keys = [render_key(o.rendition.key, key, o.rendition.name, o.extension) for o in outputs]
+    keys = [_output_key(output, key) for output in outputs]
     too_long = next((k for k in keys if len(k.encode()) > S3_MAX_KEY_BYTES), None)
     if too_long is not None:
         # S3 refuses it (KeyTooLongError) on every retry: fail it now, before any write.
@@ -134,12 +134,7 @@ def process_record(record: S3Record, settings: Settings, s3: Any, store: Metadat
         return _record_failure(store, source, profile, imaging.ImageRejected(reason))
     written = []
     for output, output_key in zip(outputs, keys, strict=True):
-        s3.put_object(
-            Bucket=settings.output_bucket,
-            Key=output_key,
-            Body=output.data,
-            ContentType=output.content_type,
-        )
+        _put_rendition(s3, settings.output_bucket, output_key, output)
         written.append((output_key, output))
     first = outputs[0]
     logger.info("Processed image size: %dx%d", first.width, first.height)
@@ -192,16 +187,18 @@ def _rewrite(
     except (_Missing, imaging.ImageRejected):
         return  # the object changed again; its own event brings item and renditions along
     for output in outputs:
-        output_key = render_key(
-            output.rendition.key, record.key, output.rendition.name, output.extension
-        )
+        output_key = _output_key(output, record.key)
         if output_key in listed:
-            s3.put_object(
-                Bucket=settings.output_bucket,
-                Key=output_key,
-                Body=output.data,
-                ContentType=output.content_type,
-            )
+            _put_rendition(s3, settings.output_bucket, output_key, output)
+
+
+def _output_key(output: imaging.Output, source_key: str) -> str:
+    rendition = output.rendition
+    return render_key(rendition.key, source_key, rendition.name, output.extension)
+
+
+def _put_rendition(s3: Any, bucket: str, key: str, output: imaging.Output) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=output.data, ContentType=output.content_type)
 
 
 def _skip_reason(record: S3Record, key: str, settings: Settings) -> str | None:

@@ -245,8 +245,9 @@ def _dlq_ls(args: argparse.Namespace) -> int:
 
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
-    letters = ops.dead_letters(_target(args), hold_s=0)
-    count = ops.redrive(_target(args), ProgressBar(len(letters), "redrive"))
+    target = _target(args)
+    letters = ops.dead_letters(target, hold_s=60)  # hidden while they are sent again
+    count = ops.redrive(target, ProgressBar(len(letters), "redrive"), letters)
     print(f"Redrove {count} event(s).")
     return 0
 

@@ -112,6 +112,7 @@ def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tm
         gallery = imgpipe("gallery", "--out", str(tmp_path / "g"))
         assert gallery.returncode == 0 and (tmp_path / "g" / "index.html").is_file()
         assert "empty" in imgpipe("dlq", "ls").stdout
+        assert "Redrove 0 event(s)." in imgpipe("dlq", "redrive").stdout
         # AND Ctrl-C shuts everything down cleanly
         server.send_signal(signal.SIGINT)
         rest, errors = server.communicate(timeout=60)

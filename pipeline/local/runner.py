@@ -8,7 +8,7 @@ import time
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.settings import function_environment
 from pipeline.local import provision, sandbox
-from pipeline.local.emulator import CREDENTIALS, REGION, Emulator
+from pipeline.local.emulator import CREDENTIALS, REGION, Emulator, client
 from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
 from pipeline.stack import StackSettings, resource_names
 from pipeline.targets import DEFAULT_LOCAL_STACK, PROJECT, STATE_DIR, Target, state_file
@@ -147,8 +147,6 @@ class LocalStack:
 
     def wait_until_idle(self, timeout_s: float = 60) -> bool:
         """True once the event queue is empty and nothing is in flight."""
-        from pipeline.local.emulator import client
-
         assert self.resources is not None
         sqs = client("sqs", self.endpoint)
         deadline = time.monotonic() + timeout_s
