@@ -279,7 +279,10 @@ def render_all(
         range(len(profile.renditions)),
         key=lambda i: -geometry.area(target_size(original, profile.renditions[i].resize)),
     )
-    sources = [decoded.image]  # full-frame pictures, largest first
+    # Full-frame pictures, largest first, with the kernel that made them (None: the decode).
+    # A rendition cascades only from its own kernel's pictures, so e.g. a `nearest` pixel-art
+    # rendition never becomes the source of a `lanczos` one.
+    sources: list[tuple[Image.Image, str | None]] = [(decoded.image, None)]
     meta = encoding.carried(profile, decoded.exif, decoded.xmp)
     pending: dict[int, Future[bytes]] = {}
     pictures: dict[int, Image.Image] = {}
@@ -291,7 +294,7 @@ def render_all(
         if rendition.sharpen and picture.width < source.width:
             picture = transforms.sharpen(picture, rendition.sharpen)
         elif resize.mode in ("fit", "width", "height") and picture is not source:
-            sources.append(picture)
+            sources.append((picture, resize.kernel))
         fmt = encoding.output_format(rendition.format, decoded.input_format, decoded.has_alpha)
         pictures[index] = picture
         if geometry.area(picture.size) <= INLINE_ENCODE_MAX_PIXELS:
@@ -316,12 +319,18 @@ def render_all(
 
 
 def _smallest_sufficient(
-    sources: list[Image.Image], original: tuple[int, int], rendition: Rendition
+    sources: list[tuple[Image.Image, str | None]],
+    original: tuple[int, int],
+    rendition: Rendition,
 ) -> Image.Image:
     need = geometry.need(original, rendition.resize, geometry.CASCADE_GAP)
-    best = sources[0]
-    for candidate in sources[1:]:
-        if candidate.width >= need[0] and candidate.height >= need[1]:
+    best = sources[0][0]
+    for candidate, kernel in sources[1:]:
+        if (
+            kernel == rendition.resize.kernel
+            and candidate.width >= need[0]
+            and candidate.height >= need[1]
+        ):
             best = candidate
     return best
 

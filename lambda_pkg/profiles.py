@@ -26,6 +26,10 @@ RESIZE_MODES = ("fit", "width", "height", "cover", "pad")
 # Where a cover crop sits: fixed edges, or "smart" (entropy: most detail; attention: edges,
 # saturation and skin-like colours, in the spirit of libvips' smartcrop).
 GRAVITIES = ("center", "top", "bottom", "left", "right", "entropy", "attention")
+# The resampling kernel of a rendition's final resize pass. lanczos (3 lobes) is what
+# libvips and sharp default to; bicubic costs ~40% less for a shrink and, under a JPEG
+# encode, differs from it by far less than the encode's own error; nearest is for pixel art.
+KERNELS = ("lanczos", "bicubic", "bilinear", "nearest")
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 ICC_MODES = ("strip", "embed")
 # Encoder options and the concrete formats each applies to; `same` may become any of them.
@@ -66,6 +70,7 @@ class Resize:
     upscale: bool = False
     gravity: str = "center"  # cover only
     background: str | None = None  # pad only; None = the profile's background
+    kernel: str = "lanczos"
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,7 @@ _RENDITION_OPTION_DEFAULTS = _defaults(
         "sharpen",
     ),
 )
-_RESIZE_OPTION_DEFAULTS = _defaults(Resize, ("gravity",))
+_RESIZE_OPTION_DEFAULTS = _defaults(Resize, ("gravity", "kernel"))
 
 
 def _without_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +282,7 @@ _PROFILE_KEYS = {
     "max_frames",
 }
 _RENDITION_KEYS = {"name", "resize", "format", "key", "sharpen", *FORMAT_OPTIONS}
-_RESIZE_KEYS = {"mode", "width", "height", "upscale", "gravity", "background"}
+_RESIZE_KEYS = {"mode", "width", "height", "upscale", "gravity", "background", "kernel"}
 
 
 def profile_from_dict(
@@ -420,6 +425,7 @@ def _resize(raw: Any, source: str, path: str) -> Resize:
         upscale=upscale,
         gravity=gravity,
         background=background,
+        kernel=_choice(raw.get("kernel", "lanczos"), KERNELS, source, f"{path}.kernel"),
     )
 
 

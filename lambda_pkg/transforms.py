@@ -20,7 +20,12 @@ from lambda_pkg.profiles import Resize
 # target, then LANCZOS for the rest. 3.0 is indistinguishable from a pure LANCZOS pass
 # (tests compare against one) and is what Pillow recommends for speed with quality.
 REDUCING_GAP = 3.0
-_LANCZOS = Image.Resampling.LANCZOS
+KERNELS = {
+    "lanczos": Image.Resampling.LANCZOS,
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+}
 
 
 # Outputs at least this tall are resized as two horizontal strips on two threads (Pillow's
@@ -30,9 +35,12 @@ STRIP_MIN_ROWS = 64
 _strip_pool: ThreadPoolExecutor | None = None
 
 
-def _resize(image: Image.Image, target: geometry.Size, box: geometry.Box) -> Image.Image:
+def _resize(
+    image: Image.Image, target: geometry.Size, box: geometry.Box, kernel: str
+) -> Image.Image:
+    resample = KERNELS[kernel]
     if target[1] < STRIP_MIN_ROWS or (os.cpu_count() or 1) < 2:
-        return image.resize(target, _LANCZOS, box=box, reducing_gap=REDUCING_GAP)
+        return image.resize(target, resample, box=box, reducing_gap=REDUCING_GAP)
     global _strip_pool
     if _strip_pool is None:
         _strip_pool = ThreadPoolExecutor(max_workers=1)
@@ -40,11 +48,11 @@ def _resize(image: Image.Image, target: geometry.Size, box: geometry.Box) -> Ima
     row_scale = (box[3] - box[1]) / target[1]
     seam = box[1] + split * row_scale
     top = _strip_pool.submit(
-        image.resize, (target[0], split), _LANCZOS, (box[0], box[1], box[2], seam), REDUCING_GAP
+        image.resize, (target[0], split), resample, (box[0], box[1], box[2], seam), REDUCING_GAP
     )
     bottom = image.resize(
         (target[0], target[1] - split),
-        _LANCZOS,
+        resample,
         box=(box[0], seam, box[2], box[3]),
         reducing_gap=REDUCING_GAP,
     )
@@ -54,25 +62,31 @@ def _resize(image: Image.Image, target: geometry.Size, box: geometry.Box) -> Ima
     return result
 
 
-def fit(image: Image.Image, target: geometry.Size) -> Image.Image:
+def fit(image: Image.Image, target: geometry.Size, kernel: str = "lanczos") -> Image.Image:
     if image.size == target:
         return image
-    return _resize(image, target, (0.0, 0.0, float(image.width), float(image.height)))
+    return _resize(image, target, (0.0, 0.0, float(image.width), float(image.height)), kernel)
 
 
-def cover(image: Image.Image, target: geometry.Size, gravity: str) -> Image.Image:
+def cover(
+    image: Image.Image, target: geometry.Size, gravity: str, kernel: str = "lanczos"
+) -> Image.Image:
     extent = geometry.crop_extent(image.size, target)
     box = crop_box(image, extent, gravity)
     if image.size == target and box == (0, 0, image.width, image.height):
         return image
-    return _resize(image, target, box)
+    return _resize(image, target, box, kernel)
 
 
 def pad(
-    image: Image.Image, content: geometry.Size, box: geometry.Size, background: str
+    image: Image.Image,
+    content: geometry.Size,
+    box: geometry.Size,
+    background: str,
+    kernel: str = "lanczos",
 ) -> Image.Image:
     """Fit into `content`, then centre on a `box`-sized canvas of the background colour."""
-    inner = fit(image, content)
+    inner = fit(image, content, kernel)
     if inner.size == box:
         return inner
     canvas = Image.new(inner.mode if inner.mode != "L" else "RGB", box, background)
@@ -96,8 +110,8 @@ def apply(
     """One resize rule from a full-frame image; `original` is the full-resolution size."""
     target = geometry.target_size(original, resize)
     if resize.mode == "cover":
-        return cover(image, target, resize.gravity)
+        return cover(image, target, resize.gravity, resize.kernel)
     if resize.mode == "pad":
         content = geometry.content_size(original, resize)
-        return pad(image, content, target, resize.background or background)
-    return fit(image, target)
+        return pad(image, content, target, resize.background or background, resize.kernel)
+    return fit(image, target, resize.kernel)

@@ -50,6 +50,11 @@ def _resize() -> dict[str, Any]:
                 "description": "cover only",
             },
             "background": {"type": "string", "pattern": COLOUR_PATTERN, "description": "pad only"},
+            "kernel": {
+                "enum": list(p.KERNELS),
+                "default": "lanczos",
+                "description": "resampling kernel of the final resize pass",
+            },
         },
         "allOf": [
             *boxed,

@@ -347,6 +347,12 @@ def test_render_key(template, key, expected):
             "black",
             "'#ffffff'",
         ),
+        (
+            lambda d: d["renditions"][0]["resize"].update(kernel="lanczos2"),
+            "renditions[0].resize.kernel",
+            "lanczos2",
+            "one of lanczos, bicubic, bilinear, nearest",
+        ),
         (lambda d: d.update(icc="keep"), "icc", "keep", "one of strip, embed"),
         (lambda d: d.update(keep_metadata=1), "keep_metadata", 1, "true or false"),
         (lambda d: d.update(keep_animation="no"), "keep_animation", "no", "true or false"),
@@ -378,6 +384,7 @@ def test_every_option_round_trips_and_defaults_stay_out_of_the_json(tmp_path):
             ),
             d["renditions"][0].update(lossless=True, method=6),
             d["renditions"][0]["resize"].update(mode="cover", gravity="attention"),
+            d["renditions"][1]["resize"].update(kernel="bicubic"),
         )
     )
     profile = load_profile(write(tmp_path, full))
@@ -385,12 +392,14 @@ def test_every_option_round_trips_and_defaults_stay_out_of_the_json(tmp_path):
     assert PipelineConfig.from_json(config.to_json()) == config
     assert profile.renditions[0].resize.gravity == "attention"
     assert profile.renditions[1].progressive and profile.renditions[1].sharpen == 80
+    assert profile.renditions[1].resize.kernel == "bicubic"
 
     plain = PipelineConfig.single(load_profile(write(tmp_path, VALID))).to_json()
     for option in (
         "progressive",
         "subsampling",
         "gravity",
+        "kernel",
         "keep_metadata",
         "max_frames",
         "lossless",
