@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import struct
 import warnings
 from collections.abc import Callable, Iterator
@@ -182,7 +183,7 @@ def decode(data: bytes, profile: Profile) -> Decoded:
         frame_count=frame_count,
         animation=frames,
         exif=_upright_exif(exif) if profile.keep_metadata else None,
-        xmp=xmp if profile.keep_metadata else None,
+        xmp=_upright_xmp(xmp) if profile.keep_metadata else None,
     )
 
 
@@ -231,6 +232,19 @@ def _upright_exif(exif: Image.Exif | None) -> bytes | None:
         return exif.tobytes()
     except Exception:
         return None
+
+
+# XMP may repeat the orientation (attribute or element form). Pillow's getexif() takes it
+# from there when EXIF has none, so it may be what was applied: either way it must say 1.
+_XMP_ORIENTATION = re.compile(
+    rb"(tiff:Orientation\s*=\s*[\"'])[0-9]([\"'])|(<tiff:Orientation>)\s*[0-9]\s*(</tiff:Orientation>)"
+)
+
+
+def _upright_xmp(xmp: bytes | None) -> bytes | None:
+    if not xmp:
+        return xmp
+    return _XMP_ORIENTATION.sub(lambda m: (m[1] or m[3]) + b"1" + (m[2] or m[4]), xmp)
 
 
 def _xmp(image: Image.Image) -> bytes | None:

@@ -207,6 +207,37 @@ def test_keep_metadata_carries_exif_with_orientation_reset(fmt):
     assert opened(output).info.get("xmp")
 
 
+_XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description %s</rdf:RDF></x:xmpmeta>'
+
+
+@pytest.mark.parametrize(
+    ("stated", "reset"),
+    [
+        (b'tiff:Orientation="6"/>', b'tiff:Orientation="1"/>'),
+        (
+            b"><tiff:Orientation> 6 </tiff:Orientation></rdf:Description>",
+            b"><tiff:Orientation>1</tiff:Orientation></rdf:Description>",
+        ),
+    ],
+)
+def test_keep_metadata_resets_the_xmp_orientation_too(stated, reset):
+    data = images.jpeg(40, 60, orientation=6, xmp=_XMP % stated)
+    profile = profile_of(rendition("jpeg"), keep_metadata=True)
+    decoded, (output,) = imaging.process(data, profile)
+    assert decoded.orientation == 6 and output.width > output.height
+    # A viewer that reads either copy of the orientation leaves the upright pixels alone.
+    assert opened(output).info["xmp"] == _XMP % reset
+    assert opened(output).getexif().get(0x0112) == 1
+
+
+def test_an_xmp_only_orientation_is_applied_and_reset():
+    data = images.jpeg(40, 60, xmp=_XMP % b'tiff:Orientation="8"/>')
+    profile = profile_of(rendition("jpeg"), keep_metadata=True)
+    decoded, (output,) = imaging.process(data, profile)
+    assert decoded.orientation == 8 and output.width > output.height
+    assert opened(output).info["xmp"] == _XMP % b'tiff:Orientation="1"/>'
+
+
 def test_no_gps_is_recorded_as_no_gps():
     decoded, _ = imaging.process(images.jpeg(40, 30, orientation=1), profile_of(rendition()))
     assert decoded.had_gps is False and decoded.has_icc is False
