@@ -91,6 +91,28 @@ def test_smart_gravity_keeps_the_busiest_region(smart, band):
     assert all(c[0] > 150 for c in colours), (smart, band, colours)  # not the flat blue
 
 
+def _two_patches(right: tuple[int, int, int]) -> Image.Image:
+    """Grey, with a saturated cool patch on the left and a `right`-coloured one on the right."""
+    image = Image.new("RGB", (300, 100), (176, 176, 176))
+    image.paste((120, 172, 240), (20, 20, 80, 80))
+    image.paste(right, (220, 20, 280, 80))
+    return image
+
+
+@pytest.mark.parametrize("tone", [(255, 220, 190), (224, 172, 140), (141, 85, 36), (60, 40, 30)])
+def test_attention_is_drawn_to_skin_tones(tone):
+    box = gravity.crop_box(_two_patches(tone), (100.0, 100.0), "attention")
+    assert box[0] == 200  # the skin patch, over the more saturated cool one
+
+
+@pytest.mark.parametrize("colour", [(140, 224, 172), (172, 140, 224)])
+def test_attention_without_skin_keeps_the_more_salient_patch(colour):
+    # Same saturation as the (224, 172, 140) skin tone, other hues: the skin cue made the
+    # difference above.
+    box = gravity.crop_box(_two_patches(colour), (100.0, 100.0), "attention")
+    assert box[0] == 0
+
+
 def test_smart_gravity_on_a_portrait_slides_vertically():
     image = Image.open(io.BytesIO(stripes(at=(200, 300)))).transpose(Image.Transpose.ROTATE_90)
     box = gravity.crop_box(image, (100.0, 100.0), "entropy")
