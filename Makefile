@@ -27,6 +27,10 @@ test: $(STAMP)
 # Speed, memory and quality against the seed and libvips: benchmarks/README.md.
 bench: $(STAMP) requirements/bench.txt
 	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
+	@# Debian's libvips decodes HEIC (pyvips-binary's cannot): the HEIC row's peer.
+	@ldconfig -p | grep -q 'libvips.so.42 ' || { command -v apt-get >/dev/null && \
+	  apt-get install -y --no-install-recommends libvips42 >/dev/null; } || \
+	  echo "libvips42 not installed: the benchmark will skip vips-deb"
 	$(BIN)/python -m benchmarks.run
 
 format: $(STAMP)
