@@ -32,6 +32,8 @@ KERNELS = {
 # resize releases the GIL). Each strip's filter reads source rows across the seam, so the
 # result is the single-pass result.
 STRIP_MIN_ROWS = 64
+# Read once: os.cpu_count() reads sysfs on every call (~8 us here).
+_CORES = os.cpu_count() or 1
 _strip_pool: ThreadPoolExecutor | None = None
 
 
@@ -39,7 +41,7 @@ def _resize(
     image: Image.Image, target: geometry.Size, box: geometry.Box, kernel: str
 ) -> Image.Image:
     resample = KERNELS[kernel]
-    if target[1] < STRIP_MIN_ROWS or (os.cpu_count() or 1) < 2:
+    if target[1] < STRIP_MIN_ROWS or _CORES < 2:
         return image.resize(target, resample, box=box, reducing_gap=REDUCING_GAP)
     global _strip_pool
     if _strip_pool is None:
