@@ -135,6 +135,7 @@ def decode(data: bytes, profile: Profile) -> Decoded:
         raise ImageRejected(f"unsupported image format {image.format!r}")
     exif = _exif(image)
     orientation = _orientation(exif)
+    applied_by_decoder = _applied_by_decoder(image)  # read before the info is cleared
     width, height = image.size
     if orientation in _SWAPS_AXES:
         width, height = height, width
@@ -152,7 +153,10 @@ def decode(data: bytes, profile: Profile) -> Decoded:
     except (*_DECODE_ERRORS, TypeError) as exc:  # TIFF: "Missing dimensions" in a later IFD
         raise ImageRejected(f"corrupt or truncated image: {type(exc).__name__}: {exc}") from None
 
-    if input_format == "jpeg":
+    if input_format == "jpeg" or (input_format == "heic" and frame_count == 1):
+        # JPEG: libjpeg's DCT-scaled decode. HEIC: pillow-heif decodes an embedded thumbnail
+        # instead of the photo when one is big enough and a scaled copy of it (same crop,
+        # orientation and colour profile): iPhones store a 320x240 one next to 12 MP.
         _draft_for(image, _largest_need((width, height), profile), orientation)
     try:
         frames = None
@@ -176,7 +180,7 @@ def decode(data: bytes, profile: Profile) -> Decoded:
         input_format=input_format,
         original_size=(width, height),
         original_mode=original_mode,
-        orientation=orientation,
+        orientation=applied_by_decoder or orientation,
         has_alpha=alpha,
         has_icc=icc is not None,
         had_gps=_has_gps(exif),
@@ -212,6 +216,14 @@ def _exif(image: Image.Image) -> Image.Exif | None:
 def _orientation(exif: Image.Exif | None) -> int:
     value = exif.get(_EXIF_ORIENTATION, 1) if exif is not None else 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1  # 0 and junk: upright
+
+
+def _applied_by_decoder(image: Image.Image) -> int | None:
+    """The orientation a decoder applied itself: libheif rotates HEIC pixels (irot/imir,
+    which pillow-heif derives from EXIF too) and pillow-heif then resets EXIF to 1, keeping
+    the original value here. The item must still say which orientation was applied."""
+    value = image.info.get("original_orientation")
+    return value if isinstance(value, int) and 2 <= value <= 8 else None
 
 
 def _has_gps(exif: Image.Exif | None) -> bool:
@@ -260,7 +272,8 @@ def _largest_need(source: tuple[int, int], profile: Profile) -> tuple[int, int]:
 
 
 def _draft_for(image: Image.Image, need: tuple[int, int], orientation: int) -> None:
-    """Ask libjpeg to decode at 1/2, 1/4 or 1/8 scale when the largest rendition allows it."""
+    """Ask the decoder for a smaller picture when the largest rendition allows it: libjpeg
+    at 1/2, 1/4 or 1/8 scale, pillow-heif an embedded thumbnail."""
     if orientation in _SWAPS_AXES:
         need = (need[1], need[0])  # draft works in the stored (unrotated) orientation
     requested_mode = "RGB" if image.mode in ("RGB", "YCbCr") else image.mode
