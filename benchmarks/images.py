@@ -37,13 +37,15 @@ def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
 
 
 def ensure() -> dict[str, Path]:
-    """name -> file: 12mp.jpg, 24mp.jpg, 12mp.png, 12mp.heic."""
+    """name -> file: 12mp.jpg, 24mp.jpg, 12mp.png, 12mp.heic, 12mp-thumb.heic."""
     CACHE.mkdir(parents=True, exist_ok=True)
     wanted = {
         "12mp.jpg": ("12mp", "JPEG", {"quality": 90}),
         "24mp.jpg": ("24mp", "JPEG", {"quality": 90}),
         "12mp.png": ("12mp", "PNG", {"compress_level": 1}),
         "12mp.heic": ("12mp", "HEIF", {"quality": 90}),
+        # As an iPhone writes it: a 320x240 thumbnail embedded next to the photo.
+        "12mp-thumb.heic": ("12mp", "HEIF", {"quality": 90, "thumbnails": [320]}),
     }
     paths = {}
     photos: dict[str, Image.Image] = {}

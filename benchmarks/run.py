@@ -3,10 +3,11 @@
     make bench        (or: .venv/bin/python -m benchmarks.run [--rounds N])
 
 Times, interleaved round by round (the order rotated each round) so machine noise hits
-every approach alike, on the same
-generated 12 MP / 24 MP JPEGs, 12 MP PNG and 12 MP HEIC:
+every approach alike, on the same generated 12 MP / 24 MP JPEGs, 12 MP PNG, 12 MP HEIC and
+12 MP HEIC with a 320 px embedded thumbnail (as iPhones write them):
   seed       the original pipeline: Image.open, resize to 200 px wide LANCZOS, save JPEG q85
-  floor      a bare decode: JPEG at 1/8 scale (draft), other formats in full
+  floor      a bare decode: JPEG at 1/8 scale (draft), other formats in full (for
+             12mp-thumb.heic too: its embedded thumbnail is a shortcut, not the photo)
   vips       pyvips (libvips) thumbnail_buffer to 200 px, jpegsave q85
   thumbnail  this project, profiles/thumbnail.yaml, through imaging.process
   thumb-lz   the same profile with the default lanczos kernel instead of its bicubic one
@@ -351,12 +352,12 @@ def main() -> int:
 
     print("\nmedian ms per image")
     names = ["seed", "floor", "vips", "vips-deb", "thumbnail", "thumb-lz", "web", "vips-web"]
-    print(f"{'image':<10}" + "".join(f"{n:>11}" for n in names))
+    print(f"{'image':<16}" + "".join(f"{n:>11}" for n in names))
     for image in files:
         row = [
             f"{times.ms(image, n):11.1f}" if (image, n) in times else f"{'n/a':>11}" for n in names
         ]
-        print(f"{image:<10}" + "".join(row))
+        print(f"{image:<16}" + "".join(row))
     print(
         "\nratios: the median over rounds of the ratio within each round (approaches in a round"
         "\nrun back to back, so drift in machine speed cancels); peer/ours > 1 means ours is faster"
@@ -364,7 +365,7 @@ def main() -> int:
     for ours_name in ("thumbnail", "thumb-lz"):
         print(f"\n`{ours_name}`")
         print(
-            f"  {'image':<12}{'seed/ours':>12}{'vips/ours':>12}{'vips-deb/ours':>15}"
+            f"  {'image':<16}{'seed/ours':>12}{'vips/ours':>12}{'vips-deb/ours':>15}"
             f"{'ours/floor':>12}"
         )
         for image in files:
@@ -375,14 +376,14 @@ def main() -> int:
                 for peer, width in (("vips", 12), ("vips-deb", 15))
             ]
             print(
-                f"  {image:<12}{times.ratio(image, 'seed', ours_name):11.2f}x{''.join(peers)}"
+                f"  {image:<16}{times.ratio(image, 'seed', ours_name):11.2f}x{''.join(peers)}"
                 f"{times.ratio(image, ours_name, 'floor'):11.2f}x"
             )
     print("\n`web`")
-    print(f"  {'image':<12}{'vips-web/web':>14}")
+    print(f"  {'image':<16}{'vips-web/web':>14}")
     for image in files:
         if (image, "vips-web") in times:
-            print(f"  {image:<12}{times.ratio(image, 'vips-web', 'web'):13.2f}x")
+            print(f"  {image:<16}{times.ratio(image, 'vips-web', 'web'):13.2f}x")
 
     print("\nquality on 12mp.jpg against full decode + LANCZOS to 200 px (PSNR dB, SSIM)")
     scores = quality(files["12mp.jpg"])
