@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import blurhash as reference
 import pytest
 from PIL import Image
@@ -64,3 +66,28 @@ def test_items_get_placeholders_from_the_smallest_rendition():
     # from the pre-encode pixels, so only JPEG noise may differ: same DC colour block
     got, want = dc_colour(decoded.blurhash), dc_colour(expected[0])
     assert all(abs(a - b) <= 4 for a, b in zip(got, want, strict=True)), (got, want)
+
+
+def test_placeholders_are_those_of_the_smallest_renditions_pixels() -> None:
+    # GIVEN a picture one third red (left), two thirds blue: whole, it is mostly blue, but a
+    # square cover crop held to the left edge is all red
+    image = Image.new("RGB", (600, 200), (20, 40, 230))
+    image.paste((230, 20, 30), (0, 0, 200, 200))
+    key = "processed/{key}/{rendition}.{ext}"
+    whole = Rendition("whole", Resize("fit", width=300, height=300), "png", key)
+    corner = Rendition("corner", Resize("cover", width=40, height=40, gravity="left"), "png", key)
+    profile = Profile("t", (whole, corner))
+
+    decoded, (large, small) = imaging.process(images.encode(image, "PNG"), profile)
+
+    # PNG is lossless: the outputs are exactly the pictures the placeholders could be from.
+    small_pixels = Image.open(io.BytesIO(small.data)).convert("RGB")
+    large_pixels = Image.open(io.BytesIO(large.data)).convert("RGB")
+    assert (small.width, small.height, large.width, large.height) == (40, 40, 300, 100)
+    from_small = placeholders.placeholders(small_pixels, profile.background)
+    from_large = placeholders.placeholders(large_pixels, profile.background)
+    # Premise: the two renditions' placeholders really differ, in both hash and colour.
+    assert from_small[0] != from_large[0] and from_small[1] != from_large[1]
+    assert (decoded.blurhash, decoded.dominant_color) == from_small
+    red, green, blue = dc_colour(decoded.blurhash)
+    assert red > 200 and blue < 60, (red, green, blue)
