@@ -112,3 +112,50 @@ def swapped_primaries_icc() -> bytes:
     header += struct.pack(">I", 0) + s15(0.9642) + s15(1.0) + s15(0.8249)
     header += b"\0" * (128 - len(header))
     return header + struct.pack(">I", len(tags)) + table + data
+
+
+def camera_jpeg(
+    width: int,
+    height: int,
+    orientation: int,
+    latitude: tuple[float, float, float],
+    longitude: tuple[float, float, float],
+) -> bytes:
+    """A phone-style JPEG: EXIF orientation, a GPS position (north, west) and an embedded
+    sRGB ICC profile, the three things an item records about an upload."""
+    from PIL import Image, ImageCms
+
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"
+    exif[0x0112] = orientation
+    gps = exif.get_ifd(0x8825)
+    gps.update({1: "N", 2: latitude, 3: "W", 4: longitude})
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return encode(photo(width, height), "JPEG", quality=90, exif=exif.tobytes(), icc_profile=icc)
+
+
+def ycck_jpeg(patches: list[tuple[int, int, int, int]], side: int = 32) -> bytes:
+    """A YCCK JPEG (Adobe APP14 transform 2), as Photoshop writes CMYK: one `side`-pixel
+    square of each CMYK colour, left to right.
+
+    Pillow writes CMYK JPEGs only untransformed (APP14 transform 0), each channel stored
+    inverted (Adobe's convention). libjpeg's YCCK is that inverted CMYK's C, M, Y turned to
+    YCbCr with K untouched, so the stored channels must be YCbCr of Pillow's own C, M, Y
+    plus the inverted K: handing Pillow the inverse of that makes it store exactly those,
+    and setting the APP14 transform byte to 2 tells decoders to convert back.
+    """
+    from PIL import Image
+
+    cmyk = Image.new("CMYK", (side * len(patches), side))
+    for index, colour in enumerate(patches):
+        cmyk.paste(colour, (index * side, 0, (index + 1) * side, side))
+    cyan, magenta, yellow, black = cmyk.split()
+    ycc = Image.merge("RGB", (cyan, magenta, yellow)).convert("YCbCr")
+    stored = [band.point(lambda v: 255 - v) for band in ycc.split()]
+    data = bytearray(encode(Image.merge("CMYK", (*stored, black)), "JPEG", quality=95))
+    # APP14: marker, 2-byte length, "Adobe", version, flags0, flags1, then the transform.
+    at = data.find(b"\xff\xee")
+    if at < 0 or data[at + 4 : at + 9] != b"Adobe" or data[at + 15] != 0:
+        raise AssertionError("Pillow no longer writes an untransformed Adobe CMYK JPEG")
+    data[at + 15] = 2
+    return bytes(data)

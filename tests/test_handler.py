@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from decimal import Decimal
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -14,7 +15,8 @@ from PIL import Image
 from lambda_pkg import handler as handler_module
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
-from lambda_pkg.settings import function_environment
+from lambda_pkg.profiles import PipelineConfig, profile_from_dict
+from lambda_pkg.settings import Settings, function_environment
 from tests import images
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, load_event, put_event
 
@@ -305,8 +307,103 @@ def test_item_records_input_colour_gps_and_placeholders(aws):
     # THEN the item says what came in and carries the placeholders, never coordinates
     assert item["status"] == "ok"
     assert (item["input_format"], item["input_mode"]) == ("heic", "RGB")
-    assert item["has_icc"] in (True, False) and item["had_gps"] is False
+    assert item["has_icc"] is False and item["had_gps"] is False  # pillow-heif embeds no ICC
     assert item["orientation"] == Decimal(1)
     assert len(item["blurhash"]) == 28 and item["dominant_color"].startswith("#")
     raw = aws.raw_item("input/phone.jpg")
     assert raw["had_gps"] == {"BOOL": False} and raw["dominant_color"]["S"].startswith("#")
+
+
+# A distinctive position: its figures cannot turn up in an item by coincidence.
+_LATITUDE, _LONGITUDE = (51.0, 28.0, 38.123), (122.0, 25.0, 9.876)
+_POSITION_TEXT = ("38.123", "9.876", "51.477", "122.419")  # the seconds and decimal degrees
+
+
+def _leaves(raw: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every (DynamoDB type, value) in a raw item, through lists and maps."""
+    found: list[tuple[str, Any]] = []
+    for typed in raw.values():
+        ((kind, value),) = typed.items()
+        if kind == "L":
+            found += _leaves(dict(enumerate(value)))
+        elif kind == "M":
+            found += _leaves(value)
+        else:
+            found.append((kind, value))
+    return found
+
+
+def test_item_records_icc_orientation_and_gps_but_never_the_position(aws):
+    # GIVEN a phone JPEG: sRGB ICC profile, GPS position, stored sideways (orientation 6)
+    data = images.camera_jpeg(320, 240, 6, _LATITUDE, _LONGITUDE)
+    source = Image.open(io.BytesIO(data))
+    assert source.info.get("icc_profile") and source.getexif().get_ifd(0x8825)[2] == _LATITUDE
+    run(aws, "input/phone.jpg", data)
+
+    # THEN the item says what came in, upright dimensions included ...
+    item = aws.item("input/phone.jpg")
+    assert item["status"] == "ok"
+    assert (item["input_format"], item["input_mode"]) == ("jpeg", "RGB")
+    assert item["orientation"] == 6
+    assert (item["original_width"], item["original_height"]) == (240, 320)
+    assert (item["processed_width"], item["processed_height"]) == (200, 267)
+    raw = aws.raw_item("input/phone.jpg")
+    assert raw["has_icc"] == {"BOOL": True} and raw["had_gps"] == {"BOOL": True}
+    # ... and that a position was there, never the position: no attribute value, however
+    # nested, holds its figures or any binary blob an EXIF block could hide in.
+    assert not [name for name in raw if "gps" in name.lower() and name != "had_gps"]
+    leaves = _leaves(raw)
+    assert not [kind for kind, _ in leaves if kind in ("B", "BS")]
+    texts = [str(value) for _, value in leaves]
+    assert not [(t, figure) for t in texts for figure in _POSITION_TEXT if figure in t]
+    # AND the rendition does not carry it either (the thumbnail profile keeps no metadata)
+    thumb = Image.open(io.BytesIO(aws.output("processed/thumb_phone.jpg")))
+    assert not thumb.getexif() and "icc_profile" not in thumb.info
+
+
+def test_item_records_no_icc_no_gps_and_upright_when_the_jpeg_has_none(aws):
+    run(aws, "input/plain.jpg", images.jpeg(320, 240))
+    item = aws.item("input/plain.jpg")
+    assert (item["input_format"], item["input_mode"], item["orientation"]) == ("jpeg", "RGB", 1)
+    raw = aws.raw_item("input/plain.jpg")
+    assert raw["has_icc"] == {"BOOL": False} and raw["had_gps"] == {"BOOL": False}
+
+
+def test_the_bytes_decide_the_format_not_the_key(aws):
+    # GIVEN a PNG uploaded as .jpg and a JPEG uploaded as .png, and a profile whose `same`
+    # rendition follows the input's format (its extension too)
+    profile = profile_from_dict(
+        {
+            "name": "same",
+            "renditions": [
+                {
+                    "name": "r",
+                    "resize": {"mode": "width", "width": 100},
+                    "format": "same",
+                    "key": "processed/{key}.{ext}",
+                }
+            ],
+        },
+        "test",
+    )
+    settings = Settings(OUTPUT_BUCKET, TABLE, PipelineConfig.single(profile))
+    uploads = {"input/shot.jpg": images.png(200, 100), "input/scan.png": images.jpeg(200, 100)}
+    records = []
+    for key, data in uploads.items():
+        aws.upload(key, data)
+        records += put_event(INPUT_BUCKET, key, len(data))["Records"]
+
+    # WHEN both are processed
+    result = process_event({"Records": records}, settings, aws.s3, aws.dynamodb)
+
+    # THEN each is read, recorded and written as what its bytes are
+    assert result == {"processed": 2, "failed": 0, "skipped": 0}
+    for key, fmt, ext in (("input/shot.jpg", "png", "png"), ("input/scan.png", "jpeg", "jpg")):
+        item = aws.item(key)
+        assert (item["status"], item["input_format"], item["input_mode"]) == ("ok", fmt, "RGB")
+        (rendition,) = item["renditions"]
+        assert (rendition["key"], rendition["format"]) == (f"processed/{key}.{ext}", fmt)
+        head = aws.s3.head_object(Bucket=OUTPUT_BUCKET, Key=rendition["key"])
+        assert head["ContentType"] == f"image/{fmt}"
+        output = Image.open(io.BytesIO(aws.output(rendition["key"])))
+        assert (output.format, output.size) == (fmt.upper(), (100, 50))

@@ -156,12 +156,6 @@ def test_same_keeps_the_input_family(fmt, expected):
     assert output.format == expected
 
 
-def test_format_is_read_from_bytes_not_from_the_key():
-    png_bytes = images.png(100, 50)
-    decoded, _ = imaging.process(png_bytes, profile_of(rendition("width", width=50)))
-    assert decoded.input_format == "png"
-
-
 def test_disallowed_input_format_is_rejected():
     profile = profile_of(rendition("width", width=50), input_formats=("jpeg",))
     with pytest.raises(imaging.ImageRejected, match="allowed formats: jpeg"):

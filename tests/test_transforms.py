@@ -227,11 +227,25 @@ def test_webp_lossless_is_exact():
     assert ImageChops.difference(image.convert("RGB"), source).getbbox() is None
 
 
-def test_webp_method_and_avif_speed_are_accepted():
-    data = images.jpeg(300, 200)
-    _, image = run(data, Resize("width", width=150), "webp", method=0, quality=60)
-    _, image2 = run(data, Resize("width", width=150), "avif", speed=10, quality=50)
-    assert (image.format, image2.format) == ("WEBP", "AVIF")
+# Each pair differs in one option only, whose other value is Pillow's own default where
+# that matters: an option dropped on its way to the encoder makes the two outputs identical.
+@pytest.mark.parametrize(
+    ("fmt", "smaller", "larger"),
+    [
+        ("webp", {"quality": 30}, {"quality": 95}),
+        ("avif", {"quality": 30}, {"quality": 95}),
+        ("webp", {"method": 6}, {"method": 0}),  # slower method, better compression
+        ("avif", {"speed": 6}, {"speed": 10}),  # slower speed, better compression
+        ("jpeg", {"optimize": True}, {"optimize": False}),  # optimised Huffman tables
+        ("png", {"optimize": True}, {"optimize": False, "compress_level": 6}),
+    ],
+)
+def test_encoder_options_reach_the_encoder(fmt, smaller, larger):
+    data = images.png(240, 160)
+    small, small_image = run(data, Resize("width", width=240), fmt, **smaller)
+    large, large_image = run(data, Resize("width", width=240), fmt, **larger)
+    assert small_image.format == large_image.format == fmt.upper()
+    assert len(small.data) < len(large.data), (fmt, smaller, len(small.data), larger)
 
 
 @pytest.mark.parametrize(
@@ -248,3 +262,24 @@ def test_webp_method_and_avif_speed_are_accepted():
 def test_same_keeps_the_family(data, expected):
     output, _ = run(data(), Resize("width", width=30), "same")
     assert output.format == expected
+
+
+def _half_transparent(fmt: str) -> bytes:
+    image = images.photo(60, 40).convert("RGBA")
+    image.paste((0, 0, 0, 0), (0, 0, 30, 40))
+    return images.encode(image, fmt)
+
+
+@pytest.mark.parametrize("fmt", ["webp", "avif"])
+@pytest.mark.parametrize("alpha", [False, True])
+def test_same_keeps_webp_and_avif_and_their_alpha(fmt, alpha):
+    # encoding.output_format maps WebP and AVIF to themselves, since both hold photos and
+    # alpha; only GIF, TIFF, BMP and HEIC inputs are turned into PNG or JPEG.
+    pillow = fmt.upper()
+    data = _half_transparent(pillow) if alpha else images.encode(images.photo(60, 40), pillow)
+    output, image = run(data, Resize("width", width=30), "same")
+    assert (output.format, image.format) == (fmt, pillow)
+    assert output.content_type == f"image/{fmt}"
+    if alpha:
+        rgba = image.convert("RGBA")
+        assert rgba.getpixel((3, 10))[3] < 10 and rgba.getpixel((25, 10))[3] > 245
