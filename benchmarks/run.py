@@ -2,8 +2,8 @@
 
     make bench        (or: .venv/bin/python -m benchmarks.run [--rounds N])
 
-Times, interleaved round by round (the order rotated each round) so machine noise hits
-every approach alike, on the same generated 12 MP / 24 MP JPEGs, 12 MP PNG, 12 MP HEIC and
+Times, interleaved call by call (every approach once per pass, the order rotated each
+pass) so machine noise hits every approach alike, on the same generated 12 MP / 24 MP JPEGs, 12 MP PNG, 12 MP HEIC and
 12 MP HEIC with a 320 px embedded thumbnail (as iPhones write them):
   seed       the original pipeline: Image.open, resize to 200 px wide LANCZOS, save JPEG q85
   floor      a bare decode: JPEG at 1/8 scale (draft), other formats in full (for
@@ -194,27 +194,29 @@ def time_all(files: dict[str, Path], rounds: int) -> Timings:
             except Exception as exc:  # e.g. a peer without a decoder for this format
                 print(f"  ({approach} cannot process {image}: {type(exc).__name__}: {exc})")
     names = list(runs)
-    for round_number in range(rounds):
-        # Rotate the order each round: no approach always runs right after the same peer
-        # (whose threads, caches and allocations it would otherwise inherit every time).
-        shift = round_number % len(names)
-        order = names[shift:] + names[:shift]
+    turn = 0
+    for _ in range(rounds):
         for image, data in datas.items():
             count = 1 if image != "12mp.jpg" else 5  # the headline input gets more samples
-            for approach in order:
-                if (image, approach) not in timings:
-                    continue
-                run = runs[approach]
-                this_round = []
-                for _ in range(count):
+            this_round: dict[str, list[float]] = {a: [] for a in names if (image, a) in timings}
+            for _ in range(count):
+                # Every approach once per pass, so a pair compared within a round ran
+                # moments apart; the order rotates each pass so no approach always runs
+                # right after the same peer (whose caches and threads it would inherit).
+                shift = turn % len(names)
+                turn += 1
+                for approach in names[shift:] + names[:shift]:
+                    if approach not in this_round:
+                        continue
                     start = time.perf_counter()
-                    result = run(data)
+                    result = runs[approach](data)
                     elapsed = (time.perf_counter() - start) * 1000
                     if isinstance(result, ChildMilliseconds):
                         elapsed = float(result)  # the child's own timer: no pipe copy
-                    this_round.append(elapsed)
-                timings.samples[(image, approach)] += this_round
-                timings.per_round[(image, approach)].append(statistics.median(this_round))
+                    this_round[approach].append(elapsed)
+            for approach, values in this_round.items():
+                timings.samples[(image, approach)] += values
+                timings.per_round[(image, approach)].append(statistics.median(values))
     return timings
 
 
