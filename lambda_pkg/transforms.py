@@ -17,8 +17,9 @@ from lambda_pkg.gravity import crop_box
 from lambda_pkg.profiles import Resize
 
 # Pillow first reduces by an integer factor (box filter, fast) down to reducing_gap x the
-# target, then LANCZOS for the rest. 3.0 is indistinguishable from a pure LANCZOS pass
-# (tests compare against one) and is what Pillow recommends for speed with quality.
+# target, then applies the kernel for the rest (never for `nearest`, which Pillow keeps
+# pure). 3.0 is indistinguishable from a single pass (tests compare against one) and is
+# what Pillow recommends for speed with quality.
 REDUCING_GAP = 3.0
 KERNELS = {
     "lanczos": Image.Resampling.LANCZOS,
