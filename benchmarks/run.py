@@ -3,8 +3,9 @@
     make bench        (or: .venv/bin/python -m benchmarks.run [--rounds N])
 
 Times, interleaved call by call (every approach once per pass, the order rotated each
-pass) so machine noise hits every approach alike, on the same generated 12 MP / 24 MP JPEGs, 12 MP PNG, 12 MP HEIC and
-12 MP HEIC with a 320 px embedded thumbnail (as iPhones write them):
+pass) so machine noise hits every approach alike, on the same generated 12 MP / 24 MP
+JPEGs, 12 MP PNG, 12 MP HEIC and 12 MP HEIC with a 320 px embedded thumbnail (as iPhones
+write them):
   seed       the original pipeline: Image.open, resize to 200 px wide LANCZOS, save JPEG q85
   floor      a bare decode: JPEG at 1/8 scale (draft), other formats in full (for
              12mp-thumb.heic too: its embedded thumbnail is a shortcut, not the photo)
