@@ -30,7 +30,7 @@ from lambda_pkg import animation, encoding, formats, geometry, placeholders, tra
 from lambda_pkg.colour import has_alpha as _has_alpha
 from lambda_pkg.colour import normalise_mode, to_srgb
 from lambda_pkg.geometry import target_size
-from lambda_pkg.profiles import EXTENSIONS, Profile, Rendition
+from lambda_pkg.profiles import EXTENSIONS, Profile, Rendition, Resize
 
 __all__ = ["Decoded", "ImageRejected", "Output", "decode", "normalise_mode", "process"]
 __all__ += ["target_size"]
@@ -313,16 +313,26 @@ def render_all(
     meta = encoding.carried(profile, decoded.exif, decoded.xmp)
     pending: dict[int, Future[bytes]] = {}
     pictures: dict[int, Image.Image] = {}
+    formats: dict[int, str] = {}
+    # Renditions that differ only in how they are encoded (a WebP and its JPEG fallback)
+    # share one picture: same source, same resize rule, same sharpen -> same pixels.
+    made: dict[tuple[int, Resize, int], Image.Image] = {}
     for index in order:
         rendition = profile.renditions[index]
         resize = rendition.resize
         source = _smallest_sufficient(sources, original, rendition)
-        picture = transforms.apply(source, original, resize, profile.background)
-        if rendition.sharpen and picture.width < source.width:
-            picture = transforms.sharpen(picture, rendition.sharpen)
-        elif resize.mode in ("fit", "width", "height") and picture is not source:
-            sources.append((picture, resize.kernel))
-        fmt = encoding.output_format(rendition.format, decoded.input_format, decoded.has_alpha)
+        key = (id(source), resize, rendition.sharpen)
+        picture = made.get(key)
+        if picture is None:
+            picture = transforms.apply(source, original, resize, profile.background)
+            if rendition.sharpen and picture.width < source.width:
+                picture = transforms.sharpen(picture, rendition.sharpen)
+            elif resize.mode in ("fit", "width", "height") and picture is not source:
+                sources.append((picture, resize.kernel))
+            made[key] = picture
+        fmt = formats[index] = encoding.output_format(
+            rendition.format, decoded.input_format, decoded.has_alpha
+        )
         pictures[index] = picture
         if geometry.area(picture.size) <= INLINE_ENCODE_MAX_PIXELS:
             # A thumbnail encodes in well under a millisecond: handing it to a pool thread
@@ -336,8 +346,7 @@ def render_all(
             )
 
     def output(index: int) -> Callable[[], Output]:
-        rendition, picture = profile.renditions[index], pictures[index]
-        fmt = encoding.output_format(rendition.format, decoded.input_format, decoded.has_alpha)
+        rendition, picture, fmt = profile.renditions[index], pictures[index], formats[index]
         return lambda: Output(
             rendition, pending[index].result(), picture.width, picture.height, fmt
         )

@@ -13,6 +13,7 @@ import io
 import math
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -181,6 +182,23 @@ def test_each_rendition_is_resized_from_the_smallest_sufficient_earlier_picture(
     sources = [resizes.source_of(r.resize) for r in profile.renditions]
     assert sources == [decode, (1600, 1200), (800, 600)]
     assert [(o.width, o.height) for o in outputs] == [(1600, 1200), (800, 600), (200, 150)]
+
+
+def test_renditions_that_differ_only_in_encoding_share_one_resize(resizes: Resizes) -> None:
+    # The web profile's shape: each width as WebP and as a JPEG fallback.
+    webp = [replace(width_rendition(w), name=f"w{w}-webp", format="webp") for w in WIDTHS]
+    jpeg = [width_rendition(w) for w in WIDTHS]
+    profile = profile_of(*(r for pair in zip(webp, jpeg, strict=True) for r in pair))
+
+    _, outputs = imaging.process(photo_jpeg(), profile)
+
+    assert [rule.width for _, rule, _ in resizes.calls] == list(WIDTHS)  # once per width
+    assert [(o.format, o.width) for o in outputs] == [
+        (fmt, w) for w in WIDTHS for fmt in ("webp", "jpeg")
+    ]
+    # And each JPEG is the one it would be without its WebP twin.
+    alone = imaging.process(photo_jpeg(), profile_of(*jpeg))[1]
+    assert [o.data for o in outputs[1::2]] == [o.data for o in alone]
 
 
 def test_cascade_uses_only_full_frame_pictures_of_the_same_kernel(resizes: Resizes) -> None:
