@@ -213,69 +213,7 @@ def test_content_hash_changes_when_output_changes(tmp_path):
             90,
             "no quality for png",
         ),
-    ],
-)
-def test_invalid_profile_names_file_field_value_and_what_is_allowed(
-    tmp_path, change, field, value, allowed
-):
-    path = write(tmp_path, broken(change))
-    with pytest.raises(ProfileError) as caught:
-        load_profile(path)
-    error = caught.value
-    assert (error.source, error.path, error.value) == (str(path), field, value)
-    message = str(error)
-    assert message.startswith(f"{path}: {field}: got {value!r}; allowed: ")
-    assert allowed in message
-
-
-def test_yaml_that_is_not_a_mapping_or_not_yaml(tmp_path):
-    with pytest.raises(ProfileError, match=r"\(top level\).*a mapping"):
-        load_profile(write(tmp_path, "- just\n- a list\n"))
-    with pytest.raises(ProfileError, match="valid YAML"):
-        load_profile(write(tmp_path, "renditions: [unclosed\n"))
-
-
-def test_unknown_profile_name_lists_the_known_ones():
-    with pytest.raises(ProfileError, match="one of thumbnail, web"):
-        load_named("nope")
-
-
-def test_profile_config_routes_pick_profiles_by_prefix_and_suffix():
-    thumbnail, web = load_named("thumbnail"), load_named("web")
-    config = PipelineConfig(
-        profiles=(thumbnail, web),
-        routes=(Route("web", prefix="gallery/", suffix=".png"), Route("thumbnail")),
-    )
-    restored = PipelineConfig.from_json(config.to_json())
-    assert restored.profile_for("gallery/x.png").name == "web"
-    assert restored.profile_for("gallery/x.jpg").name == "thumbnail"
-
-
-def test_profile_config_rejects_a_route_to_a_missing_profile():
-    config = PipelineConfig(profiles=(load_named("thumbnail"),), routes=(Route("web"),))
-    with pytest.raises(ProfileError, match=r"routes\[0\]\.profile: got 'web'"):
-        PipelineConfig.from_json(config.to_json())
-
-
-@pytest.mark.parametrize(
-    ("template", "key", "expected"),
-    [
-        ("processed/{key}/{rendition}.{ext}", "a/b c.jpg", "processed/a/b c.jpg/w.webp"),
-        ("processed/{dir}{stem}-{rendition}.{ext}", "a/b.jpg", "processed/a/b-w.webp"),
-        ("processed/{path}_{rendition}.{ext}", "top.png", "processed/top_w.webp"),
-        ("processed/thumb_{name}", ".hidden", "processed/thumb_.hidden"),
-    ],
-)
-def test_render_key(template, key, expected):
-    assert render_key(template, key, "w", "webp") == expected
-
-
-# -- options added for formats, resize rules, colour, metadata and animation ---------------
-
-
-@pytest.mark.parametrize(
-    ("change", "field", "value", "allowed"),
-    [
+        # options added after the seed
         (
             lambda d: d["renditions"][1].update(progressive="yes"),
             "renditions[1].progressive",
@@ -360,13 +298,62 @@ def test_render_key(template, key, expected):
         (lambda d: d.update(input_formats=["heif"]), "input_formats[0]", "heif", "heic"),
     ],
 )
-def test_new_options_are_validated(tmp_path, change, field, value, allowed):
+def test_invalid_profile_names_file_field_value_and_what_is_allowed(
+    tmp_path, change, field, value, allowed
+):
     path = write(tmp_path, broken(change))
     with pytest.raises(ProfileError) as caught:
         load_profile(path)
-    assert (caught.value.path, caught.value.value) == (field, value)
-    assert str(caught.value).startswith(f"{path}: {field}: got {value!r}; allowed: ")
-    assert allowed in str(caught.value)
+    error = caught.value
+    assert (error.source, error.path, error.value) == (str(path), field, value)
+    message = str(error)
+    assert message.startswith(f"{path}: {field}: got {value!r}; allowed: ")
+    assert allowed in message
+
+
+def test_yaml_that_is_not_a_mapping_or_not_yaml(tmp_path):
+    with pytest.raises(ProfileError, match=r"\(top level\).*a mapping"):
+        load_profile(write(tmp_path, "- just\n- a list\n"))
+    with pytest.raises(ProfileError, match="valid YAML"):
+        load_profile(write(tmp_path, "renditions: [unclosed\n"))
+
+
+def test_unknown_profile_name_lists_the_known_ones():
+    with pytest.raises(ProfileError, match="one of thumbnail, web"):
+        load_named("nope")
+
+
+def test_profile_config_routes_pick_profiles_by_prefix_and_suffix():
+    thumbnail, web = load_named("thumbnail"), load_named("web")
+    config = PipelineConfig(
+        profiles=(thumbnail, web),
+        routes=(Route("web", prefix="gallery/", suffix=".png"), Route("thumbnail")),
+    )
+    restored = PipelineConfig.from_json(config.to_json())
+    assert restored.profile_for("gallery/x.png").name == "web"
+    assert restored.profile_for("gallery/x.jpg").name == "thumbnail"
+
+
+def test_profile_config_rejects_a_route_to_a_missing_profile():
+    config = PipelineConfig(profiles=(load_named("thumbnail"),), routes=(Route("web"),))
+    with pytest.raises(ProfileError, match=r"routes\[0\]\.profile: got 'web'"):
+        PipelineConfig.from_json(config.to_json())
+
+
+@pytest.mark.parametrize(
+    ("template", "key", "expected"),
+    [
+        ("processed/{key}/{rendition}.{ext}", "a/b c.jpg", "processed/a/b c.jpg/w.webp"),
+        ("processed/{dir}{stem}-{rendition}.{ext}", "a/b.jpg", "processed/a/b-w.webp"),
+        ("processed/{path}_{rendition}.{ext}", "top.png", "processed/top_w.webp"),
+        ("processed/thumb_{name}", ".hidden", "processed/thumb_.hidden"),
+    ],
+)
+def test_render_key(template, key, expected):
+    assert render_key(template, key, "w", "webp") == expected
+
+
+# -- options added for formats, resize rules, colour, metadata and animation ---------------
 
 
 def test_every_option_round_trips_and_defaults_stay_out_of_the_json(tmp_path):
