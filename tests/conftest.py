@@ -16,6 +16,7 @@ EVENTS = Path(__file__).parent / "events"
 INPUT_BUCKET = "imgpipe-test-input"
 OUTPUT_BUCKET = "imgpipe-test-output"
 TABLE = "imgpipe-test-metadata"
+KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def load_event(name: str) -> dict[str, Any]:

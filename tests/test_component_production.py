@@ -15,6 +15,7 @@ from pipeline.component import ImagePipeline, ImagePipelineArgs
 from pipeline.guards import DeployGuardError
 from pipeline.routing import RoutingError
 from pipeline.stack import StackSettings, resource_names
+from tests.conftest import KMS_KEY_ARN
 from tests.test_component import (
     ALARM,
     BUCKET,
@@ -36,7 +37,6 @@ from tests.test_component import (
     run_main,
 )
 
-KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 ROUTES = (Route("thumbnail", prefix="avatars/"), Route("web", prefix="graphics/", suffix=".png"))
 
 
@@ -106,13 +106,13 @@ def test_alarm_email_subscribes_to_the_topic() -> None:
 
 
 def test_kms_encryption_and_the_role_may_use_only_that_key() -> None:
-    mocks = deploy(settings=StackSettings(kms_key_arn=KEY)).mocks
+    mocks = deploy(settings=StackSettings(kms_key_arn=KMS_KEY_ARN)).mocks
     for sse in mocks.of_type(ENCRYPTION):
         assert sse.inputs["rules"] == [
             {
                 "applyServerSideEncryptionByDefault": {
                     "sseAlgorithm": "aws:kms",
-                    "kmsMasterKeyId": KEY,
+                    "kmsMasterKeyId": KMS_KEY_ARN,
                 },
                 "bucketKeyEnabled": True,
             }
@@ -122,7 +122,7 @@ def test_kms_encryption_and_the_role_may_use_only_that_key() -> None:
         "Sid": "UseBucketKey",
         "Effect": "Allow",
         "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-        "Resource": KEY,
+        "Resource": KMS_KEY_ARN,
     }
 
 

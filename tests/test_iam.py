@@ -7,13 +7,13 @@ import json
 import pytest
 
 from pipeline.iam import assume_role_policy, function_policy, tls_only_bucket_policy
+from tests.conftest import KMS_KEY_ARN
 
 INPUT = "arn:aws:s3:::imgpipe-dev-input-a1b2c3d"
 OUTPUT = "arn:aws:s3:::imgpipe-dev-output-a1b2c3d"
 TABLE = "arn:aws:dynamodb:eu-west-1:123456789012:table/imgpipe-dev-metadata-a1b2c3d"
 LOGS = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/imgpipe-dev-processor-1"
 DLQ = "arn:aws:sqs:eu-west-1:123456789012:imgpipe-dev-dlq-a1b2c3d"
-KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def statements(document: dict) -> dict[str, dict]:
@@ -66,7 +66,7 @@ def test_no_wildcard_action_or_resource_and_only_allows() -> None:
         LOGS,
         read_patterns=[("avatars/", ""), ("graphics/", ".png")],
         dead_letter_queue_arn=DLQ,
-        kms_key_arn=KEY,
+        kms_key_arn=KMS_KEY_ARN,
     )
     for statement in document["Statement"]:
         assert statement["Effect"] == "Allow"
@@ -121,7 +121,9 @@ def test_dead_letter_queue_and_kms_key_are_granted_only_when_present() -> None:
         "WriteLogs",
     }
     grants = statements(
-        function_policy(INPUT, OUTPUT, TABLE, LOGS, dead_letter_queue_arn=DLQ, kms_key_arn=KEY)
+        function_policy(
+            INPUT, OUTPUT, TABLE, LOGS, dead_letter_queue_arn=DLQ, kms_key_arn=KMS_KEY_ARN
+        )
     )
     assert grants["SendFailures"] == {
         "Sid": "SendFailures",
@@ -130,7 +132,7 @@ def test_dead_letter_queue_and_kms_key_are_granted_only_when_present() -> None:
         "Resource": DLQ,
     }
     assert grants["UseBucketKey"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert grants["UseBucketKey"]["Resource"] == KEY
+    assert grants["UseBucketKey"]["Resource"] == KMS_KEY_ARN
 
 
 def test_tls_only_bucket_policy_denies_plain_http_on_bucket_and_objects() -> None:

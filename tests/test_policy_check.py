@@ -15,6 +15,7 @@ from pipeline import component
 from pipeline.component import ImagePipeline, ImagePipelineArgs
 from pipeline.policy_check import DeployedResource, PolicyViolationError, check, enforce
 from pipeline.stack import StackSettings, resource_names
+from tests.conftest import KMS_KEY_ARN
 from tests.test_component import (
     BUCKET,
     BUCKET_POLICY,
@@ -27,7 +28,6 @@ from tests.test_component import (
     run_program,
 )
 
-KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 THUMBNAIL = PipelineConfig.single(load_named("thumbnail"))
 
 
@@ -58,7 +58,7 @@ def urn_of(mocks: PipelineMocks, typ: str, index: int = 0) -> str:
     [
         StackSettings(),
         StackSettings(
-            kms_key_arn=KEY,
+            kms_key_arn=KMS_KEY_ARN,
             versioning=True,
             output_expiration_days=30,
             alarm_email="ops@example.com",

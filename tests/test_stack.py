@@ -18,6 +18,7 @@ from pipeline.stack import (
     StackSettingsError,
     resource_names,
 )
+from tests.conftest import KMS_KEY_ARN
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -148,7 +149,7 @@ def test_production_keys_and_their_defaults() -> None:
     assert defaults.output_expiration_days == 0
     assert defaults.resolved_routes() == (Route(profile="thumbnail"),)
 
-    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    key = KMS_KEY_ARN
     settings = settings_from(
         retryAttempts="0",
         maxEventAgeSeconds="3600",
