@@ -64,11 +64,11 @@ def animation(fmt: str, frames: int = 4, size: tuple[int, int] = (60, 40)) -> by
     return encode(images[0], fmt, save_all=True, append_images=images[1:], duration=80, loop=0)
 
 
-def heic(width: int, height: int) -> bytes:
+def heic(width: int, height: int, **params: object) -> bytes:
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    return encode(photo(width, height), "HEIF", quality=90)
+    return encode(photo(width, height), "HEIF", quality=90, **params)
 
 
 def swapped_primaries_icc() -> bytes:

@@ -13,13 +13,6 @@ from lambda_pkg.profiles import Profile, Rendition, Resize
 from tests import images
 
 
-def heic(image: Image.Image, **params: object) -> bytes:
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    return images.encode(image, "HEIF", quality=90, **params)
-
-
 def widths(*sizes: int) -> Profile:
     return Profile(
         "t",
@@ -41,7 +34,7 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
 
 
 def test_a_big_enough_embedded_thumbnail_is_decoded_instead_of_the_photo():
-    data = heic(images.photo(800, 600), thumbnails=[240])
+    data = images.heic(800, 600, thumbnails=[240])
     decoded, (output,) = imaging.process(data, widths(160))
     assert decoded.image.size == (240, 180)  # the thumbnail, not 800x600
     assert decoded.original_size == (800, 600)  # the item still records the photo's size
@@ -59,7 +52,7 @@ def test_a_big_enough_embedded_thumbnail_is_decoded_instead_of_the_photo():
     ],
 )
 def test_the_photo_is_decoded_when_no_thumbnail_is_big_enough(thumbnails, sizes):
-    data = heic(images.photo(800, 600), thumbnails=thumbnails)
+    data = images.heic(800, 600, thumbnails=thumbnails)
     decoded, outputs = imaging.process(data, widths(*sizes))
     assert decoded.image.size == (800, 600)
     for output in outputs:
@@ -70,7 +63,7 @@ def test_the_photo_is_decoded_when_no_thumbnail_is_big_enough(thumbnails, sizes)
 def test_orientation_applied_by_libheif_is_recorded_and_not_applied_twice():
     # Stored landscape with EXIF orientation 6: pillow-heif turns that into a HEIF rotation,
     # libheif rotates the pixels and EXIF is reset to 1.
-    data = heic(images.photo(160, 120), exif=exif_with_orientation(6))
+    data = images.heic(160, 120, exif=exif_with_orientation(6))
     decoded, (output,) = imaging.process(data, widths(60))
     assert decoded.orientation == 6
     assert decoded.original_size == (120, 160)
