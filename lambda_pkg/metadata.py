@@ -1,8 +1,10 @@
-"""The DynamoDB item for one source image, and the conditional write that stores it."""
+"""The DynamoDB item for one source image, the conditional writes that store it, and the
+owner records that give every output key a single owning source."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from lambda_pkg.imaging import Decoded, Output
 from lambda_pkg.profiles import Profile
+from lambda_pkg.records import RECORD_TYPE_OWNER, owner_record_name
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -110,41 +113,43 @@ def failed_item(source: Source, profile: Profile, error: Exception) -> dict[str,
     return item
 
 
+def deleted_item(source: Source, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The item once the original is gone: the previous record, kept, marked `deleted`, its
+    renditions moved to `removed_renditions`. With no previous item (the delete overtook
+    the create) a tombstone: it carries the delete's sequencer, so the older create's
+    conditional write loses and what it rendered is removed."""
+    now = utc_timestamp()
+    if previous is None:
+        item = {name: 0 for name in SEED_ATTRIBUTES[1:-1]}
+        item.update(image_name=source.key, source_bucket=source.bucket, renditions=[])
+    else:
+        item = dict(previous)
+        removed = previous.get("removed_renditions") or []
+        item["removed_renditions"] = previous.get("renditions") or removed
+        item["renditions"] = []
+    item.update(status=STATUS_DELETED, deleted_at=now, timestamp=now)
+    if source.sequencer:
+        item["sequencer"] = source.sequencer
+    return item
+
+
+def listed_keys(item: dict[str, Any] | None) -> list[str]:
+    """The rendition keys an item says exist (only an `ok` item lists any)."""
+    if not item or item.get("status") != STATUS_OK:
+        return []
+    keys = (rendition.get("key") for rendition in item.get("renditions") or [])
+    return [key for key in keys if isinstance(key, str)]
+
+
 class MetadataStore:
-    """Writes items so that an older S3 event never overwrites a newer one's result."""
+    """Reads and writes items so that an older S3 event never overwrites a newer one's
+    result, and output keys keep a single owner (see records.py for the key space)."""
 
     def __init__(self, client: Any, table: str) -> None:
         self._client = client
         self._table = table
 
-    def put(self, item: dict[str, Any]) -> bool:
-        """Store the item; False when a newer event for the same key already stored one."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": {name: _serializer.serialize(value) for name, value in item.items()},
-        }
-        if "sequencer" in item:
-            request["ConditionExpression"] = (
-                "attribute_not_exists(image_name) OR attribute_not_exists(sequencer) "
-                "OR sequencer <= :sequencer"
-            )
-            request["ExpressionAttributeValues"] = {":sequencer": {"S": item["sequencer"]}}
-        try:
-            self._client.put_item(**request)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def stored_sequencer(self, key: str) -> str | None:
-        response = self._client.get_item(
-            TableName=self._table,
-            Key={"image_name": {"S": key}},
-            ProjectionExpression="sequencer",
-            ConsistentRead=True,
-        )
-        return response.get("Item", {}).get("sequencer", {}).get("S")
+    # -- image items -------------------------------------------------------------------
 
     def item(self, key: str) -> dict[str, Any] | None:
         response = self._client.get_item(
@@ -153,39 +158,132 @@ class MetadataStore:
         raw = response.get("Item")
         return None if raw is None else _deserialise(raw)
 
-    def mark_deleted(self, key: str, sequencer: str | None) -> dict[str, Any] | None:
-        """Set status `deleted` (+ `deleted_at`), keeping every other attribute.
+    def stored_sequencer(self, key: str) -> str | None:
+        """The cheap early check: the sequencer of the stored item, if any."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"image_name": {"S": key}},
+            ProjectionExpression="sequencer",
+            ConsistentRead=True,
+        )
+        return response.get("Item", {}).get("sequencer", {}).get("S")
 
-        Returns the updated item (its `renditions` say what to remove), or None when there
-        is no item or a newer event already stored one: then nothing may be removed, since
-        a newer upload's renditions share the deleted one's keys. The conditional update
-        is the ordering check, so it comes before the renditions are removed.
-        """
-        values: dict[str, Any] = {
-            ":deleted": {"S": STATUS_DELETED},
+    def replace(self, item: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+        """Store `item` only if the stored item is still exactly `previous` (None: no item).
+
+        The caller has already checked that `previous` is not newer; this makes the write
+        an optimistic compare-and-swap, so whatever `previous` listed is what this write
+        replaced. False: another event wrote meanwhile; read again and decide again."""
+        item = {**item, "revision": uuid.uuid4().hex}
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": {name: _serializer.serialize(value) for name, value in item.items()},
+        }
+        if previous is None:
+            request["ConditionExpression"] = "attribute_not_exists(image_name)"
+        elif "revision" in previous:
+            request["ConditionExpression"] = "revision = :revision"
+            request["ExpressionAttributeValues"] = {":revision": {"S": previous["revision"]}}
+        else:  # an item written before revisions existed: its timestamp stands in
+            request["ConditionExpression"] = "attribute_not_exists(revision) AND #ts = :ts"
+            request["ExpressionAttributeNames"] = {"#ts": "timestamp"}
+            request["ExpressionAttributeValues"] = {":ts": {"S": previous["timestamp"]}}
+        return self._conditional(self._client.put_item, request)
+
+    # -- owner records -------------------------------------------------------------------
+
+    def owner_record(self, output_key: str) -> dict[str, Any] | None:
+        """The owner record of an output key (its `owner` absent once released), or None
+        when the key was never claimed (renditions written before owner records existed)."""
+        return self.item(owner_record_name(output_key))
+
+    def owner(self, output_key: str) -> dict[str, Any] | None:
+        """The owner record of an output key, or None when nobody owns it."""
+        record = self.owner_record(output_key)
+        return record if record is not None and record.get("owner") else None
+
+    def claim(self, output_key: str, source: Source) -> dict[str, Any] | None:
+        """Make `source` the owner of `output_key`. Returns None when it is (or already was,
+        through a newer event of the same source), else the record of the other owner."""
+        values = {":me": {"S": source.key}}
+        condition = "attribute_not_exists(#owner) OR #owner = :me"
+        if source.sequencer:
+            # Only a newer event moves the record's sequencer: release() compares with it.
+            condition = (
+                "attribute_not_exists(#owner) OR (#owner = :me AND "
+                "(attribute_not_exists(sequencer) OR sequencer <= :sequencer))"
+            )
+        if self._update_owner_record(output_key, source, condition, values):
+            return None
+        current = self.owner(output_key)
+        if current is None:  # released meanwhile: try once more
+            return self.claim(output_key, source)
+        return None if current["owner"] == source.key else current
+
+    def take_over(self, output_key: str, source: Source, stale: dict[str, Any]) -> bool:
+        """Claim a key whose owner record is stale (its owner never finished)."""
+        values = {":them": {"S": stale["owner"]}, ":claimed": {"S": stale["claimed_at"]}}
+        condition = "#owner = :them AND claimed_at = :claimed"
+        return self._update_owner_record(output_key, source, condition, values)
+
+    def release(self, output_key: str, source: Source) -> bool:
+        """Give up `source`'s ownership of `output_key`. False when another source owns it,
+        or a newer event of the same source claimed it again (it is writing there now).
+        The record stays, ownerless: the function's role may not delete items."""
+        values: dict[str, Any] = {":me": {"S": source.key}, ":now": {"S": utc_timestamp()}}
+        condition = "#owner = :me"
+        if source.sequencer:
+            condition += " AND (attribute_not_exists(sequencer) OR sequencer <= :sequencer)"
+            values[":sequencer"] = {"S": source.sequencer}
+        return self._conditional(
+            self._client.update_item,
+            {
+                "TableName": self._table,
+                "Key": {"image_name": {"S": owner_record_name(output_key)}},
+                "UpdateExpression": "REMOVE #owner, sequencer SET released_at = :now",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": values,
+            },
+        )
+
+    def _update_owner_record(
+        self, output_key: str, source: Source, condition: str, values: dict[str, Any]
+    ) -> bool:
+        values = {
+            **values,
+            ":me": {"S": source.key},
+            ":type": {"S": RECORD_TYPE_OWNER},
+            ":key": {"S": output_key},
             ":now": {"S": utc_timestamp()},
         }
-        update = "SET #status = :deleted, deleted_at = :now"
-        condition = "attribute_exists(image_name)"
-        if sequencer:
+        update = "SET #owner = :me, record_type = :type, output_key = :key, claimed_at = :now"
+        if source.sequencer:
             update += ", sequencer = :sequencer"
-            condition += " AND (attribute_not_exists(sequencer) OR sequencer <= :sequencer)"
-            values[":sequencer"] = {"S": sequencer}
+            values[":sequencer"] = {"S": source.sequencer}
+        else:
+            update += " REMOVE sequencer"
+        return self._conditional(
+            self._client.update_item,
+            {
+                "TableName": self._table,
+                "Key": {"image_name": {"S": owner_record_name(output_key)}},
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": values,
+            },
+        )
+
+    @staticmethod
+    def _conditional(call: Any, request: dict[str, Any]) -> bool:
         try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key={"image_name": {"S": key}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},  # a DynamoDB reserved word
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
+            call(**request)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
+                return False
             raise
-        return _deserialise(response["Attributes"])
+        return True
 
 
 def _deserialise(raw: dict[str, Any]) -> dict[str, Any]:

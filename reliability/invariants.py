@@ -1,20 +1,138 @@
-"""After a run: is every upload accounted for, and is anything half-written?
+"""After a run: is every upload accounted for, and do the renditions match the record?
 
 Accounted for: an item with status ok or failed (with a reason), or a record on the
 dead-letter queue, or (for keys the pipeline must ignore, such as folder markers) nothing.
-Half-written: an ok item whose rendition is missing or has another size than recorded, a
-failed item with renditions, or an object under processed/ that no item points to.
+
+The integrity invariants (`violations`), checked over a snapshot of the whole stack:
+- every `ok` item's listed renditions exist, decode, and have the recorded width, height
+  and bytes; its original still exists;
+- every object under processed/ has exactly one owning source: its owner record names the
+  source, whose `ok` item lists it, and no other item lists it;
+- a `deleted` or `failed` item lists no rendition and owns no key.
 """
 
 from __future__ import annotations
 
+import io
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
+
+from lambda_pkg.records import is_owner_record
 from pipeline import ops
 from pipeline.targets import Target
+
+_deserializer = TypeDeserializer()
+
+
+@dataclass
+class Snapshot:
+    """What a stack holds at one moment: image items, owner records, outputs, originals."""
+
+    items: dict[str, dict[str, Any]]
+    owners: dict[str, str]  # output key -> owning source key (released keys absent)
+    outputs: dict[str, bytes]
+    originals: set[str]
+
+
+def snapshot(s3: Any, dynamodb: Any, input_bucket: str, output_bucket: str, table: str):
+    items: dict[str, dict[str, Any]] = {}
+    owners: dict[str, str] = {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for raw in page.get("Items", []):
+            entry = {k: _deserializer.deserialize(v) for k, v in raw.items()}
+            if not is_owner_record(entry):
+                items[entry["image_name"]] = entry
+            elif entry.get("owner"):
+                owners[entry["output_key"]] = entry["owner"]
+    outputs = {
+        key: s3.get_object(Bucket=output_bucket, Key=key)["Body"].read()
+        for key in _keys(s3, output_bucket)
+    }
+    return Snapshot(items, owners, outputs, set(_keys(s3, input_bucket)))
+
+
+def _keys(s3: Any, bucket: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def target_snapshot(target: Target) -> Snapshot:
+    names = target.names
+    return snapshot(
+        ops.aws(target, "s3"),
+        ops.aws(target, "dynamodb"),
+        names.input_bucket,
+        names.output_bucket,
+        names.metadata_table,
+    )
+
+
+def violations(state: Snapshot, in_flight: Iterable[str] = ()) -> list[str]:
+    """Every broken invariant, one line each. Sources in `in_flight` (dead-lettered, so
+    their last attempt may have stopped half-way) may own keys no item lists yet."""
+    from PIL import Image  # reliability only: the pipeline package never imports Pillow
+
+    problems: list[str] = []
+    listed_by: Counter[str] = Counter()
+    for key, item in sorted(state.items.items()):
+        status = item.get("status")
+        renditions = item.get("renditions") or []
+        if status != "ok":
+            if renditions:
+                problems.append(f"{key}: {status} item lists renditions")
+            continue
+        if key not in state.originals:
+            problems.append(f"{key}: ok item, but the original is gone")
+        for rendition in renditions:
+            output_key = rendition["key"]
+            listed_by[output_key] += 1
+            data = state.outputs.get(output_key)
+            if data is None:
+                problems.append(f"{key}: rendition {output_key} missing")
+                continue
+            if len(data) != rendition["bytes"]:
+                problems.append(
+                    f"{key}: {output_key} is {len(data)} bytes, item says {rendition['bytes']}"
+                )
+            try:
+                with Image.open(io.BytesIO(data)) as picture:
+                    size = picture.size
+                    picture.load()
+            except Exception as exc:  # whatever it is, the rendition is broken
+                problems.append(f"{key}: {output_key} does not decode: {exc}")
+                continue
+            if size != (rendition["width"], rendition["height"]):
+                problems.append(
+                    f"{key}: {output_key} is {size}, item says "
+                    f"{rendition['width']}x{rendition['height']}"
+                )
+            if state.owners.get(output_key) != key:
+                problems.append(
+                    f"{key}: lists {output_key}, owned by {state.owners.get(output_key)!r}"
+                )
+    for output_key, count in listed_by.items():
+        if count > 1:
+            problems.append(f"{output_key}: listed by {count} ok items")
+    waiting = set(in_flight)
+    for output_key in sorted(set(state.outputs) - set(listed_by)):
+        if state.owners.get(output_key) not in waiting:
+            problems.append(
+                f"{output_key}: no ok item lists it (owner {state.owners.get(output_key)!r})"
+            )
+    for output_key, owner in sorted(state.owners.items()):
+        if owner in waiting:
+            continue
+        if (state.items.get(owner) or {}).get("status") != "ok":
+            problems.append(f"{owner}: not ok, but owns {output_key}")
+        elif output_key not in listed_by:
+            problems.append(f"{owner}: owns {output_key} without listing it")
+    return problems
+
 
 FINAL = ("ok", "failed")
 

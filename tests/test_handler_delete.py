@@ -8,6 +8,7 @@ from urllib.parse import quote_plus
 from botocore.exceptions import ClientError
 
 from lambda_pkg.handler import process_event
+from lambda_pkg.metadata import SEED_ATTRIBUTES
 from tests import images
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, load_event, put_event
 
@@ -48,12 +49,16 @@ def test_delete_removes_every_rendition_and_marks_the_item_deleted(aws):
     # THEN the renditions are gone
     assert result == {"processed": 1, "failed": 0, "skipped": 0}
     assert aws.output_keys() == []
-    # AND the record is kept, every attribute intact, with status deleted and deleted_at
+    # AND the record is kept, with status deleted and deleted_at; what it listed moved to
+    # removed_renditions (a deleted item owns nothing), every other attribute intact
     after = aws.item("gallery/cat.jpg")
     assert after["status"] == "deleted"
     assert after["deleted_at"].endswith("Z")
     assert after["sequencer"].startswith(DELETED)
-    unchanged = {k: v for k, v in before.items() if k not in ("status", "sequencer")}
+    assert after["renditions"] == []
+    assert after["removed_renditions"] == before["renditions"]
+    changed = ("status", "sequencer", "renditions", "timestamp", "revision")
+    unchanged = {k: v for k, v in before.items() if k not in changed}
     assert {k: after[k] for k in unchanged} == unchanged
 
 
@@ -70,12 +75,28 @@ def test_url_encoded_key_in_a_delete_event_is_decoded(aws):
     assert aws.item("my photos/a+b.jpg")["status"] == "deleted"
 
 
-def test_delete_of_an_unknown_key_is_a_no_op(aws):
+def test_delete_of_an_unknown_key_leaves_a_tombstone_that_an_older_create_cannot_beat(aws):
+    # GIVEN a delete handled before the create of the same object (S3 delivers out of order)
     result = process_event(
         delete_event(INPUT_BUCKET, "never-seen.jpg", DELETED), aws.settings(), aws.s3, aws.dynamodb
     )
-    assert result == {"processed": 0, "failed": 0, "skipped": 1}
-    assert aws.item("never-seen.jpg") is None  # no tombstone for what we never had
+    # THEN a tombstone records the delete and its sequencer, and removes nothing
+    assert result == {"processed": 1, "failed": 0, "skipped": 0}
+    tombstone = aws.item("never-seen.jpg")
+    assert tombstone["status"] == "deleted"
+    assert tombstone["sequencer"].startswith(DELETED)
+    assert tombstone["renditions"] == []
+    assert {name: tombstone[name] for name in SEED_ATTRIBUTES[1:-1]} == dict.fromkeys(
+        SEED_ATTRIBUTES[1:-1], 0
+    )
+    # WHEN the older create arrives (the object is still readable: a stale replica)
+    aws.upload("never-seen.jpg", images.jpeg(640, 480))
+    created = put_event(INPUT_BUCKET, "never-seen.jpg", 100, sequencer=CREATED)
+    result = process_event(created, aws.settings(), aws.s3, aws.dynamodb)
+    # THEN it writes nothing and the item stays deleted
+    assert result["skipped"] == 1
+    assert aws.output_keys() == []
+    assert aws.item("never-seen.jpg")["status"] == "deleted"
 
 
 def test_an_older_delete_never_removes_a_newer_uploads_renditions(aws):
@@ -114,7 +135,7 @@ def test_redelivered_delete_is_idempotent(aws):
     first = aws.item("k.jpg")
     result = process_event(event, aws.settings(), aws.s3, aws.dynamodb)
     assert result == {"processed": 1, "failed": 0, "skipped": 0}
-    assert aws.item("k.jpg")["renditions"] == first["renditions"]
+    assert aws.item("k.jpg")["removed_renditions"] == first["removed_renditions"]
     assert aws.output_keys() == []
 
 

@@ -1,0 +1,91 @@
+"""One owner per output key: claim before writing, clean up after the item changes.
+
+Each output key has an owner record (records.py) naming the source key whose renditions
+live there. An upload claims every key it will write before it writes any, so it can never
+overwrite another source's rendition; a key goes back to nobody when its owner's item stops
+listing it (overwritten by a failed upload, a profile with other keys, a delete).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from lambda_pkg.metadata import MetadataStore, Source, listed_keys
+from lambda_pkg.profiles import OUTPUT_PREFIX
+
+logger = logging.getLogger("imgpipe")
+
+# Lambda's longest timeout plus a margin: a claim this old whose owner never listed the key
+# was left by an invocation that died between claiming and storing its item.
+ABANDONED_CLAIM_AGE = dt.timedelta(minutes=20)
+
+
+class OutputKeyTaken(Exception):
+    """Another source owns an output key this upload would write. A retry cannot help."""
+
+    def __init__(self, output_key: str, owner: str) -> None:
+        super().__init__(
+            f"output key {output_key!r} already holds the rendition of {owner!r}, and one key "
+            "has one owner: nothing was written over it. Two sources map to the same key "
+            "because the profile's key template drops the folder ({name}, {stem}); use one "
+            "that keeps it ({path}, {dir}{name} or {key}), or give the files distinct names"
+        )
+        self.output_key = output_key
+        self.owner = owner
+
+
+def claim_all(store: MetadataStore, output_keys: Iterable[str], source: Source) -> None:
+    """Own every key before writing any; raises OutputKeyTaken naming the first conflict.
+    Keys claimed before the conflict are released when the failed item is stored."""
+    for output_key in output_keys:
+        other = store.claim(output_key, source)
+        if other is None:
+            continue
+        if _abandoned(store, other) and store.take_over(output_key, source, other):
+            logger.warning("Took over %r from %r: its claim was abandoned", output_key, other)
+            continue
+        raise OutputKeyTaken(output_key, other["owner"])
+
+
+def _abandoned(store: MetadataStore, record: dict[str, Any]) -> bool:
+    """An owner whose item lists the key is live; so is one that claimed it recently (it may
+    still be rendering). Only an old claim its owner never listed is abandoned."""
+    if record["output_key"] in listed_keys(store.item(record["owner"])):
+        return False
+    claimed = dt.datetime.strptime(record["claimed_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    age = dt.datetime.now(dt.UTC) - claimed.replace(tzinfo=dt.UTC)
+    return age > ABANDONED_CLAIM_AGE
+
+
+def remove_unlisted(
+    s3: Any,
+    bucket: str,
+    store: MetadataStore,
+    source: Source,
+    output_keys: Iterable[str],
+    rewrite: Callable[[set[str]], None],
+) -> int:
+    """Delete the renditions at `output_keys` that `source` owns, then release the keys.
+
+    A key another source owns now is left alone. The object goes before the claim: while
+    the claim stands, no other source can write there. When the release is refused because
+    a newer event of the same source claimed the key meanwhile (and may have written it
+    before our delete), `rewrite` puts the current object's rendition back. Returns how
+    many renditions were deleted."""
+    removed, contested = 0, set()
+    for output_key in sorted(set(output_keys)):
+        if not output_key.startswith(OUTPUT_PREFIX):
+            continue  # the item is data: it must never steer a delete elsewhere
+        record = store.owner_record(output_key)
+        if record is not None and record.get("owner") != source.key:
+            continue
+        s3.delete_object(Bucket=bucket, Key=output_key)
+        removed += 1
+        if record is not None and not store.release(output_key, source):
+            contested.add(output_key)
+    if contested:
+        rewrite(contested)
+    return removed

@@ -1,0 +1,273 @@
+"""One S3 record, start to finish: route, order, render, claim, write, store, clean up.
+
+What holds after every record, whatever the order and repetition of events:
+- an `ok` item's renditions exist and hold what it records; no other item lists them;
+- a newer event's result is never overwritten by an older one (S3's `sequencer`);
+- once the item changes, what the previous one listed and the new one does not is removed
+  (a failed overwrite, other keys after a profile change, a delete);
+- a delete that overtakes its create leaves a tombstone, so the create writes nothing.
+The input object is only ever read.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambda_pkg import imaging, ownership
+from lambda_pkg.events import S3Record
+from lambda_pkg.metadata import (
+    MetadataStore,
+    Source,
+    deleted_item,
+    failed_item,
+    listed_keys,
+    ok_item,
+)
+from lambda_pkg.profiles import OUTPUT_PREFIX, Profile, render_key
+from lambda_pkg.records import is_reserved_source_key
+from lambda_pkg.settings import Settings
+
+logger = logging.getLogger("imgpipe")
+
+_MISSING_OBJECT_CODES = {"NoSuchKey", "404", "NotFound"}
+S3_MAX_KEY_BYTES = 1024  # UTF-8 bytes; a longer key is KeyTooLongError (moto lets it pass)
+STORE_ATTEMPTS = 5  # compare-and-swap rounds while other events for the key keep landing
+SETTLE_ROUNDS = 3
+
+
+class Outcome(StrEnum):
+    PROCESSED = "processed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class _Missing(Exception):
+    pass
+
+
+class _Record:
+    """The clients and facts one record's work shares."""
+
+    def __init__(self, record: S3Record, settings: Settings, s3: Any, store: MetadataStore) -> None:
+        self.record, self.settings, self.s3, self.store = record, settings, s3, store
+        self.key = record.key
+
+    def source(self, size: int = 0) -> Source:
+        return Source(self.record.bucket, self.key, size, self.record.sequencer)
+
+    def is_older_than(self, item: dict[str, Any] | None) -> bool:
+        stored = (item or {}).get("sequencer")
+        return bool(self.record.sequencer and stored and stored > self.record.sequencer)
+
+    def remove_unlisted(self, output_keys: set[str], profile: Profile | None) -> int:
+        def rewrite(keys: set[str]) -> None:
+            if profile is not None:
+                _rewrite(self, profile, keys)
+
+        bucket = self.settings.output_bucket
+        return ownership.remove_unlisted(
+            self.s3, bucket, self.store, self.source(), output_keys, rewrite
+        )
+
+
+def process_record(record: S3Record, settings: Settings, s3: Any, store: MetadataStore) -> Outcome:
+    work = _Record(record, settings, s3, store)
+    reason = _skip_reason(record, work.key, settings)
+    if reason:
+        logger.info("Skipping key %r: %s", work.key, reason)
+        return Outcome.SKIPPED
+    profile = settings.config.profile_for(work.key)
+    if profile is None:
+        logger.info("Skipping key %r: no profile route matches it", work.key)
+        return Outcome.SKIPPED
+    if record.is_removed:
+        return _remove(work, profile)
+    logger.info("Processing image from bucket: %s, key: %s", record.bucket, work.key)
+    if work.is_older_than({"sequencer": store.stored_sequencer(work.key)}):
+        logger.info("Skipping key %r: a newer event was already processed", work.key)
+        return Outcome.SKIPPED
+    return _create(work, profile)
+
+
+def _create(work: _Record, profile: Profile) -> Outcome:
+    try:
+        data, size = _download(work.s3, work.record, profile)
+    except _Missing:
+        logger.warning("Skipping key %r: the object no longer exists", work.key)
+        return Outcome.SKIPPED
+    except imaging.ImageRejected as exc:
+        return _fail(work, profile, work.source(work.record.size or 0), exc)
+    source = work.source(size)
+    try:
+        decoded, outputs = imaging.process(data, profile)
+    except imaging.ImageRejected as exc:
+        return _fail(work, profile, source, exc)
+    except MemoryError:
+        raise  # a bigger function might succeed: let Lambda retry and keep the event
+    except Exception as exc:  # a Pillow bug on hostile bytes is still a bad image
+        logger.exception("Unexpected error decoding %r", work.key)
+        return _fail(work, profile, source, exc)
+    logger.info("Original image size: %dx%d", *decoded.original_size)
+
+    keys = [_output_key(output, work.key) for output in outputs]
+    too_long = next((k for k in keys if len(k.encode()) > S3_MAX_KEY_BYTES), None)
+    if too_long is not None:
+        # S3 refuses it (KeyTooLongError) on every retry: fail it now, before any write.
+        reason = (
+            f"output key {too_long[:60]!r}... is {len(too_long.encode()):,} bytes, over S3's "
+            f"{S3_MAX_KEY_BYTES:,}-byte key limit; use a shorter key or a flattening profile"
+        )
+        return _fail(work, profile, source, imaging.ImageRejected(reason))
+    try:
+        ownership.claim_all(work.store, keys, source)
+    except ownership.OutputKeyTaken as exc:
+        return _fail(work, profile, source, exc, claimed=keys)
+    written = list(zip(keys, outputs, strict=True))
+    for output_key, output in written:
+        _put_rendition(work.s3, work.settings.output_bucket, output_key, output)
+    first = outputs[0]
+    logger.info("Processed image size: %dx%d", first.width, first.height)
+    _store(work, profile, ok_item(source, profile, decoded, written), keys)
+    return Outcome.PROCESSED
+
+
+def _fail(
+    work: _Record,
+    profile: Profile,
+    source: Source,
+    exc: Exception,
+    claimed: list[str] | None = None,
+) -> Outcome:
+    logger.warning("Image %r failed: %s: %s", work.key, type(exc).__name__, exc)
+    _store(work, profile, failed_item(source, profile, exc), claimed or [])
+    return Outcome.FAILED
+
+
+def _store(work: _Record, profile: Profile, item: dict[str, Any], written: list[str]) -> None:
+    """Store the item unless a newer event stored one; then remove what no item lists any
+    more: what the replaced item listed and this one does not, or, when this event lost,
+    what it wrote that the newer item does not list."""
+    for _ in range(STORE_ATTEMPTS):
+        previous = work.store.item(work.key)
+        if work.is_older_than(previous):
+            logger.info("Metadata not stored for %r: a newer event recorded it", work.key)
+            _settle(work, profile, written)
+            return
+        if work.store.replace(item, previous):
+            logger.info("Metadata stored successfully in DynamoDB.")
+            stale = (set(listed_keys(previous)) | set(written)) - set(listed_keys(item))
+            if stale:
+                removed = work.remove_unlisted(stale, profile)
+                logger.info("Removed %d rendition(s) the new item no longer lists", removed)
+            return
+    raise RuntimeError(f"the item of {work.key!r} kept changing; the retry will store it")
+
+
+def _settle(work: _Record, profile: Profile, written: list[str]) -> None:
+    """A newer event stored its item while this one rendered, so the renditions just written
+    (same keys: they are deterministic) may hold older bytes than that item describes.
+    Render the current object again, which gives the newer event's bytes back (rendering is
+    deterministic), and remove what this event wrote that the item does not list (the newer
+    upload failed, or was deleted). Repeat while yet newer events land meanwhile."""
+    for _ in range(SETTLE_ROUNDS):
+        newest = work.store.item(work.key) or {}
+        listed = set(listed_keys(newest))
+        if newest.get("profile_hash") == profile.content_hash():
+            _rewrite(work, profile, listed & set(written))
+        work.remove_unlisted(set(written) - listed, profile)
+        if (work.store.item(work.key) or {}).get("revision") == newest.get("revision"):
+            logger.info("Renditions of %r settled on the newest item", work.key)
+            return
+    raise RuntimeError(f"renditions of {work.key!r} did not settle: the key keeps changing")
+
+
+def _rewrite(work: _Record, profile: Profile, keys: set[str]) -> None:
+    """Write the current object's renditions to `keys` (those it has)."""
+    if not keys:
+        return
+    try:
+        data, _size = _download(work.s3, work.record, profile)
+        _decoded, outputs = imaging.process(data, profile)
+    except (_Missing, imaging.ImageRejected):
+        return  # the object changed again; its own event brings item and renditions along
+    for output in outputs:
+        output_key = _output_key(output, work.key)
+        if output_key in keys:
+            _put_rendition(work.s3, work.settings.output_bucket, output_key, output)
+
+
+def _remove(work: _Record, profile: Profile) -> Outcome:
+    """The original was deleted: its item is kept, marked `deleted`, and what it listed is
+    removed. With no item yet (the delete overtook the create) a tombstone is stored."""
+    for _ in range(STORE_ATTEMPTS):
+        previous = work.store.item(work.key)
+        if work.is_older_than(previous):
+            logger.info("Skipping removal of %r: a newer event already recorded it", work.key)
+            return Outcome.SKIPPED
+        if work.store.replace(deleted_item(work.source(), previous), previous):
+            # A retried delete finds its own item: remove what that one removed, again.
+            listed = listed_keys(previous) or [
+                r.get("key") for r in (previous or {}).get("removed_renditions") or []
+            ]
+            removed = work.remove_unlisted({k for k in listed if isinstance(k, str)}, None)
+            logger.info(
+                "Original %r was deleted: removed %d rendition(s), item marked deleted",
+                work.key,
+                removed,
+            )
+            return Outcome.PROCESSED
+    raise RuntimeError(f"the item of {work.key!r} kept changing; the retry will store it")
+
+
+def _output_key(output: imaging.Output, source_key: str) -> str:
+    rendition = output.rendition
+    return render_key(rendition.key, source_key, rendition.name, output.extension)
+
+
+def _put_rendition(s3: Any, bucket: str, key: str, output: imaging.Output) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=output.data, ContentType=output.content_type)
+
+
+def _skip_reason(record: S3Record, key: str, settings: Settings) -> str | None:
+    if not (record.is_created or record.is_removed):
+        return f"event {record.event_name!r} is neither an object creation nor a removal"
+    if key.endswith("/"):
+        return "a folder marker, not an object"
+    if record.bucket == settings.output_bucket and key.startswith(OUTPUT_PREFIX):
+        return f"it is one of our own outputs (under {OUTPUT_PREFIX}); processing it would loop"
+    if is_reserved_source_key(key):
+        return "its name is reserved for the metadata table's owner records; rename it"
+    return None
+
+
+def _download(s3: Any, record: S3Record, profile: Profile) -> tuple[bytes, int]:
+    """Fetch the object, refusing before the body is read when it is over the size limit."""
+    if record.size is not None:
+        _check_size(record.size, profile)
+    try:
+        response = s3.get_object(Bucket=record.bucket, Key=record.key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING_OBJECT_CODES:
+            raise _Missing from exc
+        raise
+    size = int(response.get("ContentLength", 0))
+    body = response["Body"]
+    try:
+        _check_size(size, profile)
+        data = body.read()
+    finally:
+        body.close()
+    return data, len(data)
+
+
+def _check_size(size: int, profile: Profile) -> None:
+    if size == 0:
+        raise imaging.ImageRejected("the object is empty (0 bytes)")
+    if size > profile.max_bytes:
+        raise imaging.ImageRejected(
+            f"object is {size:,} bytes, over the profile's max_bytes of {profile.max_bytes:,}"
+        )

@@ -1,0 +1,206 @@
+"""Renditions match their item: ownership, overwrites and deletes, in every delivery order.
+
+A scenario is a list of S3 operations (put bytes at a key, delete a key, change the
+profile and reprocess). Each runs through the handler (moto in-process) in four deliveries:
+- `sequential`: each operation's event is handled before the next operation;
+- `duplicated`: the same, every event delivered twice;
+- `burst`: every operation happens first, then the events arrive in order;
+- `reversed`: every operation first, then the events newest first (S3 may do that).
+After each, the invariants of invariants.py hold, and per key the newest event's result is
+the one recorded: gone => `deleted`; junk => `failed`; an image => `ok`, or `failed` as the
+loser of a key collision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+from lambda_pkg import workflow
+from lambda_pkg.events import normalise_sequencer, s3_event
+from lambda_pkg.handler import process_event
+from lambda_pkg.profiles import Profile, load_named, profile_from_dict
+from reliability import images as image_sets
+from reliability.invariants import snapshot, violations
+from reliability.world import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, World
+
+DELIVERIES = ("sequential", "duplicated", "burst", "reversed")
+COLLISION = "already holds the rendition of"
+
+
+def same_format_profile() -> Profile:
+    """`format: same`: the extension follows the bytes, so a PNG replacing a JPEG at one key
+    moves the rendition to another key."""
+    return profile_from_dict(
+        {
+            "name": "same",
+            "renditions": [
+                {
+                    "name": "small",
+                    "resize": {"mode": "fit", "width": 160, "height": 160},
+                    "format": "same",
+                    "key": "processed/{key}.{ext}",
+                }
+            ],
+        },
+        source="reliability/integrity.py",
+    )
+
+
+def _moved_web() -> Profile:
+    """`web` after an edit that moves every rendition to other keys."""
+    data = load_named("web").to_dict()
+    for rendition in data["renditions"]:
+        rendition["key"] = rendition["key"].replace("processed/", "processed/v2/")
+    return profile_from_dict(data, source="reliability/integrity.py (web, keys moved)")
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str  # put | delete | reprocess
+    key: str = ""
+    data: bytes = b""
+    profile: Callable[[], Profile] | None = None  # reprocess: the profile from now on
+
+
+@dataclass
+class Scenario:
+    name: str
+    profile: Callable[[], Profile]
+    ops: list[Op]
+    collisions: set[str] = field(default_factory=set)  # keys that may lose a collision
+
+
+def scenarios() -> list[Scenario]:
+    payloads = image_sets.payloads()
+    big, small = payloads["jpeg 1600x1200"], payloads["jpeg 640x480"]
+    png = payloads["png 800x600 rgba"]
+    junk = b"this is not an image" * 40
+    thumbnail, web = (lambda: load_named("thumbnail")), (lambda: load_named("web"))
+
+    def put(key: str, data: bytes) -> Op:
+        return Op("put", key, data)
+
+    def delete(key: str) -> Op:
+        return Op("delete", key)
+
+    pair = ("in/a/photo.jpg", "in/b/photo.jpg")
+    return [
+        Scenario("same name in two folders", thumbnail, [put(pair[0], big), put(pair[1], small)],
+                 collisions=set(pair)),
+        Scenario("collision, then the owner is deleted", thumbnail,
+                 [put(pair[0], big), put(pair[1], small), delete(pair[0])], collisions=set(pair)),
+        Scenario("collision, then the loser is deleted", thumbnail,
+                 [put(pair[0], big), put(pair[1], small), delete(pair[1])], collisions=set(pair)),
+        Scenario("good image, then junk at the same key", web,
+                 [put("over/a.jpg", big), put("over/a.jpg", junk)]),
+        Scenario("junk, then a good image at the same key", web,
+                 [put("over/b.jpg", junk), put("over/b.jpg", small)]),
+        Scenario("JPEG replaced by a PNG (format same: the extension changes)",
+                 same_format_profile, [put("ext/c.jpg", big), put("ext/c.jpg", png)]),
+        Scenario("profile edit that moves keys, then reprocess", web,
+                 [put("edit/d.jpg", small), Op("reprocess", profile=_moved_web)]),
+        Scenario("delete before the create is handled", thumbnail,
+                 [put("early/e.jpg", small), delete("early/e.jpg")]),
+        Scenario("upload, delete, upload again", thumbnail,
+                 [put("again/f.jpg", small), delete("again/f.jpg"), put("again/f.jpg", big)]),
+    ]  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    delivery: str
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+class _Run:
+    def __init__(self, world: World, scenario: Scenario) -> None:
+        self.world, self.scenario = world, scenario
+        self.profile = scenario.profile()
+        self.last: dict[str, tuple[str, Op]] = {}  # key -> (sequencer, operation)
+        self._numbers = iter(range(1, 1_000_000))
+
+    def apply(self, op: Op) -> list[dict[str, Any]]:
+        """Do the S3 side of an operation; returns the events S3 (or reprocess) sends."""
+        if op.kind == "reprocess":
+            assert op.profile is not None
+            self.profile = op.profile()
+            return [self._event(key, last[1], last[0]) for key, last in self.last.items()]
+        sequencer = f"0055AED6DCD9{next(self._numbers):06X}"
+        if op.kind == "put":
+            self.world.upload(op.key, op.data)
+        else:
+            self.world.s3.delete_object(Bucket=INPUT_BUCKET, Key=op.key)
+        self.last[op.key] = (sequencer, op)
+        return [self._event(op.key, op, sequencer)]
+
+    def _event(self, key: str, op: Op, sequencer: str) -> dict[str, Any]:
+        name = "ObjectCreated:Put" if op.kind == "put" else "ObjectRemoved:Delete"
+        return s3_event(INPUT_BUCKET, key, len(op.data), sequencer, name)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        process_event(event, self.world.settings(self.profile), self.world.s3, self.world.dynamodb)
+
+    def check(self) -> list[str]:
+        state = snapshot(self.world.s3, self.world.dynamodb, INPUT_BUCKET, OUTPUT_BUCKET, TABLE)
+        problems = violations(state)
+        for key, (sequencer, op) in sorted(self.last.items()):
+            item = state.items.get(key) or {}
+            status, error = item.get("status"), item.get("error", "")
+            if item.get("sequencer") != normalise_sequencer(sequencer):
+                problems.append(f"{key}: item is not the newest event's ({item.get('sequencer')})")
+            if op.kind == "delete":
+                expected = status == "deleted"
+            elif op.data.startswith(b"this is not"):
+                expected = status == "failed"
+            else:
+                lost = key in self.scenario.collisions and COLLISION in error
+                expected = status == "ok" or (status == "failed" and lost)
+            if not expected:
+                problems.append(f"{key}: {status} after its last {op.kind} ({error[:80]})")
+        return problems
+
+
+def run(world: World, scenario: Scenario, delivery: str) -> Outcome:
+    run_ = _Run(world, scenario)
+    if delivery in ("sequential", "duplicated"):
+        for op in scenario.ops:
+            for event in run_.apply(op):
+                for _ in range(2 if delivery == "duplicated" else 1):
+                    run_.deliver(event)
+    else:
+        events = [event for op in scenario.ops for event in run_.apply(op)]
+        for event in reversed(events) if delivery == "reversed" else events:
+            run_.deliver(event)
+    return Outcome(scenario.name, delivery, run_.check())
+
+
+def delete_during_render(world: World, profile: Profile) -> Outcome:
+    """The delete's event is handled while the create's render is under way: the create
+    finds a tombstone when it stores its item, and removes everything it wrote."""
+    run_ = _Run(world, Scenario("delete during the first render", lambda: profile, []))
+    create = run_.apply(Op("put", "race/g.jpg", image_sets.payloads()["jpeg 1600x1200"]))[0]
+    real_process = workflow.imaging.process
+
+    def process_then_delete(data: bytes, used: Profile) -> Any:
+        result = real_process(data, used)
+        for event in run_.apply(Op("delete", "race/g.jpg")):
+            run_.deliver(event)
+        return result
+
+    with mock.patch.object(workflow.imaging, "process", side_effect=process_then_delete):
+        run_.deliver(create)
+    return Outcome(run_.scenario.name, "delete mid-render", run_.check())
+
+
+def cases() -> Iterator[tuple[Scenario, str]]:
+    for scenario in scenarios():
+        for delivery in DELIVERIES:
+            yield scenario, delivery
