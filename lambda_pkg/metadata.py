@@ -29,6 +29,7 @@ SEED_ATTRIBUTES = (
     "processed_size_bytes",
     "timestamp",
 )
+CLAIM_ATTEMPTS = 5
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -213,12 +214,14 @@ class MetadataStore:
                 "attribute_not_exists(#owner) OR (#owner = :me AND "
                 "(attribute_not_exists(sequencer) OR sequencer <= :sequencer))"
             )
-        if self._update_owner_record(output_key, source, condition, values):
-            return None
-        current = self.owner(output_key)
-        if current is None:  # released meanwhile: try once more
-            return self.claim(output_key, source)
-        return None if current["owner"] == source.key else current
+        for _ in range(CLAIM_ATTEMPTS):
+            if self._update_owner_record(output_key, source, condition, values):
+                return None
+            current = self.owner(output_key)
+            if current is not None:
+                return None if current["owner"] == source.key else current
+            # Released between the write and the read: claim again.
+        raise RuntimeError(f"the owner of {output_key!r} keeps changing; the retry will claim it")
 
     def take_over(self, output_key: str, source: Source, stale: dict[str, Any]) -> bool:
         """Claim a key whose owner record is stale (its owner never finished)."""

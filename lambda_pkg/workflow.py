@@ -63,10 +63,9 @@ class _Record:
         stored = (item or {}).get("sequencer")
         return bool(self.record.sequencer and stored and stored > self.record.sequencer)
 
-    def remove_unlisted(self, output_keys: set[str], profile: Profile | None) -> int:
+    def remove_unlisted(self, output_keys: set[str], profile: Profile) -> int:
         def rewrite(keys: set[str]) -> None:
-            if profile is not None:
-                _rewrite(self, profile, keys)
+            _rewrite(self, profile, keys)
 
         bucket = self.settings.output_bucket
         return ownership.remove_unlisted(
@@ -125,7 +124,8 @@ def _create(work: _Record, profile: Profile) -> Outcome:
     try:
         ownership.claim_all(work.store, keys, source)
     except ownership.OutputKeyTaken as exc:
-        return _fail(work, profile, source, exc, claimed=keys)
+        # The keys claimed before the conflict go back when the failed item is stored.
+        return _fail(work, profile, source, exc, claimed=keys[: keys.index(exc.output_key)])
     written = list(zip(keys, outputs, strict=True))
     for output_key, output in written:
         _put_rendition(work.s3, work.settings.output_bucket, output_key, output)
@@ -213,7 +213,7 @@ def _remove(work: _Record, profile: Profile) -> Outcome:
             listed = listed_keys(previous) or [
                 r.get("key") for r in (previous or {}).get("removed_renditions") or []
             ]
-            removed = work.remove_unlisted({k for k in listed if isinstance(k, str)}, None)
+            removed = work.remove_unlisted({k for k in listed if isinstance(k, str)}, profile)
             logger.info(
                 "Original %r was deleted: removed %d rendition(s), item marked deleted",
                 work.key,

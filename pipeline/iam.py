@@ -60,7 +60,8 @@ def function_policy(
         _allow(
             "WriteRenditions", ["s3:PutObject", "s3:DeleteObject"], f"{output_bucket_arn}/{prefix}*"
         ),
-        # GetItem: the stored sequencer; PutItem: a result; UpdateItem: mark deleted.
+        # GetItem: the stored item; PutItem: a result (compare-and-swap); UpdateItem: claim
+        # and release output keys. No DeleteItem: the function never deletes a record.
         _allow(
             "ReadWriteMetadata",
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],

@@ -1,5 +1,5 @@
 """`python -m reliability COMMAND`: report [--long] | load | throttling | sigkill |
-emulator_restart | ordering | fuzz. Each scenario prints its result as JSON."""
+emulator_restart | ordering | integrity | fuzz. Each scenario prints its result as JSON."""
 
 from __future__ import annotations
 
@@ -17,13 +17,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability")
     parser.add_argument(
         "command",
-        choices=("report", "load", "throttling", "sigkill", "emulator_restart", "ordering"),
+        choices=(
+            "report",
+            "load",
+            "throttling",
+            "sigkill",
+            "emulator_restart",
+            "ordering",
+            "integrity",
+        ),
     )
     parser.add_argument("--long", action="store_true", help="report: the long forms")
     parser.add_argument(
         "--rerender", action="store_true", help="report: rewrite the Markdown from the last run"
     )
-    for option in ("count", "kills", "restarts", "keys", "workers", "seed"):
+    for option in ("count", "kills", "restarts", "keys", "groups", "workers", "seed"):
         parser.add_argument(f"--{option}", type=int)
     parser.add_argument("--rate", type=float)
     parser.add_argument("--profile")

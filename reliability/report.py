@@ -28,6 +28,7 @@ SHORT: dict[str, dict[str, Any]] = {
     "sigkill": {"count": 12, "kills": 4},
     "emulator_restart": {"count": 40, "restarts": 2},
     "ordering": {"keys": 10},
+    "integrity": {"groups": 6},
     "fuzz": {"examples": 2000, "seconds": 45},
 }
 LONG: dict[str, dict[str, Any]] = {
@@ -37,6 +38,7 @@ LONG: dict[str, dict[str, Any]] = {
     "sigkill": {"count": 40, "kills": 12},
     "emulator_restart": {"count": 150, "restarts": 3},
     "ordering": {"keys": 50},
+    "integrity": {"groups": 40},
     "fuzz": {"examples": 40000, "seconds": 600},
 }
 
@@ -119,8 +121,11 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Outcome columns: every upload is `ok` (item + every rendition at its recorded size), "
         "`failed` (item with the reason, no rendition), on the dead-letter queue, or skipped "
-        "(keys that must be ignored). *Missing* = none of those; *half-written* = a rendition "
-        "without its item, an item naming a missing rendition, or a failed item with outputs.",
+        "(keys that must be ignored). *Missing* = none of those; *half-written* = any broken "
+        "invariant (reliability/invariants.py): an `ok` item whose rendition is missing, does "
+        "not decode or differs from its recorded size and bytes, or whose original is gone; an "
+        "object under processed/ without exactly one owning source whose `ok` item lists it; a "
+        "`failed` or `deleted` item that lists or owns a rendition.",
         "",
         "| Scenario | Injected | Uploads | Outcome | Measured | Reproduce |",
         "|---|---|---|---|---|---|",

@@ -260,9 +260,11 @@ def ordering(keys: int = 10, workers: int = 2, seed: int = 11, timeout_s: float 
         uploads = [(f"order/{n:03d}.jpg", payloads["jpeg 640x480"]) for n in range(keys)]
         names = [k for k, _ in uploads]
         _upload_all(stack, uploads)
-        # moto's own events carry no sequencer: let them finish before the sequenced ones.
-        settle(target, names, timeout_s, stack.wait_until_idle)
-        newer, older = "0055AED6DCD90281F0", "0055AED6DCD90281E5"
+        # The uploads' own events first; then events newer and older than theirs.
+        stored, _ = settle(target, names, timeout_s, stack.wait_until_idle)
+        first = min(stored[k]["sequencer"] for k in names)[:16]
+        last = max(stored[k]["sequencer"] for k in names)[:16]
+        newer, older = f"{int(last, 16) + 1:016X}", f"{int(first, 16) - 1:016X}"
         size = len(payloads["jpeg 640x480"])
         events = [
             s3_event(target.names.input_bucket, key, size, sequencer, "ObjectCreated:Put")
@@ -299,6 +301,74 @@ def ordering(keys: int = 10, workers: int = 2, seed: int = 11, timeout_s: float 
             accounting,
             began,
             newer_won=len(names) - len(wrong),
+        )
+        result.problems += problems
+        result.clean = result.clean and not problems
+        return result
+
+
+# -- integrity through the queue ----------------------------------------------------------
+
+
+def integrity(groups: int = 6, workers: int = 2, timeout_s: float = 300) -> RunResult:
+    """Per group, back to back so the workers race: one file name in two folders (a key
+    collision under `thumbnail`), a good image overwritten by junk, an upload deleted at
+    once, an upload replaced by another image. Every invariant must hold at the end."""
+    began = time.monotonic()
+    stack = new_stack(workers=workers, profile="thumbnail")
+    with stack:
+        target = stack.target()
+        s3 = client("s3", stack.endpoint)
+        bucket = stack.names.input_bucket
+        payloads = image_sets.payloads()
+        big, small = payloads["jpeg 1600x1200"], payloads["jpeg 640x480"]
+        present, deleted, collided = [], [], []
+        for n in range(groups):
+            pair = (f"integrity/a{n}/photo{n}.jpg", f"integrity/b{n}/photo{n}.jpg")
+            steps = [
+                ("put", pair[0], big),
+                ("put", pair[1], small),
+                ("put", f"integrity/over{n}.jpg", big),
+                ("put", f"integrity/over{n}.jpg", b"junk, not an image" * 20),
+                ("put", f"integrity/gone{n}.jpg", big),
+                ("delete", f"integrity/gone{n}.jpg", b""),
+                ("put", f"integrity/swap{n}.jpg", big),
+                ("put", f"integrity/swap{n}.jpg", small),
+            ]
+            for action, key, data in steps:
+                if action == "put":
+                    s3.put_object(Bucket=bucket, Key=key, Body=data)
+                else:
+                    s3.delete_object(Bucket=bucket, Key=key)
+            collided.append(pair)
+            present += [*pair, f"integrity/over{n}.jpg", f"integrity/swap{n}.jpg"]
+            deleted.append(f"integrity/gone{n}.jpg")
+        stack.wait_until_idle(timeout_s)
+        items, letters = settle(target, present, timeout_s, stack.wait_until_idle)
+        accounting = account(target, present, items=items, letters=letters)
+        problems = [
+            f"{key}: {items.get(key, {}).get('status')} after its delete"
+            for key in deleted
+            if items.get(key, {}).get("status") != "deleted"
+        ]
+        problems += [
+            f"{pair}: {[items.get(k, {}).get('status') for k in pair]}, want one ok, one failed"
+            for pair in collided
+            if sorted(items.get(k, {}).get("status", "") for k in pair) != ["failed", "ok"]
+        ]
+        problems += [
+            f"integrity/over{n}.jpg: not failed after the junk overwrite"
+            for n in range(groups)
+            if items.get(f"integrity/over{n}.jpg", {}).get("status") != "failed"
+        ]
+        result = _result(
+            "integrity: collisions, overwrites, deletes racing creates",
+            f"{groups} groups of back-to-back uploads: one name in two folders (thumbnail "
+            "flattens folders), good then junk at one key, upload then delete, upload then "
+            "another image at one key",
+            stack,
+            accounting,
+            began,
         )
         result.problems += problems
         result.clean = result.clean and not problems

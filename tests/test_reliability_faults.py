@@ -67,3 +67,11 @@ def test_duplicates_and_out_of_order_events_keep_the_newest():
     _assert_clean(result)
     assert result.extra["newer_won"] == 8
     assert (result.accounting["skipped"], result.accounting["failed"]) == (1, 1)
+
+
+def test_collisions_overwrites_and_racing_deletes_through_the_queue_keep_every_invariant():
+    # GIVEN back-to-back uploads, overwrites and deletes racing through two workers,
+    # THEN each collision has one winner, junk overwrites fail and remove the old
+    # renditions, deletes win, and every invariant holds at the end
+    result = scenarios.integrity(groups=4)
+    _assert_clean(result)

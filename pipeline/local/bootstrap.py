@@ -13,13 +13,13 @@ import sys
 import traceback
 
 
-def _install_faults(handler_module):
+def _install_faults():
     """Test hooks, set only by tests through the environment: a crash in the middle of an
     image (after decoding, before any output is written), or an error on every attempt."""
     crash_key = os.environ.get("IMGPIPE_FAULT_CRASH_ONCE")
     marker = os.environ.get("IMGPIPE_FAULT_MARKER", "")
     if crash_key:
-        imaging = handler_module.imaging
+        imaging = sys.modules["lambda_pkg.imaging"]  # loaded by the handler's import
         original = imaging.process
 
         def crashing_process(data, profile):
@@ -44,7 +44,7 @@ def main() -> None:
     )
     import lambda_pkg.handler as handler_module
 
-    _install_faults(handler_module)
+    _install_faults()
     raise_key = os.environ.get("IMGPIPE_FAULT_RAISE")
     protocol.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
