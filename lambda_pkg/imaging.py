@@ -171,14 +171,25 @@ def _open(data: bytes, profile: Profile) -> Image.Image:
     try:
         return formats.open_image(data, profile.input_formats)
     except UnidentifiedImageError:
-        raise ImageRejected(
-            f"not a recognised image (allowed formats: {', '.join(profile.input_formats)})"
-        ) from None
+        raise ImageRejected(_unidentified(data, profile.input_formats)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # The warning band (1-2x MAX_IMAGE_PIXELS) is raised as an error by _bombs_are_errors.
         raise ImageRejected(f"decompression bomb: {exc}") from None
     except _DECODE_ERRORS as exc:
-        raise ImageRejected(f"cannot read image header: {type(exc).__name__}: {exc}") from None
+        raise ImageRejected(
+            f"corrupt or truncated image: cannot open it: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _unidentified(data: bytes, input_formats: tuple[str, ...]) -> str:
+    allowed = ", ".join(input_formats)
+    claimed = formats.starts_like(data, input_formats)
+    if claimed is None:
+        return f"not a recognised image (allowed formats: {allowed})"
+    return (
+        f"not a recognised image: it starts like {claimed.upper()} but does not open (corrupt, "
+        f"truncated or an unsupported variant; allowed formats: {allowed})"
+    )
 
 
 def _check_pixels(size: tuple[int, int], profile: Profile) -> None:

@@ -2,7 +2,8 @@
 
 Every case makes a photo-like image in code (gradients, shapes and noise, so the compressed
 stream is long), damages only its compressed pixel data, never the header, and sends the real
-S3 event to the handler. The damage: sixteen bytes inverted in the middle of the stream.
+S3 event to the handler. Two kinds of damage: sixteen bytes inverted in the middle of the
+stream, and the file cut off there.
 
 Whether a decoder can notice inverted bytes depends on the format. PNG's did at every place
 tried (each row starts with a filter byte that must be 0-4, which garbage soon breaks). The
@@ -14,7 +15,8 @@ the load after it returned the half-decoded picture as if it were whole.
 
 The JPEG, lossy WebP, HEIC, TIFF PackBits and BMP RLE8 decoders report nothing for the damage
 in the middle (see CONCEALED for why). Those cases are strict xfails: they record the outcome
-we want, and the run fails if a decoder starts to notice.
+we want, and the run fails if a decoder starts to notice. Cutting the file short is detected
+in every format, and the cut tests assert it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from PIL import GifImagePlugin, Image, ImageFile
+from PIL import GifImagePlugin, Image, ImageFile, TiffImagePlugin
 
 from lambda_pkg import imaging
 from lambda_pkg.handler import process_event
@@ -70,6 +72,11 @@ class Stream:
             if not pillow_reads(damaged):
                 return damaged
         raise AssertionError("the decoder noticed no inverted bytes after the middle")
+
+    def cut(self) -> bytes:
+        """The file up to the middle of its compressed pixel data."""
+        positions = self.positions()
+        return self.data[: positions[len(positions) // 2]]
 
 
 @functools.cache
@@ -141,11 +148,26 @@ def webp_lossless_stream() -> Stream:
     return Stream(data, ((start + 5, end),))  # after the signature and size
 
 
-def tiff_stream(compression: str) -> Stream:
+def tiff_stream(compression: str, directory_first: bool = True) -> Stream:
     data = images.encode(detailed(), "TIFF", compression=compression)
     tags = Image.open(io.BytesIO(data)).tag_v2
-    strips = zip(tags[273], tags[279], strict=True)  # StripOffsets, StripByteCounts
-    return Stream(data, tuple((at, at + n) for at, n in strips))
+    strips = [data[at : at + n] for at, n in zip(tags[273], tags[279], strict=True)]
+    if not directory_first:  # as libtiff writes it: the directory after the strips
+        return Stream(
+            data, tuple((at, at + len(s)) for at, s in zip(tags[273], strips, strict=True))
+        )
+    # The directory first, so a cut inside the strips leaves the header readable.
+    directory = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    for tag, value in tags.items():
+        directory[tag] = value
+        directory.tagtype[tag] = tags.tagtype[tag]
+    relative = [sum(len(s) for s in strips[:i]) for i in range(len(strips))]
+    directory[273] = tuple(relative)  # Pillow's writer counts these from the directory's end
+    head = b"II*\x00" + struct.pack("<I", 8) + directory.tobytes(8)
+    spans = tuple(
+        (len(head) + at, len(head) + at + len(s)) for at, s in zip(relative, strips, strict=True)
+    )
+    return Stream(head + b"".join(strips), spans)
 
 
 def bmp_rle8_stream() -> Stream:
@@ -282,6 +304,24 @@ def test_bytes_inverted_mid_stream_fail_the_image(aws, fmt):
 
     # THEN the item is failed as a damaged image, and no rendition is written
     assert_failed_as_damaged(aws, f"flipped/{fmt}", result)
+
+
+# A TIFF cut before its directory makes Pillow warn while it looks for one: that is the input.
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
+@pytest.mark.parametrize("fmt", [*STREAMS, "tiff-deflate-directory-last"])
+def test_a_file_cut_mid_stream_fails_the_image(aws, fmt):
+    # GIVEN an image cut off in the middle of its compressed pixel data (a TIFF as libtiff
+    # writes it loses its directory with the cut; the others keep their header)
+    if fmt == "tiff-deflate-directory-last":
+        stream = tiff_stream("tiff_deflate", directory_first=False)
+    else:
+        stream = STREAMS[fmt]()
+
+    # WHEN its upload reaches the handler
+    result = run(aws, f"cut/{fmt}", stream.cut())
+
+    # THEN the item is failed as a damaged image, and no rendition is written
+    assert_failed_as_damaged(aws, f"cut/{fmt}", result)
 
 
 def _with_chunk(png: bytes, kind: bytes, body: bytes, before: bytes) -> bytes:
