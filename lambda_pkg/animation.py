@@ -34,19 +34,21 @@ class Frames:
     loop: int
 
 
-def read(
-    image: Image.Image,
-    profile: Profile,
-    size: tuple[int, int],
-    prepare: Callable[[Image.Image], Image.Image],
-) -> Frames:
-    count = min(getattr(image, "n_frames", 1), profile.max_frames)
+def frames_to_keep(frame_count: int, size: tuple[int, int], profile: Profile) -> int:
+    """How many frames `read` will decode; raises TooManyPixels before any frame is decoded."""
+    count = min(frame_count, profile.max_frames)
     total = count * size[0] * size[1]
     if total > profile.max_pixels:
         raise TooManyPixels(
             f"animation is {count} frames of {size[0]}x{size[1]} = {total:,} pixels, over the "
             f"profile's max_pixels of {profile.max_pixels:,} (max_frames {profile.max_frames})"
         )
+    return count
+
+
+def read(image: Image.Image, count: int, prepare: Callable[[Image.Image], Image.Image]) -> Frames:
+    """The first `count` frames, decoded and prepared. A frame that fails to decode raises:
+    it must reject the image, never shorten the animation or leave a frame half drawn."""
     pictures, durations = [], []
     for index in range(count):
         image.seek(index)

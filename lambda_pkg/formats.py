@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import io
+from collections.abc import Callable
 
 from PIL import Image
 
@@ -33,6 +34,27 @@ def looks_like_heif(data: bytes) -> bool:
     if brand in (b"avif", b"avis"):
         return False
     return brand in _HEIF_BRANDS
+
+
+# BMP's DIB header sizes (core, v2..v5): "BM" alone also starts plenty of text.
+_BMP_HEADERS = {12, 16, 40, 52, 56, 64, 108, 124}
+# Each input format's first bytes: a file that starts like an allowed format but does not
+# open is a damaged one, which its error should say, not "not an image".
+_STARTS_LIKE: dict[str, Callable[[bytes], bool]] = {
+    "jpeg": lambda data: data[:3] == b"\xff\xd8\xff",
+    "png": lambda data: data[:8] == b"\x89PNG\r\n\x1a\n",
+    "gif": lambda data: data[:6] in (b"GIF87a", b"GIF89a"),
+    "webp": lambda data: data[:4] == b"RIFF" and data[8:12] == b"WEBP",
+    "tiff": lambda data: data[:4] in (b"II*\x00", b"MM\x00*"),
+    "bmp": lambda data: data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in _BMP_HEADERS,
+    "avif": lambda data: data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"),
+    "heic": looks_like_heif,
+}
+
+
+def starts_like(data: bytes, input_formats: tuple[str, ...]) -> str | None:
+    """The allowed format whose signature the bytes begin with, whether or not they open."""
+    return next((fmt for fmt in input_formats if _STARTS_LIKE[fmt](data)), None)
 
 
 def _register_heif() -> None:

@@ -116,65 +116,39 @@ def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
 
 
 def decode(data: bytes, profile: Profile) -> Decoded:
-    if not data:
-        raise ImageRejected("the object is empty (0 bytes)")
-    try:
-        image = formats.open_image(data, profile.input_formats)
-    except UnidentifiedImageError:
-        raise ImageRejected(
-            f"not a recognised image (allowed formats: {', '.join(profile.input_formats)})"
-        ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        # The warning band (1-2x MAX_IMAGE_PIXELS) is raised as an error by _bombs_are_errors.
-        raise ImageRejected(f"decompression bomb: {exc}") from None
-    except _DECODE_ERRORS as exc:
-        raise ImageRejected(f"cannot read image header: {type(exc).__name__}: {exc}") from None
-
+    """Open, check the size, then decode once. Every error a decode raises rejects the image:
+    a decoder that stopped part-way leaves a half-drawn picture that must never be rendered."""
+    image = _open(data, profile)
     input_format = formats.profile_format(image.format)
     if input_format is None:
         raise ImageRejected(f"unsupported image format {image.format!r}")
+    _check_pixels(image.size, profile)
+    frame_count = _frame_count(image) if input_format != "jpeg" else 1
+    keep = 0
+    if profile.keep_animation and frame_count > 1:
+        with _decode_errors():
+            keep = animation.frames_to_keep(frame_count, image.size, profile)
     exif = _exif(image)
     orientation = _orientation(exif)
     applied_by_decoder = _applied_by_decoder(image)  # read before the info is cleared
     width, height = image.size
     if orientation in _SWAPS_AXES:
         width, height = height, width
-    if width * height > profile.max_pixels:
-        raise ImageRejected(
-            f"image is {width}x{height} = {width * height:,} pixels, over the profile's "
-            f"max_pixels of {profile.max_pixels:,}"
-        )
     original_mode = image.mode
     icc = image.info.get("icc_profile") or None
     xmp = _xmp(image)
-    try:
-        # Counting frames reads every frame header: a truncated animation fails here.
-        frame_count = getattr(image, "n_frames", 1) if input_format != "jpeg" else 1
-    except (*_DECODE_ERRORS, TypeError) as exc:  # TIFF: "Missing dimensions" in a later IFD
-        raise ImageRejected(f"corrupt or truncated image: {type(exc).__name__}: {exc}") from None
-
     if input_format == "jpeg" or (input_format == "heic" and frame_count == 1):
         # JPEG: libjpeg's DCT-scaled decode. HEIC: pillow-heif decodes an embedded thumbnail
         # instead of the photo when one is big enough and a scaled copy of it (same crop,
         # orientation and colour profile): iPhones store a 320x240 one next to 12 MP.
         _draft_for(image, _largest_need((width, height), profile), orientation)
-    try:
-        frames = None
-        if profile.keep_animation and frame_count > 1:
-            frames = animation.read(
-                image, profile, (width, height), _upright_and_srgb(icc, orientation)
-            )
-            picture = frames.images[0]
-        else:
+    prepare = _upright_and_srgb(icc, orientation)
+    with _decode_errors():
+        frames = animation.read(image, keep, prepare) if keep else None
+        if frames is None:
             image.load()
-            picture = _upright_and_srgb(icc, orientation)(image)
+        picture = frames.images[0] if frames is not None else prepare(image)
         alpha = _has_alpha(image) or picture.mode == "RGBA"
-    except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"decompression bomb: {exc}") from None
-    except animation.TooManyPixels as exc:
-        raise ImageRejected(str(exc)) from None
-    except _DECODE_ERRORS as exc:
-        raise ImageRejected(f"corrupt or truncated image: {type(exc).__name__}: {exc}") from None
     return Decoded(
         image=picture,
         input_format=input_format,
@@ -189,6 +163,68 @@ def decode(data: bytes, profile: Profile) -> Decoded:
         exif=_upright_exif(exif) if profile.keep_metadata else None,
         xmp=_upright_xmp(xmp) if profile.keep_metadata else None,
     )
+
+
+def _open(data: bytes, profile: Profile) -> Image.Image:
+    if not data:
+        raise ImageRejected("the object is empty (0 bytes)")
+    try:
+        return formats.open_image(data, profile.input_formats)
+    except UnidentifiedImageError:
+        raise ImageRejected(_unidentified(data, profile.input_formats)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The warning band (1-2x MAX_IMAGE_PIXELS) is raised as an error by _bombs_are_errors.
+        raise ImageRejected(f"decompression bomb: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected(
+            f"corrupt or truncated image: cannot open it: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _unidentified(data: bytes, input_formats: tuple[str, ...]) -> str:
+    allowed = ", ".join(input_formats)
+    claimed = formats.starts_like(data, input_formats)
+    if claimed is None:
+        return f"not a recognised image (allowed formats: {allowed})"
+    return (
+        f"not a recognised image: it starts like {claimed.upper()} but does not open (corrupt, "
+        f"truncated or an unsupported variant; allowed formats: {allowed})"
+    )
+
+
+def _check_pixels(size: tuple[int, int], profile: Profile) -> None:
+    """Before anything is decoded: the header's size alone decides."""
+    width, height = size
+    if width * height > profile.max_pixels:
+        raise ImageRejected(
+            f"image is {width}x{height} = {width * height:,} pixels, over the profile's "
+            f"max_pixels of {profile.max_pixels:,}"
+        )
+
+
+def _frame_count(image: Image.Image) -> int:
+    """Counting reads every frame's header (GIF, TIFF): a truncated animation fails here."""
+    # Not getattr(image, "n_frames", 1): an AttributeError raised while counting would
+    # come out as "one frame". TypeError: TIFF's "Missing dimensions" in a later IFD.
+    if not (hasattr(type(image), "n_frames") or "n_frames" in vars(image)):
+        return 1
+    try:
+        return image.n_frames
+    except (*_DECODE_ERRORS, TypeError, AttributeError) as exc:
+        raise ImageRejected(f"corrupt or truncated image: {type(exc).__name__}: {exc}") from None
+
+
+@contextmanager
+def _decode_errors() -> Iterator[None]:
+    """Whatever a decode raises rejects the image, with the reason."""
+    try:
+        yield
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(f"decompression bomb: {exc}") from None
+    except animation.TooManyPixels as exc:
+        raise ImageRejected(str(exc)) from None
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected(f"corrupt or truncated image: {type(exc).__name__}: {exc}") from None
 
 
 def _upright_and_srgb(icc: bytes | None, orientation: int):
@@ -207,9 +243,17 @@ def _upright_and_srgb(icc: bytes | None, orientation: int):
 
 
 def _exif(image: Image.Image) -> Image.Exif | None:
+    """The EXIF, or None when the block does not parse: junk metadata must not lose a good
+    picture. Tolerating it is safe only because no pixel decode can happen in the `try`."""
+    if type(image).getexif is not Image.Image.getexif:
+        # Pillow's own getexif() reads metadata alone (info, TIFF IFDs), so it may run before
+        # the decode, where draft() needs the orientation. An override may decode: PNG's
+        # loads the pixels to find an eXIf chunk stored after them. Decode them here, fatally.
+        with _decode_errors():
+            image.load()
     try:
         return image.getexif()
-    except Exception:  # corrupt EXIF must not lose an otherwise good image
+    except Exception:
         return None
 
 
@@ -229,6 +273,7 @@ def _applied_by_decoder(image: Image.Image) -> int | None:
 def _has_gps(exif: Image.Exif | None) -> bool:
     if exif is None or _GPS_IFD not in exif:
         return False
+    # The Exif object holds only metadata (its own copy, or TIFF's IFDs): nothing to decode.
     try:
         return bool(exif.get_ifd(_GPS_IFD))
     except Exception:
