@@ -122,6 +122,9 @@ def decode(data: bytes, profile: Profile) -> Decoded:
     input_format = formats.profile_format(image.format)
     if input_format is None:
         raise ImageRejected(f"unsupported image format {image.format!r}")
+    damage = formats.png_damage(data) if input_format == "png" else None
+    if damage:
+        raise ImageRejected(f"corrupt or truncated image: {damage}")
     _check_pixels(image.size, profile)
     frame_count = _frame_count(image) if input_format != "jpeg" else 1
     keep = 0

@@ -396,3 +396,12 @@ def test_an_attribute_error_while_counting_frames_is_not_one_frame(monkeypatch):
     # WHEN it is decoded, THEN it is rejected as damaged
     with pytest.raises(imaging.ImageRejected, match="corrupt or truncated"):
         imaging.process(images.animation("GIF"), load_named("thumbnail"))
+
+
+def test_a_png_cut_before_its_checksum_and_end_fails(aws):
+    # GIVEN a PNG missing its zlib checksum and IEND: every row is there, the file is not
+    png = images.encode(detailed(), "PNG")
+    cut = png[: -12 - 4]
+    assert pillow_reads(cut)
+    result = run(aws, "crc/cut.png", cut)
+    assert_failed_as_damaged(aws, "crc/cut.png", result)
