@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from lambda_pkg.imaging import Decoded, Output
 from lambda_pkg.profiles import Profile
-from lambda_pkg.records import RECORD_TYPE_OWNER, owner_record_name
+from lambda_pkg.records import OWNER_INDEX, OWNER_PREFIX, RECORD_TYPE_OWNER, owner_record_name
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -134,6 +134,13 @@ def deleted_item(source: Source, previous: dict[str, Any] | None) -> dict[str, A
     return item
 
 
+def newer_than(record: dict[str, Any] | None, sequencer: str | None) -> bool:
+    """Whether a stored item or owner record comes from a newer S3 event than `sequencer`.
+    An event without a sequencer (S3's always carry one) counts as older than any."""
+    stored = (record or {}).get("sequencer")
+    return bool(stored) and (not sequencer or stored > sequencer)
+
+
 def listed_keys(item: dict[str, Any] | None) -> list[str]:
     """The rendition keys an item says exist (only an `ok` item lists any)."""
     if not item or item.get("status") != STATUS_OK:
@@ -175,7 +182,8 @@ class MetadataStore:
         The caller has already checked that `previous` is not newer; this makes the write
         an optimistic compare-and-swap, so whatever `previous` listed is what this write
         replaced. False: another event wrote meanwhile; read again and decide again."""
-        item = {**item, "revision": uuid.uuid4().hex}
+        revision = uuid.uuid4().hex
+        item = {**item, "revision": revision}
         request: dict[str, Any] = {
             "TableName": self._table,
             "Item": {name: _serializer.serialize(value) for name, value in item.items()},
@@ -189,7 +197,11 @@ class MetadataStore:
             request["ConditionExpression"] = "attribute_not_exists(revision) AND #ts = :ts"
             request["ExpressionAttributeNames"] = {"#ts": "timestamp"}
             request["ExpressionAttributeValues"] = {":ts": {"S": previous["timestamp"]}}
-        return self._conditional(self._client.put_item, request)
+        if self._conditional(self._client.put_item, request):
+            return True
+        # botocore retries a write whose response was lost; the retry then fails its own
+        # condition. The revision says whether the write that failed was in fact ours.
+        return (self.item(item["image_name"]) or {}).get("revision") == revision
 
     # -- owner records -------------------------------------------------------------------
 
@@ -203,13 +215,31 @@ class MetadataStore:
         record = self.owner_record(output_key)
         return record if record is not None and record.get("owner") else None
 
+    def owned_by(self, source_key: str) -> set[str]:
+        """Every output key the source owns now, from the owner index (eventually
+        consistent: a claim made a moment ago may be missing, one from a dead invocation
+        minutes ago is there)."""
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            IndexName=OWNER_INDEX,
+            KeyConditionExpression="#owner = :me",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":me": {"S": source_key}},
+        )
+        names = (raw["image_name"]["S"] for page in pages for raw in page.get("Items", []))
+        return {name.removeprefix(OWNER_PREFIX) for name in names}
+
     def claim(self, output_key: str, source: Source) -> dict[str, Any] | None:
-        """Make `source` the owner of `output_key`. Returns None when it is (or already was,
-        through a newer event of the same source), else the record of the other owner."""
+        """Make `source`'s event the owner of `output_key`. None when it is; else the current
+        owner record: another source's, or this source's, claimed by a newer event."""
         values = {":me": {"S": source.key}}
-        condition = "attribute_not_exists(#owner) OR #owner = :me"
+        # Only a newer event moves the record's sequencer: release() compares with it. An
+        # event without one is older than any that has one (see newer_than).
+        condition = (
+            "attribute_not_exists(#owner) OR (#owner = :me AND attribute_not_exists(sequencer))"
+        )
         if source.sequencer:
-            # Only a newer event moves the record's sequencer: release() compares with it.
             condition = (
                 "attribute_not_exists(#owner) OR (#owner = :me AND "
                 "(attribute_not_exists(sequencer) OR sequencer <= :sequencer))"
@@ -219,26 +249,39 @@ class MetadataStore:
                 return None
             current = self.owner(output_key)
             if current is not None:
-                return None if current["owner"] == source.key else current
+                return None if self._holds(current, source) else current
             # Released between the write and the read: claim again.
         raise RuntimeError(f"the owner of {output_key!r} keeps changing; the retry will claim it")
 
+    @staticmethod
+    def _holds(record: dict[str, Any], source: Source) -> bool:
+        """Whether the record names this event: its source, and no newer event of it."""
+        return record.get("owner") == source.key and not newer_than(record, source.sequencer)
+
     def take_over(self, output_key: str, source: Source, stale: dict[str, Any]) -> bool:
         """Claim a key whose owner record is stale (its owner never finished)."""
-        values = {":them": {"S": stale["owner"]}, ":claimed": {"S": stale["claimed_at"]}}
+        now = utc_timestamp()
+        values = {
+            ":them": {"S": stale["owner"]},
+            ":claimed": {"S": stale["claimed_at"]},
+            ":now": {"S": now},
+        }
         condition = "#owner = :them AND claimed_at = :claimed"
-        return self._update_owner_record(output_key, source, condition, values)
+        if self._update_owner_record(output_key, source, condition, values):
+            return True
+        current = self.owner(output_key) or {}  # a lost response: was the write ours?
+        return current.get("owner") == source.key and current.get("claimed_at") == now
 
     def release(self, output_key: str, source: Source) -> bool:
-        """Give up `source`'s ownership of `output_key`. False when another source owns it,
-        or a newer event of the same source claimed it again (it is writing there now).
-        The record stays, ownerless: the function's role may not delete items."""
+        """Give up `source`'s ownership of `output_key`. False only when a newer event of
+        the same source claimed it meanwhile (it may be writing there now). The record
+        stays, ownerless: the function's role may not delete items."""
         values: dict[str, Any] = {":me": {"S": source.key}, ":now": {"S": utc_timestamp()}}
         condition = "#owner = :me"
         if source.sequencer:
             condition += " AND (attribute_not_exists(sequencer) OR sequencer <= :sequencer)"
             values[":sequencer"] = {"S": source.sequencer}
-        return self._conditional(
+        released = self._conditional(
             self._client.update_item,
             {
                 "TableName": self._table,
@@ -249,16 +292,18 @@ class MetadataStore:
                 "ExpressionAttributeValues": values,
             },
         )
+        current = None if released else self.owner(output_key)
+        return current is None or current.get("owner") != source.key
 
     def _update_owner_record(
         self, output_key: str, source: Source, condition: str, values: dict[str, Any]
     ) -> bool:
         values = {
+            ":now": {"S": utc_timestamp()},
             **values,
             ":me": {"S": source.key},
             ":type": {"S": RECORD_TYPE_OWNER},
             ":key": {"S": output_key},
-            ":now": {"S": utc_timestamp()},
         }
         update = "SET #owner = :me, record_type = :type, output_key = :key, claimed_at = :now"
         if source.sequencer:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lambda_pkg.metadata import MetadataStore, Source, listed_keys
+from lambda_pkg.metadata import MetadataStore, Source, listed_keys, newer_than
 from lambda_pkg.profiles import OUTPUT_PREFIX
 
 logger = logging.getLogger("imgpipe")
@@ -37,6 +37,11 @@ class OutputKeyTaken(Exception):
         self.owner = owner
 
 
+class NewerEventClaimed(Exception):
+    """A newer event of the same source holds an output key: it will write the result, and
+    this older event must write nothing (it would put older pixels over newer ones)."""
+
+
 def claim_all(store: MetadataStore, output_keys: Iterable[str], source: Source) -> None:
     """Own every key before writing any; raises OutputKeyTaken naming the first conflict.
     Keys claimed before the conflict are released when the failed item is stored."""
@@ -44,6 +49,8 @@ def claim_all(store: MetadataStore, output_keys: Iterable[str], source: Source) 
         other = store.claim(output_key, source)
         if other is None:
             continue
+        if other["owner"] == source.key:
+            raise NewerEventClaimed(output_key)
         if _abandoned(store, other) and store.take_over(output_key, source, other):
             logger.warning("Took over %r from %r: its claim was abandoned", output_key, other)
             continue
@@ -81,7 +88,9 @@ def remove_unlisted(
             continue  # the item is data: it must never steer a delete elsewhere
         record = store.owner_record(output_key)
         if record is not None and record.get("owner") != source.key:
-            continue
+            continue  # another source's now, or released
+        if newer_than(record, source.sequencer):
+            continue  # a newer event of this source is writing it: its result, not ours
         s3.delete_object(Bucket=bucket, Key=output_key)
         removed += 1
         if record is not None and not store.release(output_key, source):

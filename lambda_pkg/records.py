@@ -28,3 +28,30 @@ def is_owner_record(item: Mapping[str, Any]) -> bool:
 def is_reserved_source_key(key: str) -> bool:
     """A source key in the owner records' namespace: its item would overwrite one of them."""
     return key.startswith(OWNER_PREFIX)
+
+
+# The table, declared once: the Pulumi program, the local stack and the tests create it
+# from this. `owner` is on owner records only (and removed on release), so the index holds
+# exactly the keys each source owns now: what a cleanup must consider, even those claimed
+# by an invocation that died before storing its item.
+TABLE_KEY = "image_name"
+OWNER_INDEX = "owner"
+
+
+def table_definition() -> dict[str, Any]:
+    """The metadata table as boto3's `create_table` takes it (without `TableName`)."""
+    return {
+        "KeySchema": [{"AttributeName": TABLE_KEY, "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": TABLE_KEY, "AttributeType": "S"},
+            {"AttributeName": "owner", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": OWNER_INDEX,
+                "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    }

@@ -12,6 +12,7 @@ The input object is only ever read.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +26,7 @@ from lambda_pkg.metadata import (
     deleted_item,
     failed_item,
     listed_keys,
+    newer_than,
     ok_item,
 )
 from lambda_pkg.profiles import OUTPUT_PREFIX, Profile, render_key
@@ -60,8 +62,15 @@ class _Record:
         return Source(self.record.bucket, self.key, size, self.record.sequencer)
 
     def is_older_than(self, item: dict[str, Any] | None) -> bool:
-        stored = (item or {}).get("sequencer")
-        return bool(self.record.sequencer and stored and stored > self.record.sequencer)
+        return newer_than(item, self.record.sequencer)
+
+    def unlisted(self, new_item: dict[str, Any], *also: Iterable[str]) -> set[str]:
+        """Keys this source owns, or may, that `new_item` does not list: what the owner
+        index says (also claims of invocations that died before storing their item) plus
+        `also` (keys just written or read from the replaced item, which the eventually
+        consistent index may not show yet)."""
+        keys = self.store.owned_by(self.key).union(*also)
+        return keys - set(listed_keys(new_item))
 
     def remove_unlisted(self, output_keys: set[str], profile: Profile) -> int:
         def rewrite(keys: set[str]) -> None:
@@ -84,6 +93,12 @@ def process_record(record: S3Record, settings: Settings, s3: Any, store: Metadat
         logger.info("Skipping key %r: no profile route matches it", work.key)
         return Outcome.SKIPPED
     if record.is_removed:
+        if _exists(work):
+            # A versioned bucket reports deleting an old version, or the delete marker (an
+            # undelete), as ObjectRemoved:Delete: the key still shows a picture, so its
+            # renditions must match that picture, not be removed.
+            logger.info("Key %r still exists after its removal event: processing it", work.key)
+            return _create(work, profile)
         return _remove(work, profile)
     logger.info("Processing image from bucket: %s, key: %s", record.bucket, work.key)
     if work.is_older_than({"sequencer": store.stored_sequencer(work.key)}):
@@ -123,6 +138,9 @@ def _create(work: _Record, profile: Profile) -> Outcome:
         return _fail(work, profile, source, imaging.ImageRejected(reason))
     try:
         ownership.claim_all(work.store, keys, source)
+    except ownership.NewerEventClaimed as exc:
+        logger.info("Skipping key %r: a newer event is writing %r", work.key, exc.args[0])
+        return Outcome.SKIPPED
     except ownership.OutputKeyTaken as exc:
         # The keys claimed before the conflict go back when the failed item is stored.
         return _fail(work, profile, source, exc, claimed=keys[: keys.index(exc.output_key)])
@@ -159,7 +177,7 @@ def _store(work: _Record, profile: Profile, item: dict[str, Any], written: list[
             return
         if work.store.replace(item, previous):
             logger.info("Metadata stored successfully in DynamoDB.")
-            stale = (set(listed_keys(previous)) | set(written)) - set(listed_keys(item))
+            stale = work.unlisted(item, listed_keys(previous), written)
             if stale:
                 removed = work.remove_unlisted(stale, profile)
                 logger.info("Removed %d rendition(s) the new item no longer lists", removed)
@@ -175,10 +193,9 @@ def _settle(work: _Record, profile: Profile, written: list[str]) -> None:
     upload failed, or was deleted). Repeat while yet newer events land meanwhile."""
     for _ in range(SETTLE_ROUNDS):
         newest = work.store.item(work.key) or {}
-        listed = set(listed_keys(newest))
         if newest.get("profile_hash") == profile.content_hash():
-            _rewrite(work, profile, listed & set(written))
-        work.remove_unlisted(set(written) - listed, profile)
+            _rewrite(work, profile, set(listed_keys(newest)) & set(written))
+        work.remove_unlisted(work.unlisted(newest, written), profile)
         if (work.store.item(work.key) or {}).get("revision") == newest.get("revision"):
             logger.info("Renditions of %r settled on the newest item", work.key)
             return
@@ -208,12 +225,12 @@ def _remove(work: _Record, profile: Profile) -> Outcome:
         if work.is_older_than(previous):
             logger.info("Skipping removal of %r: a newer event already recorded it", work.key)
             return Outcome.SKIPPED
-        if work.store.replace(deleted_item(work.source(), previous), previous):
-            # A retried delete finds its own item: remove what that one removed, again.
-            listed = listed_keys(previous) or [
-                r.get("key") for r in (previous or {}).get("removed_renditions") or []
-            ]
-            removed = work.remove_unlisted({k for k in listed if isinstance(k, str)}, profile)
+        item = deleted_item(work.source(), previous)
+        if work.store.replace(item, previous):
+            # What a deleted item once listed goes too: a retried delete finds its own item.
+            removed_before = (r.get("key") for r in item.get("removed_renditions") or [])
+            stale = work.unlisted(item, (k for k in removed_before if isinstance(k, str)))
+            removed = work.remove_unlisted(stale, profile)
             logger.info(
                 "Original %r was deleted: removed %d rendition(s), item marked deleted",
                 work.key,
@@ -221,6 +238,16 @@ def _remove(work: _Record, profile: Profile) -> Outcome:
             )
             return Outcome.PROCESSED
     raise RuntimeError(f"the item of {work.key!r} kept changing; the retry will store it")
+
+
+def _exists(work: _Record) -> bool:
+    try:
+        work.s3.head_object(Bucket=work.record.bucket, Key=work.key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING_OBJECT_CODES:
+            return False
+        raise
+    return True
 
 
 def _output_key(output: imaging.Output, source_key: str) -> str:

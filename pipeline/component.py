@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
+from lambda_pkg.records import table_definition
 from lambda_pkg.settings import function_environment
 from pipeline import routing
 from pipeline.guards import (
@@ -233,11 +234,29 @@ class ImagePipeline(pulumi.ComponentResource):
         )
 
     def _create_table(self) -> None:
+        table = table_definition()  # the same definition the local stack and tests create
+        (key,) = table["KeySchema"]
         self.table = aws.dynamodb.Table(
             self._args.names.metadata_table,
-            billing_mode="PAY_PER_REQUEST",
-            hash_key="image_name",
-            attributes=[aws.dynamodb.TableAttributeArgs(name="image_name", type="S")],
+            billing_mode=table["BillingMode"],
+            hash_key=key["AttributeName"],
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name=a["AttributeName"], type=a["AttributeType"])
+                for a in table["AttributeDefinitions"]
+            ],
+            global_secondary_indexes=[
+                aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                    name=index["IndexName"],
+                    key_schemas=[
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=k["AttributeName"], key_type=k["KeyType"]
+                        )
+                        for k in index["KeySchema"]
+                    ],
+                    projection_type=index["Projection"]["ProjectionType"],
+                )
+                for index in table["GlobalSecondaryIndexes"]
+            ],
             opts=self._child,
         )
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lambda_pkg.profiles import OUTPUT_PREFIX
+from lambda_pkg.records import OWNER_INDEX
 
 VERSION = "2012-10-17"
 
@@ -67,6 +68,9 @@ def function_policy(
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             table_arn,
         ),
+        # Query on the owner index only: which output keys a source owns, so a cleanup also
+        # finds keys claimed by an invocation that died before storing its item.
+        _allow("FindOwnedKeys", ["dynamodb:Query"], f"{table_arn}/index/{OWNER_INDEX}"),
         # The log group is created by the stack, so CreateLogGroup is not needed.
         _allow("WriteLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], f"{log_group_arn}:*"),
     ]

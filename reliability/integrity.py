@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from botocore.exceptions import ClientError
+
 from lambda_pkg import workflow
 from lambda_pkg.events import normalise_sequencer, s3_event
 from lambda_pkg.handler import process_event
@@ -180,6 +182,51 @@ def run(world: World, scenario: Scenario, delivery: str) -> Outcome:
         for event in reversed(events) if delivery == "reversed" else events:
             run_.deliver(event)
     return Outcome(scenario.name, delivery, run_.check())
+
+
+class TransientError(ClientError):
+    def __init__(self, operation: str) -> None:
+        super().__init__({"Error": {"Code": "SlowDown", "Message": "injected"}}, operation)
+
+
+class _Faulty:
+    """A boto3 client whose `fail_at`-th call (counted across the clients sharing `calls`)
+    raises a transient error instead of reaching the service; 0 counts calls only."""
+
+    def __init__(self, client: Any, calls: list[int], fail_at: int) -> None:
+        self._client, self._calls, self._fail_at = client, calls, fail_at
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith(("get_paginator", "meta")):
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            self._calls[0] += 1
+            if self._calls[0] == self._fail_at:
+                raise TransientError(name)
+            return attribute(**kwargs)
+
+        return call
+
+
+def run_with_fault(world: World, scenario: Scenario, fail_at: int) -> tuple[Outcome, int]:
+    """The scenario, sequential, with its `fail_at`-th AWS call failing once; each event is
+    delivered as Lambda's async invocation does (an error: up to two more attempts).
+    Returns the outcome and how many calls the handler made."""
+    calls = [0]
+    s3, dynamodb = _Faulty(world.s3, calls, fail_at), _Faulty(world.dynamodb, calls, fail_at)
+    run_ = _Run(world, scenario)
+    for op in scenario.ops:
+        for event in run_.apply(op):
+            for attempt in range(3):
+                try:
+                    process_event(event, world.settings(run_.profile), s3, dynamodb)
+                    break
+                except ClientError:
+                    if attempt == 2:
+                        raise
+    return Outcome(scenario.name, f"fault at call {fail_at}", run_.check()), calls[0]
 
 
 def delete_during_render(world: World, profile: Profile) -> Outcome:

@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from lambda_pkg.events import s3_event
 from lambda_pkg.handler import process_event
 from lambda_pkg.profiles import PipelineConfig, Profile
+from lambda_pkg.records import table_definition
 from lambda_pkg.settings import Settings
 
 INPUT_BUCKET = "imgpipe-rel-input"
@@ -28,12 +29,7 @@ class World:
         self.dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         for bucket in (INPUT_BUCKET, OUTPUT_BUCKET):
             self.s3.create_bucket(Bucket=bucket)
-        self.dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "image_name", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "image_name", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.dynamodb.create_table(TableName=TABLE, **table_definition())
 
     def settings(self, profile: Profile) -> Settings:
         return Settings(OUTPUT_BUCKET, TABLE, PipelineConfig.single(profile))

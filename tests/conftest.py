@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from lambda_pkg.profiles import PipelineConfig, load_named
+from lambda_pkg.records import table_definition
 from lambda_pkg.settings import Settings
 
 EVENTS = Path(__file__).parent / "events"
@@ -51,12 +52,7 @@ class AwsWorld:
         self.dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         self.s3.create_bucket(Bucket=INPUT_BUCKET)
         self.s3.create_bucket(Bucket=OUTPUT_BUCKET)
-        self.dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "image_name", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "image_name", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.dynamodb.create_table(TableName=TABLE, **table_definition())
 
     def settings(self, profile: str = "thumbnail") -> Settings:
         return Settings(OUTPUT_BUCKET, TABLE, PipelineConfig.single(load_named(profile)))

@@ -272,13 +272,26 @@ def test_buckets_are_private_and_encrypted(deployed: Deployment) -> None:
     assert mocks.of_type(VERSIONING) == [] and mocks.of_type(LIFECYCLE) == []
 
 
-def test_table_is_on_demand_keyed_by_image_name(deployed: Deployment) -> None:
+def test_table_is_on_demand_keyed_by_image_name_with_the_owner_index(
+    deployed: Deployment,
+) -> None:
     table = deployed.mocks.one(TABLE)
     assert table.name == deployed.names.metadata_table
     assert table.inputs["billingMode"] == "PAY_PER_REQUEST"
     assert table.inputs["hashKey"] == "image_name"
-    assert table.inputs["attributes"] == [{"name": "image_name", "type": "S"}]
+    assert table.inputs["attributes"] == [
+        {"name": "image_name", "type": "S"},
+        {"name": "owner", "type": "S"},
+    ]
     assert "rangeKey" not in table.inputs
+    # The index the function queries (iam.py grants Query on it and nothing else)
+    assert table.inputs["globalSecondaryIndexes"] == [
+        {
+            "name": "owner",
+            "keySchemas": [{"attributeName": "owner", "keyType": "HASH"}],
+            "projectionType": "KEYS_ONLY",
+        }
+    ]
 
 
 def test_log_group_retention_and_function_logging(deployed: Deployment) -> None:

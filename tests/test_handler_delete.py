@@ -65,6 +65,7 @@ def test_delete_removes_every_rendition_and_marks_the_item_deleted(aws):
 def test_url_encoded_key_in_a_delete_event_is_decoded(aws):
     upload_and_process(aws, "my photos/a+b.jpg", profile="thumbnail")
     assert aws.output_keys() == ["processed/thumb_a+b.jpg"]
+    aws.s3.delete_object(Bucket=INPUT_BUCKET, Key="my photos/a+b.jpg")
     process_event(
         delete_event(INPUT_BUCKET, "my+photos/a%2Bb.jpg", DELETED),
         aws.settings(),
@@ -130,6 +131,7 @@ def test_an_older_create_after_the_delete_does_not_resurrect_the_item(aws):
 
 def test_redelivered_delete_is_idempotent(aws):
     upload_and_process(aws, "k.jpg", profile="thumbnail")
+    aws.s3.delete_object(Bucket=INPUT_BUCKET, Key="k.jpg")
     event = delete_event(INPUT_BUCKET, "k.jpg", DELETED)
     process_event(event, aws.settings(), aws.s3, aws.dynamodb)
     first = aws.item("k.jpg")
@@ -142,6 +144,7 @@ def test_redelivered_delete_is_idempotent(aws):
 def test_a_failed_rendition_delete_is_raised_and_the_retry_finishes(aws, monkeypatch):
     # GIVEN S3 fails the rendition delete once (a transient error)
     upload_and_process(aws, "k.jpg", profile="thumbnail")
+    aws.s3.delete_object(Bucket=INPUT_BUCKET, Key="k.jpg")
     event = delete_event(INPUT_BUCKET, "k.jpg", DELETED)
     real_delete = aws.s3.delete_object
     error = ClientError({"Error": {"Code": "SlowDown", "Message": "slow"}}, "DeleteObject")
@@ -170,6 +173,7 @@ def test_only_keys_under_processed_are_ever_deleted(aws):
     # GIVEN an item whose renditions list was tampered with to name an original
     upload_and_process(aws, "k.jpg", profile="thumbnail")
     aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key="precious.jpg", Body=b"x")
+    aws.s3.delete_object(Bucket=INPUT_BUCKET, Key="k.jpg")
     aws.dynamodb.update_item(
         TableName="imgpipe-test-metadata",
         Key={"image_name": {"S": "k.jpg"}},

@@ -49,6 +49,12 @@ def test_function_policy_is_exactly_the_five_grants() -> None:
                 "Resource": TABLE,
             },
             {
+                "Sid": "FindOwnedKeys",
+                "Effect": "Allow",
+                "Action": ["dynamodb:Query"],
+                "Resource": f"{TABLE}/index/owner",
+            },
+            {
                 "Sid": "WriteLogs",
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -118,6 +124,7 @@ def test_dead_letter_queue_and_kms_key_are_granted_only_when_present() -> None:
         "ListInputKeys",
         "WriteRenditions",
         "ReadWriteMetadata",
+        "FindOwnedKeys",
         "WriteLogs",
     }
     grants = statements(

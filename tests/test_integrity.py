@@ -34,3 +34,18 @@ def test_a_delete_handled_during_the_first_render_leaves_nothing(profile):
         assert fresh.output_sizes() == {}
         assert fresh.item("race/g.jpg")["status"] == "deleted"
     assert outcome.passed, "\n".join(outcome.problems)
+
+
+@pytest.mark.parametrize("scenario", integrity.scenarios(), ids=lambda s: s.name[:40])
+def test_a_transient_error_at_any_aws_call_ends_in_the_same_invariants(scenario):
+    # GIVEN the number of AWS calls the scenario's handlers make when nothing fails
+    with world() as fresh:
+        _outcome, calls = integrity.run_with_fault(fresh, scenario, fail_at=0)
+    # WHEN each of those calls in turn fails once (throttling, 5xx, a timeout) and Lambda
+    # retries the event, THEN every invariant holds and the newest event won, every time
+    broken = []
+    for fail_at in range(1, calls + 1):
+        with world() as fresh:
+            outcome, _ = integrity.run_with_fault(fresh, scenario, fail_at)
+        broken += [f"call {fail_at}: {problem}" for problem in outcome.problems]
+    assert not broken, "\n".join(broken)

@@ -38,6 +38,7 @@ from moto.dynamodb.responses import DynamoHandler
 
 from lambda_pkg.handler import process_event
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
+from lambda_pkg.records import table_definition
 from lambda_pkg.settings import Settings
 from pipeline.stack import StackSettings
 from tests import images
@@ -84,10 +85,13 @@ def capture(config: PipelineConfig) -> Captured:
 @pytest.fixture
 def _dynamodb_checks_table_arns(monkeypatch: pytest.MonkeyPatch) -> None:
     def determine_resource(self: DynamoHandler) -> str:
-        table = (getattr(self, "params", None) or {}).get("TableName")
+        params = getattr(self, "params", None) or {}
+        table = params.get("TableName")
         if not table:
             return "*"
-        return f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}"
+        arn = f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}"
+        # AWS authorises a request on an index against the index's own ARN.
+        return f"{arn}/index/{params['IndexName']}" if params.get("IndexName") else arn
 
     monkeypatch.setattr(DynamoHandler, "_determine_resource", determine_resource, raising=False)
 
@@ -109,12 +113,7 @@ def build_world(captured: Captured) -> World:
     s3 = admin.client("s3")
     for bucket in (captured.input_bucket, captured.output_bucket):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    admin.client("dynamodb").create_table(
-        TableName=captured.table,
-        KeySchema=[{"AttributeName": "image_name", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "image_name", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    admin.client("dynamodb").create_table(TableName=captured.table, **table_definition())
     iam = admin.client("iam")
     role = iam.create_role(
         RoleName="imgpipe-dev-processor-role", AssumeRolePolicyDocument=json.dumps(captured.trust)
@@ -219,7 +218,17 @@ def test_the_generated_policy_is_enough_and_no_more(
         denied(dynamodb.scan, TableName=captured.table)
         denied(dynamodb.delete_item, TableName=captured.table, Key={"image_name": {"S": key}})
         denied(dynamodb.get_item, TableName="another-table", Key={"image_name": {"S": key}})
+        # AND Query only on the owner index, never on the table itself
+        denied(
+            dynamodb.query,
+            TableName=captured.table,
+            KeyConditionExpression="image_name = :k",
+            ExpressionAttributeValues={":k": {"S": key}},
+        )
 
+    @set_initial_no_auth_action_count(0)
+    def enforced_delete() -> None:
+        s3, dynamodb = world.role_s3, world.role_dynamodb
         # WHEN the original is deleted, the same credentials remove the renditions
         result = process_event(
             delete_event(captured.input_bucket, key), world.settings(), s3, dynamodb
@@ -229,11 +238,13 @@ def test_the_generated_policy_is_enough_and_no_more(
         assert item["Item"]["status"] == {"S": "deleted"}
 
     enforced()
-    # Outside enforcement, the admin view: renditions gone, original untouched.
+    original = world.admin_s3.get_object(Bucket=captured.input_bucket, Key=key)["Body"].read()
+    assert original == data  # the function never changed it
+    world.admin_s3.delete_object(Bucket=captured.input_bucket, Key=key)  # as the user does
+    enforced_delete()
+    # Outside enforcement, the admin view: renditions gone.
     listing = world.admin_s3.list_objects_v2(Bucket=captured.output_bucket)
     assert listing.get("KeyCount", 0) == 0
-    original = world.admin_s3.get_object(Bucket=captured.input_bucket, Key=key)["Body"].read()
-    assert original == data
 
 
 def test_routed_policy_cannot_read_keys_that_do_not_trigger(aws_iam: None) -> None:

@@ -13,6 +13,8 @@ from tests import images
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
 
 THUMB = "processed/thumb_photo.jpg"
+NEWER = Source(INPUT_BUCKET, "a/photo.jpg", 1, "00000000000000F0".ljust(64, "0"))
+OLDER = Source(INPUT_BUCKET, "a/photo.jpg", 1, "00000000000000E0".ljust(64, "0"))
 
 
 def _deliver(aws, key: str, data: bytes, sequencer: str = "0055AED6DCD90281E5") -> dict:
@@ -91,24 +93,35 @@ def test_a_recent_claim_is_respected_its_owner_may_still_be_rendering(aws):
     assert aws.item(owner_record_name(THUMB))["owner"] == "busy/photo.jpg"
 
 
-def test_a_release_refused_because_a_newer_event_claimed_the_key_puts_the_rendition_back(aws):
-    # GIVEN a newer event of the same source claimed the key (it may already have written)
+def test_a_key_a_newer_event_of_the_same_source_claimed_is_left_to_that_event(aws):
+    # GIVEN a newer event of the same source claimed the key and wrote its rendition
     store = MetadataStore(aws.dynamodb, TABLE)
-    newer = Source(INPUT_BUCKET, "a/photo.jpg", 1, "00000000000000F0".ljust(64, "0"))
-    older = Source(INPUT_BUCKET, "a/photo.jpg", 1, "00000000000000E0".ljust(64, "0"))
-    assert store.claim(THUMB, newer) is None
+    assert store.claim(THUMB, NEWER) is None
     aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key=THUMB, Body=b"newer rendition")
+    # WHEN an older event of the source cleans the key up
+    removed = ownership.remove_unlisted(aws.s3, OUTPUT_BUCKET, store, OLDER, {THUMB}, print)
+    # THEN it leaves the key alone, and an older claim never moves the record back
+    assert removed == 0 and aws.output(THUMB) == b"newer rendition"
+    assert store.claim(THUMB, OLDER)["sequencer"] == NEWER.sequencer
+    assert store.owner(THUMB)["sequencer"] == NEWER.sequencer
+
+
+def test_a_newer_claim_landing_during_a_cleanup_gets_its_rendition_back(aws, monkeypatch):
+    # GIVEN the cleanup read the record before a newer event of the source claimed the key
+    store = MetadataStore(aws.dynamodb, TABLE)
+    assert store.claim(THUMB, OLDER) is None
+    read_before = store.owner_record(THUMB)
+    assert store.claim(THUMB, NEWER) is None
+    aws.s3.put_object(Bucket=OUTPUT_BUCKET, Key=THUMB, Body=b"newer rendition")
+    monkeypatch.setattr(store, "owner_record", lambda _key: read_before)
     rewritten = []
-    # WHEN the older event cleans the key up
+    # WHEN the older event deletes the object and then tries to release the key
     removed = ownership.remove_unlisted(
-        aws.s3, OUTPUT_BUCKET, store, older, {THUMB}, rewritten.append
+        aws.s3, OUTPUT_BUCKET, store, OLDER, {THUMB}, rewritten.append
     )
-    # THEN its delete is followed by a rewrite, and the newer event keeps the key
+    # THEN the refused release makes it put the current picture's rendition back
     assert removed == 1 and rewritten == [{THUMB}]
-    assert store.owner(THUMB)["sequencer"] == newer.sequencer
-    # AND an older claim never moves the record's sequencer back
-    assert store.claim(THUMB, older) is None
-    assert store.owner(THUMB)["sequencer"] == newer.sequencer
+    assert aws.item(owner_record_name(THUMB))["sequencer"] == NEWER.sequencer
 
 
 def test_another_sources_key_is_never_deleted_by_a_cleanup(aws):

@@ -90,8 +90,9 @@ def test_an_older_event_that_passed_the_early_check_loses_the_conditional_write(
     newer_item = aws.item("race.jpg")
     with mock.patch.object(MetadataStore, "stored_sequencer", return_value=None):
         result = _deliver(aws, "race.jpg", data, "0055AED6DCD90281E5", profile="thumbnail")
-    # THEN it counts as processed, but the item is still the newer event's
-    assert result["processed"] == 1
+    # THEN it writes nothing (the newer event holds the output key) and the item is still
+    # the newer event's
+    assert result["skipped"] == 1
     after = aws.item("race.jpg")
     assert (
         after["sequencer"] == newer_item["sequencer"] == normalise_sequencer("0055AED6DCD90281F0")

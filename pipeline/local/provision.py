@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambda_pkg.profiles import Route
+from lambda_pkg.records import table_definition
 from pipeline.local.emulator import REGION, client
 from pipeline.routing import notification_rules
 from pipeline.stack import TRIGGER_EVENTS, ResourceNames
@@ -36,12 +37,7 @@ def provision(
                 "RestrictPublicBuckets": True,
             },
         )
-    dynamodb.create_table(
-        TableName=names.metadata_table,
-        KeySchema=[{"AttributeName": "image_name", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "image_name", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb.create_table(TableName=names.metadata_table, **table_definition())
     dead_letter_url = sqs.create_queue(
         QueueName=names.dead_letter_queue,
         Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)},
