@@ -15,6 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from lambda_pkg.events import s3_event
 from lambda_pkg.profiles import PipelineConfig
+from lambda_pkg.records import is_owner_record
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
 from pipeline.local.emulator import client
 from pipeline.targets import Target
@@ -43,11 +44,14 @@ def _item(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def items(target: Target) -> list[dict[str, Any]]:
+    """Every image item, by key. The table also holds the renditions' owner records
+    (`owner#<output key>`); they are not images, so they are left out."""
     dynamodb = aws(target, "dynamodb")
     found = []
     for page in dynamodb.get_paginator("scan").paginate(TableName=target.names.metadata_table):
         found.extend(_item(raw) for raw in page.get("Items", []))
-    return sorted(found, key=lambda item: item["image_name"])
+    images = [entry for entry in found if not is_owner_record(entry)]
+    return sorted(images, key=lambda item: item["image_name"])
 
 
 def item(target: Target, key: str) -> dict[str, Any] | None:
