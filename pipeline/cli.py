@@ -56,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=None)
     demo.set_defaults(run=_demo)
 
-    def targeted(name: str, help: str) -> argparse.ArgumentParser:
-        command = commands.add_parser(name, help=help)
+    def targeted(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help, description=description or help)
         _add_target_options(command)
         return command
 
@@ -66,7 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     upload.add_argument("--prefix", default="", help="key prefix, e.g. input/")
     upload.set_defaults(run=_upload)
 
-    targeted("ls", "list the metadata items").set_defaults(run=_ls)
+    targeted(
+        "ls",
+        "list the images: key, size, renditions, status",
+        "List every image item, and every image whose event ended on the dead-letter queue "
+        "without an ok or failed item (status dead-lettered, with the error). The queue is "
+        "only peeked at: `imgpipe dlq redrive` still finds every record.",
+    ).set_defaults(run=_ls)
 
     show = targeted("show", "one image's metadata item and its rendition keys")
     show.add_argument("key")
@@ -197,8 +203,9 @@ def _upload(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    entries = ops.items(_target(args))
-    print(report.table([report.item_row(e["image_name"], e) for e in entries]))
+    target = _target(args)
+    errors = {key: letter.error for key, letter in ops.dead_lettered(target).items()}
+    print(report.table(report.listing_rows(ops.items(target), errors)))
     return 0
 
 

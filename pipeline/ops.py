@@ -236,6 +236,10 @@ class DeadLetter:
     def attempts(self) -> int:
         return int(self.record.get("requestContext", {}).get("approximateInvokeCount", 0))
 
+    @property
+    def timestamp(self) -> str:
+        return str(self.record.get("timestamp", ""))
+
 
 def dead_letters(target: Target, hold_s: int = 30) -> list[DeadLetter]:
     """Everything on the DLQ. Messages stay hidden for `hold_s` (0 to peek and release)."""
@@ -264,6 +268,17 @@ def dead_letters(target: Target, hold_s: int = 30) -> list[DeadLetter]:
                 VisibilityTimeout=0,
             )
     return list(letters.values())
+
+
+def dead_lettered(target: Target) -> dict[str, DeadLetter]:
+    """Each key on the dead-letter queue with its latest failure record. A peek: the
+    records stay on the queue for `dlq redrive`. A stack without a DLQ output has none."""
+    if not target.dead_letter_queue_url:
+        return {}
+    latest: dict[str, DeadLetter] = {}
+    for letter in sorted(dead_letters(target, hold_s=0), key=lambda letter: letter.timestamp):
+        latest.update(dict.fromkeys(letter.keys, letter))
+    return latest
 
 
 def redrive(target: Target, progress: Progress, letters: list[DeadLetter] | None = None) -> int:

@@ -12,10 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
-from pipeline.report import item_row, renditions_summary, table
+from lambda_pkg import records
+from pipeline import cli, ops
+from pipeline.report import item_row, listing_rows, renditions_summary, table
 from pipeline.targets import from_outputs, state_file
 from tests import images
+from tests.test_local_stack import new_stack, wait_final
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -172,6 +176,95 @@ def test_report_table_rows():
     assert lines[1].split() == ["a.jpg", "1920x1080", "800x450,", "200x113", "ok"]
     assert lines[2].split() == ["b.jpg", "-", "-", "failed", "bad"]
     assert lines[3].split() == ["c.jpg", "-", "-", "missing"]
+
+
+def test_listing_rows_add_dead_lettered_keys_that_have_no_final_item():
+    entries = [
+        {"image_name": "ok.jpg", "status": "ok", "original_width": 4, "original_height": 3},
+        {"image_name": "gone.jpg", "status": "deleted", "original_width": 4, "original_height": 3},
+    ]
+    errors = {"ok.jpg": "RuntimeError: older", "gone.jpg": "Timeout", "lost.jpg": "RuntimeError"}
+    rows = [row[:1] + row[3:] for row in listing_rows(entries, errors)]
+    # A final item is the answer; without one, the failure record is.
+    assert rows == [
+        ("gone.jpg", "dead-lettered", "Timeout"),
+        ("lost.jpg", "dead-lettered", "RuntimeError"),
+        ("ok.jpg", "ok", ""),
+    ]
+
+
+# -- ls, show and reprocess against a running local stack ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def served():
+    """A local stack (web profile) holding one image of each kind the commands tell apart:
+    ok (kept.jpg), failed (broken.jpg), deleted (gone.jpg), dead-lettered (doomed.jpg),
+    and an owner record for one of kept.jpg's renditions."""
+    stack = new_stack(profile="web", fault_environment={"IMGPIPE_FAULT_RAISE": "doomed.jpg"})
+    with stack:
+        target = stack.target()
+        ops.upload_bytes(
+            target,
+            {
+                "kept.jpg": images.jpeg(1600, 1200),
+                "gone.jpg": images.jpeg(800, 600),
+                "broken.jpg": images.jpeg(800, 600)[:1500],
+                "doomed.jpg": images.jpeg(300, 200),
+            },
+        )
+        kept = wait_final(target, ["kept.jpg", "gone.jpg", "broken.jpg"])["kept.jpg"]
+        ops.aws(target, "s3").delete_object(Bucket=stack.names.input_bucket, Key="gone.jpg")
+        ops.wait_for(target, ["gone.jpg"], lambda e: e["status"] == "deleted", 30)
+        deadline = time.monotonic() + 30
+        while "doomed.jpg" not in ops.dead_lettered(target) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stack.wait_until_idle(30)
+        owner = {
+            "image_name": records.owner_record_name(kept["renditions"][0]["key"]),
+            "record_type": records.RECORD_TYPE_OWNER,
+            "owner": "kept.jpg",
+        }
+        ops.aws(target, "dynamodb").put_item(
+            TableName=stack.names.metadata_table,
+            Item={k: TypeSerializer().serialize(v) for k, v in owner.items()},
+        )
+        yield stack
+
+
+def run(monkeypatch, capsys, stack, *argv: str) -> tuple[int, str]:
+    """One command in this process, against `stack` (its names are not the default ones)."""
+    monkeypatch.setattr(cli, "_target", lambda args: stack.target())
+    args = cli._parser().parse_args(argv)
+    code = args.run(args)
+    return code, capsys.readouterr().out
+
+
+def test_ls_lists_dead_lettered_images_and_leaves_owner_records_out(served, monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, served, "ls")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [
+        "broken.jpg",
+        "doomed.jpg",
+        "gone.jpg",
+        "kept.jpg",
+    ]
+    assert re.search(
+        r"doomed\.jpg\s+-\s+-\s+dead-lettered\s+RuntimeError: injected fault for 'doomed.jpg'", out
+    )
+    assert re.search(r"broken\.jpg\s+-\s+-\s+failed\s+", out)
+    assert re.search(r"kept\.jpg\s+1600x1200\s+\S.*\s+ok$", out, re.MULTILINE)
+    # AND ls only peeked: the failure record is still there for `dlq redrive`
+    assert "doomed.jpg" in ops.dead_lettered(served.target())
+
+
+def test_gallery_has_a_card_per_image_and_none_for_owner_records(
+    served, monkeypatch, capsys, tmp_path
+):
+    code, _ = run(monkeypatch, capsys, served, "gallery", "--out", str(tmp_path))
+    page = (tmp_path / "index.html").read_text()
+    cards = re.findall(r"<section class='card [^']*' data-key='([^']*)'", page)
+    assert code == 0 and cards == ["broken.jpg", "gone.jpg", "kept.jpg"]
 
 
 def test_local_redeploys_an_edited_profile_and_refuses_a_broken_edit(tmp_path, capsys):

@@ -153,3 +153,28 @@ def test_items_and_reprocess_leave_the_owner_records_out(world):
     assert (plan.events, plan.current, plan.unrouted) == ([], 1, 0)
     # AND the owner record is still in the table (left out, not removed)
     assert ops.item(world, owner["image_name"])["owner"] == "a.jpg"
+
+
+def test_dead_lettered_peeks_at_each_keys_latest_failure_record(world):
+    # GIVEN two failure records for one key (the later after a redrive) and one for another
+    sqs = client("sqs", None)
+    for stamp, key, message in [
+        ("2026-01-02T00:00:00.000000Z", "a.jpg", "second"),
+        ("2026-01-01T00:00:00.000000Z", "a.jpg", "first"),
+        ("2026-01-01T00:00:00.000000Z", "b.jpg", "only"),
+    ]:
+        record = {
+            "timestamp": stamp,
+            "requestPayload": s3_event("in", key, 1, "00", "ObjectCreated:Put"),
+            "responsePayload": {"errorType": "RuntimeError", "errorMessage": message},
+        }
+        sqs.send_message(QueueUrl=world.dead_letter_queue_url, MessageBody=json.dumps(record))
+    # THEN each key maps to its latest record, and every record is still on the queue
+    latest = ops.dead_lettered(world)
+    assert {key: letter.error for key, letter in latest.items()} == {
+        "a.jpg": "RuntimeError: second",
+        "b.jpg": "RuntimeError: only",
+    }
+    assert len(ops.dead_letters(world, hold_s=0)) == 3
+    # AND a stack without a dead-letter queue output has none to show
+    assert ops.dead_lettered(dataclasses.replace(world, dead_letter_queue_url=None)) == {}
