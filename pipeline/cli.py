@@ -74,13 +74,27 @@ def _parser() -> argparse.ArgumentParser:
         "only peeked at: `imgpipe dlq redrive` still finds every record.",
     ).set_defaults(run=_ls)
 
-    show = targeted("show", "one image's metadata item and its rendition keys")
-    show.add_argument("key")
+    show = targeted(
+        "show",
+        "one image's metadata item and its rendition keys",
+        "Print one image's metadata item and its renditions' S3 URIs; a rendition missing "
+        "from the output bucket is marked, and a deleted original's renditions are listed "
+        "as removed.",
+    )
+    show.add_argument("key", help="the input object's key, e.g. input/photo.jpg")
     show.set_defaults(run=_show)
 
-    reprocess = targeted("reprocess", "re-run the current profile over existing inputs")
+    reprocess = targeted(
+        "reprocess",
+        "re-run the current profile over existing inputs",
+        "Re-run the current profile over the existing inputs whose item was made with an "
+        "older profile (profile_hash), or whose listed renditions are missing from the "
+        "output bucket; --all re-runs every input a profile route matches.",
+    )
     reprocess.add_argument(
-        "--all", action="store_true", help="every input, not only those with an older profile"
+        "--all",
+        action="store_true",
+        help="every routed input, not only those with an older profile or missing renditions",
     )
     reprocess.add_argument("--parallel", type=int, default=8, help="concurrent invocations")
     reprocess.set_defaults(run=_reprocess)
@@ -216,8 +230,17 @@ def _show(args: argparse.Namespace) -> int:
         print(f"imgpipe: no metadata item for {args.key!r}", file=sys.stderr)
         return 1
     print(json.dumps(entry, indent=2, sort_keys=True))
-    for rendition in entry.get("renditions", []):
-        print(f"s3://{target.names.output_bucket}/{rendition['key']}")
+    renditions = [rendition["key"] for rendition in entry.get("renditions", [])]
+    if entry.get("status") == "deleted":
+        # A deleted item keeps the list its deletion removed: keys, not objects to fetch.
+        print(f"The original was deleted; its {len(renditions)} rendition(s) were removed:")
+        for key in renditions:
+            print(f"  {key}")
+        return 0
+    for key in renditions:
+        exists = ops.rendition_exists(target, key)
+        note = "  (missing: `imgpipe reprocess` writes it again)" if exists is False else ""
+        print(f"s3://{target.names.output_bucket}/{key}{note}")
     return 0
 
 
@@ -228,6 +251,7 @@ def _reprocess(args: argparse.Namespace) -> int:
     print(
         f"{len(plan.events)} to reprocess, {plan.current} already current, "
         f"{plan.unrouted} not routed to any profile"
+        + (f"; {plan.missing} of them for missing renditions" if plan.missing else "")
     )
     if plan.events:
         bar = ProgressBar(len(plan.events), "reprocess")

@@ -15,6 +15,7 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 
 from lambda_pkg import records
+from lambda_pkg.events import s3_records
 from pipeline import cli, ops
 from pipeline.report import item_row, listing_rows, renditions_summary, table
 from pipeline.targets import from_outputs, state_file
@@ -258,6 +259,17 @@ def test_ls_lists_dead_lettered_images_and_leaves_owner_records_out(served, monk
     assert "doomed.jpg" in ops.dead_lettered(served.target())
 
 
+def test_show_of_a_deleted_image_says_its_renditions_were_removed(served, monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, served, "show", "gone.jpg")
+    entry = ops.item(served.target(), "gone.jpg")
+    assert code == 0 and entry["status"] == "deleted"
+    count = len(entry["renditions"])
+    assert f"The original was deleted; its {count} rendition(s) were removed:" in out
+    assert "s3://" not in out
+    for rendition in entry["renditions"]:
+        assert f"\n  {rendition['key']}\n" in out + "\n"
+
+
 def test_gallery_has_a_card_per_image_and_none_for_owner_records(
     served, monkeypatch, capsys, tmp_path
 ):
@@ -265,6 +277,35 @@ def test_gallery_has_a_card_per_image_and_none_for_owner_records(
     page = (tmp_path / "index.html").read_text()
     cards = re.findall(r"<section class='card [^']*' data-key='([^']*)'", page)
     assert code == 0 and cards == ["broken.jpg", "gone.jpg", "kept.jpg"]
+
+
+def test_reprocess_rewrites_renditions_missing_from_the_output_bucket(served, monkeypatch, capsys):
+    # GIVEN kept.jpg, current with the running profile, but one rendition gone from S3
+    target = served.target()
+    kept = ops.item(target, "kept.jpg")
+    lost = kept["renditions"][-1]["key"]
+    ops.aws(target, "s3").delete_object(Bucket=served.names.output_bucket, Key=lost)
+    # THEN show marks it missing, and the others not
+    _, shown = run(monkeypatch, capsys, served, "show", "kept.jpg")
+    bucket = served.names.output_bucket
+    assert f"s3://{bucket}/{lost}  (missing: `imgpipe reprocess` writes it again)" in shown
+    assert shown.count("(missing") == 1
+    # WHEN reprocess runs with no option: doomed.jpg (no item) and kept.jpg (missing)
+    code, out = run(monkeypatch, capsys, served, "reprocess")
+    assert code == 0
+    assert (
+        "2 to reprocess, 1 already current, 0 not routed to any profile; "
+        "1 of them for missing renditions"
+    ) in out
+    # THEN the rendition is written again, and kept.jpg is current once more
+    deadline = time.monotonic() + 60
+    while not ops.rendition_exists(target, lost) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ops.rendition_exists(target, lost)
+    assert served.wait_until_idle(30)
+    plan = ops.plan_reprocess(target, ops.current_config(target), everything=False)
+    assert [record.key for event in plan.events for record in s3_records(event)] == ["doomed.jpg"]
+    assert (plan.current, plan.missing) == (2, 0)
 
 
 def test_local_redeploys_an_edited_profile_and_refuses_a_broken_edit(tmp_path, capsys):

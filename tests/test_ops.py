@@ -155,6 +155,23 @@ def test_items_and_reprocess_leave_the_owner_records_out(world):
     assert ops.item(world, owner["image_name"])["owner"] == "a.jpg"
 
 
+def test_reprocess_reruns_current_items_whose_renditions_are_missing(world):
+    # GIVEN three current items: renditions all there, one of two gone, and a failed one
+    web = load_named("web")
+    put_image(world, "whole.jpg", web, ["processed/whole_1.jpg", "processed/whole_2.jpg"])
+    put_image(world, "torn.jpg", web, ["processed/torn_1.jpg", "processed/torn_2.jpg"])
+    put_image(world, "bad.jpg", web, [], status="failed", error="not an image")
+    put_outputs(world, "processed/whole_1.jpg", "processed/whole_2.jpg", "processed/torn_1.jpg")
+    config = PipelineConfig.single(web)
+    # WHEN reprocess plans (by default)
+    plan = ops.plan_reprocess(world, config, everything=False)
+    # THEN only the one with a missing rendition is re-run, with its stored sequencer
+    assert [record.key for event in plan.events for record in s3_records(event)] == ["torn.jpg"]
+    assert [r.sequencer for r in s3_records(plan.events[0])] == ["00AB".ljust(64, "0")]
+    assert (plan.current, plan.missing) == (2, 1)
+    assert len(ops.plan_reprocess(world, config, everything=True).events) == 3
+
+
 def test_dead_lettered_peeks_at_each_keys_latest_failure_record(world):
     # GIVEN two failure records for one key (the later after a redrive) and one for another
     sqs = client("sqs", None)
