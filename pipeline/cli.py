@@ -230,18 +230,27 @@ def _show(args: argparse.Namespace) -> int:
         print(f"imgpipe: no metadata item for {args.key!r}", file=sys.stderr)
         return 1
     print(json.dumps(entry, indent=2, sort_keys=True))
-    renditions = [rendition["key"] for rendition in entry.get("renditions", [])]
     if entry.get("status") == "deleted":
-        # A deleted item keeps the list its deletion removed: keys, not objects to fetch.
-        print(f"The original was deleted; its {len(renditions)} rendition(s) were removed:")
-        for key in renditions:
-            print(f"  {key}")
+        _show_removed(entry)
         return 0
-    for key in renditions:
+    for key in (rendition["key"] for rendition in entry.get("renditions", [])):
         exists = ops.rendition_exists(target, key)
         note = "  (missing: `imgpipe reprocess` writes it again)" if exists is False else ""
         print(f"s3://{target.names.output_bucket}/{key}{note}")
     return 0
+
+
+def _show_removed(entry: dict[str, Any]) -> None:
+    """A deleted item's list is what the deletion removed: keys, not objects to fetch.
+    Items deleted by an older function kept it in `renditions`; a tombstone (the delete
+    came before the image was processed) has none."""
+    removed = entry.get("removed_renditions") or entry.get("renditions") or []
+    if not removed:
+        print("The original was deleted; it had no renditions.")
+        return
+    print(f"The original was deleted; its {len(removed)} rendition(s) were removed:")
+    for rendition in removed:
+        print(f"  {rendition['key']}")
 
 
 def _reprocess(args: argparse.Namespace) -> int:

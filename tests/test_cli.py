@@ -15,7 +15,7 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 
 from lambda_pkg import records
-from lambda_pkg.events import s3_records
+from lambda_pkg.events import s3_event, s3_records
 from pipeline import cli, ops
 from pipeline.report import item_row, listing_rows, renditions_summary, table
 from pipeline.targets import from_outputs, state_file
@@ -243,13 +243,10 @@ def run(monkeypatch, capsys, stack, *argv: str) -> tuple[int, str]:
 
 def test_ls_lists_dead_lettered_images_and_leaves_owner_records_out(served, monkeypatch, capsys):
     code, out = run(monkeypatch, capsys, served, "ls")
-    assert code == 0
-    assert [line.split()[0] for line in out.splitlines()[1:]] == [
-        "broken.jpg",
-        "doomed.jpg",
-        "gone.jpg",
-        "kept.jpg",
-    ]
+    keys = [line.split()[0] for line in out.splitlines()[1:]]
+    assert code == 0 and keys == sorted(keys)
+    assert {"broken.jpg", "doomed.jpg", "gone.jpg", "kept.jpg"} <= set(keys)
+    assert not [key for key in keys if key.startswith("owner#")]
     assert re.search(
         r"doomed\.jpg\s+-\s+-\s+dead-lettered\s+RuntimeError: injected fault for 'doomed.jpg'", out
     )
@@ -263,11 +260,22 @@ def test_show_of_a_deleted_image_says_its_renditions_were_removed(served, monkey
     code, out = run(monkeypatch, capsys, served, "show", "gone.jpg")
     entry = ops.item(served.target(), "gone.jpg")
     assert code == 0 and entry["status"] == "deleted"
-    count = len(entry["renditions"])
-    assert f"The original was deleted; its {count} rendition(s) were removed:" in out
+    removed = entry["removed_renditions"]
+    assert removed and entry["renditions"] == []
+    assert f"The original was deleted; its {len(removed)} rendition(s) were removed:" in out
     assert "s3://" not in out
-    for rendition in entry["renditions"]:
-        assert f"\n  {rendition['key']}\n" in out + "\n"
+    for rendition in removed:
+        assert f"\n  {rendition['key']}\n" in out
+
+
+def test_show_of_a_tombstone_says_there_were_no_renditions(served, monkeypatch, capsys):
+    # GIVEN a delete for a key never processed: the function stores a tombstone
+    target = served.target()
+    delete = s3_event(served.names.input_bucket, "never.jpg", 0, "00FF", "ObjectRemoved:Delete")
+    ops.send_events(target, [delete], progress=lambda _key: None)
+    ops.wait_for(target, ["never.jpg"], lambda e: e["status"] == "deleted", 30)
+    code, out = run(monkeypatch, capsys, served, "show", "never.jpg")
+    assert code == 0 and out.endswith("The original was deleted; it had no renditions.\n")
 
 
 def test_gallery_has_a_card_per_image_and_none_for_owner_records(
@@ -276,7 +284,8 @@ def test_gallery_has_a_card_per_image_and_none_for_owner_records(
     code, _ = run(monkeypatch, capsys, served, "gallery", "--out", str(tmp_path))
     page = (tmp_path / "index.html").read_text()
     cards = re.findall(r"<section class='card [^']*' data-key='([^']*)'", page)
-    assert code == 0 and cards == ["broken.jpg", "gone.jpg", "kept.jpg"]
+    assert code == 0 and {"broken.jpg", "gone.jpg", "kept.jpg"} <= set(cards)
+    assert not [key for key in cards if key.startswith("owner#")]
 
 
 def test_reprocess_rewrites_renditions_missing_from_the_output_bucket(served, monkeypatch, capsys):
