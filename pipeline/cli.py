@@ -56,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=None)
     demo.set_defaults(run=_demo)
 
-    def targeted(name: str, help: str) -> argparse.ArgumentParser:
-        command = commands.add_parser(name, help=help)
+    def targeted(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help, description=description or help)
         _add_target_options(command)
         return command
 
@@ -66,15 +66,35 @@ def _parser() -> argparse.ArgumentParser:
     upload.add_argument("--prefix", default="", help="key prefix, e.g. input/")
     upload.set_defaults(run=_upload)
 
-    targeted("ls", "list the metadata items").set_defaults(run=_ls)
+    targeted(
+        "ls",
+        "list the images: key, size, renditions, status",
+        "List every image item, and every image whose event ended on the dead-letter queue "
+        "without an ok or failed item (status dead-lettered, with the error). The queue is "
+        "only peeked at: `imgpipe dlq redrive` still finds every record.",
+    ).set_defaults(run=_ls)
 
-    show = targeted("show", "one image's metadata item and its rendition keys")
-    show.add_argument("key")
+    show = targeted(
+        "show",
+        "one image's metadata item and its rendition keys",
+        "Print one image's metadata item and its renditions' S3 URIs; a rendition missing "
+        "from the output bucket is marked, and a deleted original's renditions are listed "
+        "as removed.",
+    )
+    show.add_argument("key", help="the input object's key, e.g. input/photo.jpg")
     show.set_defaults(run=_show)
 
-    reprocess = targeted("reprocess", "re-run the current profile over existing inputs")
+    reprocess = targeted(
+        "reprocess",
+        "re-run the current profile over existing inputs",
+        "Re-run the current profile over the existing inputs whose item was made with an "
+        "older profile (profile_hash), or whose listed renditions are missing from the "
+        "output bucket; --all re-runs every input a profile route matches.",
+    )
     reprocess.add_argument(
-        "--all", action="store_true", help="every input, not only those with an older profile"
+        "--all",
+        action="store_true",
+        help="every routed input, not only those with an older profile or missing renditions",
     )
     reprocess.add_argument("--parallel", type=int, default=8, help="concurrent invocations")
     reprocess.set_defaults(run=_reprocess)
@@ -197,8 +217,9 @@ def _upload(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    entries = ops.items(_target(args))
-    print(report.table([report.item_row(e["image_name"], e) for e in entries]))
+    target = _target(args)
+    errors = {key: letter.error for key, letter in ops.dead_lettered(target).items()}
+    print(report.table(report.listing_rows(ops.items(target), errors)))
     return 0
 
 
@@ -209,9 +230,27 @@ def _show(args: argparse.Namespace) -> int:
         print(f"imgpipe: no metadata item for {args.key!r}", file=sys.stderr)
         return 1
     print(json.dumps(entry, indent=2, sort_keys=True))
-    for rendition in entry.get("renditions", []):
-        print(f"s3://{target.names.output_bucket}/{rendition['key']}")
+    if entry.get("status") == "deleted":
+        _show_removed(entry)
+        return 0
+    for key in (rendition["key"] for rendition in entry.get("renditions", [])):
+        exists = ops.rendition_exists(target, key)
+        note = "  (missing: `imgpipe reprocess` writes it again)" if exists is False else ""
+        print(f"s3://{target.names.output_bucket}/{key}{note}")
     return 0
+
+
+def _show_removed(entry: dict[str, Any]) -> None:
+    """A deleted item's list is what the deletion removed: keys, not objects to fetch.
+    Items deleted by an older function kept it in `renditions`; a tombstone (the delete
+    came before the image was processed) has none."""
+    removed = entry.get("removed_renditions") or entry.get("renditions") or []
+    if not removed:
+        print("The original was deleted; it had no renditions.")
+        return
+    print(f"The original was deleted; its {len(removed)} rendition(s) were removed:")
+    for rendition in removed:
+        print(f"  {rendition['key']}")
 
 
 def _reprocess(args: argparse.Namespace) -> int:
@@ -221,6 +260,7 @@ def _reprocess(args: argparse.Namespace) -> int:
     print(
         f"{len(plan.events)} to reprocess, {plan.current} already current, "
         f"{plan.unrouted} not routed to any profile"
+        + (f"; {plan.missing} of them for missing renditions" if plan.missing else "")
     )
     if plan.events:
         bar = ProgressBar(len(plan.events), "reprocess")

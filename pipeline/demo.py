@@ -14,7 +14,7 @@ from pipeline.progress import ProgressBar
 
 DEMO_STACK = "demo"
 INPUT_PREFIX = "input/"
-FINAL = ("ok", "failed")
+FINAL = report.FINAL
 
 
 def make_samples(directory: Path) -> list[dict[str, str]]:
@@ -45,7 +45,7 @@ def run_demo(profile: str, out: Path, workers: int | None = None) -> int:
             timeout_s=120,
             progress=ProgressBar(len(keys), "processed"),
         )
-        letters = {key: letter for letter in ops.dead_letters(target, 0) for key in letter.keys}
+        letters = ops.dead_lettered(target)
         page = gallery.write(target, out / "gallery")
         print()
         print(_table(samples, results, letters))
@@ -78,8 +78,6 @@ def _table(samples: list[dict[str, str]], results: dict, letters: dict) -> str:
     rows = []
     for sample in samples:
         key = INPUT_PREFIX + sample["file"]
-        row = report.item_row(key, results.get(key), "dead-letter" if key in letters else "missing")
-        if key in letters and not row[-1]:
-            row = (*row[:-1], letters[key].error)
-        rows.append(row)
+        error = letters[key].error if key in letters else None
+        rows.append(report.item_row(key, results.get(key), dead_letter_error=error))
     return report.table(rows)

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
 
 from lambda_pkg.events import s3_event
-from lambda_pkg.profiles import PipelineConfig
+from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
+from lambda_pkg.records import is_owner_record
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
 from pipeline.local.emulator import client
 from pipeline.targets import Target
@@ -43,11 +45,14 @@ def _item(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def items(target: Target) -> list[dict[str, Any]]:
+    """Every image item, by key. The table also holds the renditions' owner records
+    (`owner#<output key>`); they are not images, so they are left out."""
     dynamodb = aws(target, "dynamodb")
     found = []
     for page in dynamodb.get_paginator("scan").paginate(TableName=target.names.metadata_table):
         found.extend(_item(raw) for raw in page.get("Items", []))
-    return sorted(found, key=lambda item: item["image_name"])
+    images = [entry for entry in found if not is_owner_record(entry)]
+    return sorted(images, key=lambda item: item["image_name"])
 
 
 def item(target: Target, key: str) -> dict[str, Any] | None:
@@ -63,6 +68,39 @@ def input_objects(target: Target) -> Iterator[dict[str, Any]]:
     s3 = aws(target, "s3")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.names.input_bucket):
         yield from page.get("Contents", [])
+
+
+def output_keys(target: Target) -> set[str]:
+    """Every rendition key in the output bucket. One listing request covers 1,000 keys,
+    where checking each item's renditions would cost a request per rendition."""
+    s3 = aws(target, "s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=target.names.output_bucket, Prefix=OUTPUT_PREFIX
+    )
+    return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+
+
+def missing_renditions(entry: dict[str, Any], present: set[str]) -> list[str]:
+    """The rendition keys an `ok` item lists that are not in `present` (the output bucket's
+    keys). Other items own no renditions: a `deleted` item's list is what was removed."""
+    if entry.get("status") != "ok":
+        return []
+    return [r["key"] for r in entry.get("renditions", []) if r["key"] not in present]
+
+
+def rendition_exists(target: Target, key: str) -> bool | None:
+    """Whether one rendition is in the output bucket; None when S3 will not say (403:
+    without s3:ListBucket a missing object is a 403, not a 404)."""
+    try:
+        aws(target, "s3").head_object(Bucket=target.names.output_bucket, Key=key)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return False
+        if code in ("403", "AccessDenied"):
+            return None
+        raise
+    return True
 
 
 # -- upload -------------------------------------------------------------------------------
@@ -115,11 +153,15 @@ class ReprocessPlan:
     events: list[dict[str, Any]]
     current: int  # already processed with the current profile: skipped
     unrouted: int  # no profile route matches the key
+    missing: int = 0  # of the events: current profile, but renditions gone from the bucket
 
 
 def plan_reprocess(target: Target, config: PipelineConfig, everything: bool) -> ReprocessPlan:
+    """Events for the inputs whose item is older than the current profile, or whose listed
+    renditions are missing from the output bucket; every routed input if `everything`."""
     stored = {entry["image_name"]: entry for entry in items(target)}
-    events, current, unrouted = [], 0, 0
+    present = set() if everything else output_keys(target)
+    events, current, unrouted, missing = [], 0, 0, 0
     for obj in input_objects(target):
         key = obj["Key"]
         profile = config.profile_for(key)
@@ -128,14 +170,16 @@ def plan_reprocess(target: Target, config: PipelineConfig, everything: bool) -> 
             continue
         entry = stored.get(key)
         if not everything and entry and entry.get("profile_hash") == profile.content_hash():
-            current += 1
-            continue
+            if not missing_renditions(entry, present):
+                current += 1
+                continue
+            missing += 1
         # The stored sequencer lets the conditional write accept this re-run.
         sequencer = (entry or {}).get("sequencer", "")
         events.append(
             s3_event(target.names.input_bucket, key, obj["Size"], sequencer, "ObjectCreated:Put")
         )
-    return ReprocessPlan(events, current, unrouted)
+    return ReprocessPlan(events, current, unrouted, missing)
 
 
 def send_events(
@@ -232,6 +276,10 @@ class DeadLetter:
     def attempts(self) -> int:
         return int(self.record.get("requestContext", {}).get("approximateInvokeCount", 0))
 
+    @property
+    def timestamp(self) -> str:
+        return str(self.record.get("timestamp", ""))
+
 
 def dead_letters(target: Target, hold_s: int = 30) -> list[DeadLetter]:
     """Everything on the DLQ. Messages stay hidden for `hold_s` (0 to peek and release)."""
@@ -260,6 +308,17 @@ def dead_letters(target: Target, hold_s: int = 30) -> list[DeadLetter]:
                 VisibilityTimeout=0,
             )
     return list(letters.values())
+
+
+def dead_lettered(target: Target) -> dict[str, DeadLetter]:
+    """Each key on the dead-letter queue with its latest failure record. A peek: the
+    records stay on the queue for `dlq redrive`. A stack without a DLQ output has none."""
+    if not target.dead_letter_queue_url:
+        return {}
+    latest: dict[str, DeadLetter] = {}
+    for letter in sorted(dead_letters(target, hold_s=0), key=lambda letter: letter.timestamp):
+        latest.update(dict.fromkeys(letter.keys, letter))
+    return latest
 
 
 def redrive(target: Target, progress: Progress, letters: list[DeadLetter] | None = None) -> int:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 HEADER = ("key", "original", "renditions", "status", "error")
 MAX_CELL = 60
+FINAL = ("ok", "failed")
+DEAD_LETTERED = "dead-lettered"
 
 
 def renditions_summary(entry: dict[str, Any]) -> str:
@@ -14,12 +17,30 @@ def renditions_summary(entry: dict[str, Any]) -> str:
     return ", ".join(dict.fromkeys(sizes)) or "-"
 
 
-def item_row(key: str, entry: dict[str, Any] | None, fallback_status: str = "missing") -> tuple:
+def item_row(
+    key: str,
+    entry: dict[str, Any] | None,
+    fallback_status: str = "missing",
+    dead_letter_error: str | None = None,
+) -> tuple:
+    """One row. `dead_letter_error` (the key's latest failure record on the DLQ) decides the
+    status unless the item is final: the retries ran out before any ok/failed result."""
     entry = entry or {}
     width, height = entry.get("original_width", 0), entry.get("original_height", 0)
     original = f"{width}x{height}" if width and height else "-"
-    status = entry.get("status") or fallback_status
-    return (key, original, renditions_summary(entry), status, entry.get("error", ""))
+    status, error = entry.get("status") or fallback_status, entry.get("error", "")
+    if dead_letter_error is not None and entry.get("status") not in FINAL:
+        status, error = DEAD_LETTERED, dead_letter_error
+    return (key, original, renditions_summary(entry), status, error)
+
+
+def listing_rows(entries: list[dict[str, Any]], dead_letters: Mapping[str, str]) -> list[tuple]:
+    """`imgpipe ls`: every image item, and every key on the DLQ (key -> error) without one."""
+    by_key = {entry["image_name"]: entry for entry in entries}
+    return [
+        item_row(key, by_key.get(key), dead_letter_error=dead_letters.get(key))
+        for key in sorted(by_key.keys() | dead_letters.keys())
+    ]
 
 
 def table(rows: list[tuple[str, ...]]) -> str:

@@ -12,10 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
-from pipeline.report import item_row, renditions_summary, table
+from lambda_pkg import records
+from lambda_pkg.events import s3_event, s3_records
+from pipeline import cli, ops
+from pipeline.report import item_row, listing_rows, renditions_summary, table
 from pipeline.targets import from_outputs, state_file
 from tests import images
+from tests.test_local_stack import new_stack, wait_final
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -172,6 +177,144 @@ def test_report_table_rows():
     assert lines[1].split() == ["a.jpg", "1920x1080", "800x450,", "200x113", "ok"]
     assert lines[2].split() == ["b.jpg", "-", "-", "failed", "bad"]
     assert lines[3].split() == ["c.jpg", "-", "-", "missing"]
+
+
+def test_listing_rows_add_dead_lettered_keys_that_have_no_final_item():
+    entries = [
+        {"image_name": "ok.jpg", "status": "ok", "original_width": 4, "original_height": 3},
+        {"image_name": "gone.jpg", "status": "deleted", "original_width": 4, "original_height": 3},
+    ]
+    errors = {"ok.jpg": "RuntimeError: older", "gone.jpg": "Timeout", "lost.jpg": "RuntimeError"}
+    rows = [row[:1] + row[3:] for row in listing_rows(entries, errors)]
+    # A final item is the answer; without one, the failure record is.
+    assert rows == [
+        ("gone.jpg", "dead-lettered", "Timeout"),
+        ("lost.jpg", "dead-lettered", "RuntimeError"),
+        ("ok.jpg", "ok", ""),
+    ]
+
+
+# -- ls, show and reprocess against a running local stack ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def served():
+    """A local stack (web profile) holding one image of each kind the commands tell apart:
+    ok (kept.jpg), failed (broken.jpg), deleted (gone.jpg), dead-lettered (doomed.jpg),
+    and an owner record for one of kept.jpg's renditions."""
+    stack = new_stack(profile="web", fault_environment={"IMGPIPE_FAULT_RAISE": "doomed.jpg"})
+    with stack:
+        target = stack.target()
+        ops.upload_bytes(
+            target,
+            {
+                "kept.jpg": images.jpeg(1600, 1200),
+                "gone.jpg": images.jpeg(800, 600),
+                "broken.jpg": images.jpeg(800, 600)[:1500],
+                "doomed.jpg": images.jpeg(300, 200),
+            },
+        )
+        kept = wait_final(target, ["kept.jpg", "gone.jpg", "broken.jpg"])["kept.jpg"]
+        ops.aws(target, "s3").delete_object(Bucket=stack.names.input_bucket, Key="gone.jpg")
+        ops.wait_for(target, ["gone.jpg"], lambda e: e["status"] == "deleted", 30)
+        deadline = time.monotonic() + 30
+        while "doomed.jpg" not in ops.dead_lettered(target) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stack.wait_until_idle(30)
+        owner = {
+            "image_name": records.owner_record_name(kept["renditions"][0]["key"]),
+            "record_type": records.RECORD_TYPE_OWNER,
+            "owner": "kept.jpg",
+        }
+        ops.aws(target, "dynamodb").put_item(
+            TableName=stack.names.metadata_table,
+            Item={k: TypeSerializer().serialize(v) for k, v in owner.items()},
+        )
+        yield stack
+
+
+def run(monkeypatch, capsys, stack, *argv: str) -> tuple[int, str]:
+    """One command in this process, against `stack` (its names are not the default ones)."""
+    monkeypatch.setattr(cli, "_target", lambda args: stack.target())
+    args = cli._parser().parse_args(argv)
+    code = args.run(args)
+    return code, capsys.readouterr().out
+
+
+def test_ls_lists_dead_lettered_images_and_leaves_owner_records_out(served, monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, served, "ls")
+    keys = [line.split()[0] for line in out.splitlines()[1:]]
+    assert code == 0 and keys == sorted(keys)
+    assert {"broken.jpg", "doomed.jpg", "gone.jpg", "kept.jpg"} <= set(keys)
+    assert not [key for key in keys if key.startswith("owner#")]
+    assert re.search(
+        r"doomed\.jpg\s+-\s+-\s+dead-lettered\s+RuntimeError: injected fault for 'doomed.jpg'", out
+    )
+    assert re.search(r"broken\.jpg\s+-\s+-\s+failed\s+", out)
+    assert re.search(r"kept\.jpg\s+1600x1200\s+\S.*\s+ok$", out, re.MULTILINE)
+    # AND ls only peeked: the failure record is still there for `dlq redrive`
+    assert "doomed.jpg" in ops.dead_lettered(served.target())
+
+
+def test_show_of_a_deleted_image_says_its_renditions_were_removed(served, monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, served, "show", "gone.jpg")
+    entry = ops.item(served.target(), "gone.jpg")
+    assert code == 0 and entry["status"] == "deleted"
+    removed = entry["removed_renditions"]
+    assert removed and entry["renditions"] == []
+    assert f"The original was deleted; its {len(removed)} rendition(s) were removed:" in out
+    assert "s3://" not in out
+    for rendition in removed:
+        assert f"\n  {rendition['key']}\n" in out
+
+
+def test_show_of_a_tombstone_says_there_were_no_renditions(served, monkeypatch, capsys):
+    # GIVEN a delete for a key never processed: the function stores a tombstone
+    target = served.target()
+    delete = s3_event(served.names.input_bucket, "never.jpg", 0, "00FF", "ObjectRemoved:Delete")
+    ops.send_events(target, [delete], progress=lambda _key: None)
+    ops.wait_for(target, ["never.jpg"], lambda e: e["status"] == "deleted", 30)
+    code, out = run(monkeypatch, capsys, served, "show", "never.jpg")
+    assert code == 0 and out.endswith("The original was deleted; it had no renditions.\n")
+
+
+def test_gallery_has_a_card_per_image_and_none_for_owner_records(
+    served, monkeypatch, capsys, tmp_path
+):
+    code, _ = run(monkeypatch, capsys, served, "gallery", "--out", str(tmp_path))
+    page = (tmp_path / "index.html").read_text()
+    cards = re.findall(r"<section class='card [^']*' data-key='([^']*)'", page)
+    assert code == 0 and {"broken.jpg", "gone.jpg", "kept.jpg"} <= set(cards)
+    assert not [key for key in cards if key.startswith("owner#")]
+
+
+def test_reprocess_rewrites_renditions_missing_from_the_output_bucket(served, monkeypatch, capsys):
+    # GIVEN kept.jpg, current with the running profile, but one rendition gone from S3
+    target = served.target()
+    kept = ops.item(target, "kept.jpg")
+    lost = kept["renditions"][-1]["key"]
+    ops.aws(target, "s3").delete_object(Bucket=served.names.output_bucket, Key=lost)
+    # THEN show marks it missing, and the others not
+    _, shown = run(monkeypatch, capsys, served, "show", "kept.jpg")
+    bucket = served.names.output_bucket
+    assert f"s3://{bucket}/{lost}  (missing: `imgpipe reprocess` writes it again)" in shown
+    assert shown.count("(missing") == 1
+    # WHEN reprocess runs with no option: doomed.jpg (no item) and kept.jpg (missing)
+    code, out = run(monkeypatch, capsys, served, "reprocess")
+    assert code == 0
+    assert (
+        "2 to reprocess, 1 already current, 0 not routed to any profile; "
+        "1 of them for missing renditions"
+    ) in out
+    # THEN the rendition is written again, and kept.jpg is current once more
+    deadline = time.monotonic() + 60
+    while not ops.rendition_exists(target, lost) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ops.rendition_exists(target, lost)
+    assert served.wait_until_idle(30)
+    plan = ops.plan_reprocess(target, ops.current_config(target), everything=False)
+    assert [record.key for event in plan.events for record in s3_records(event)] == ["doomed.jpg"]
+    assert (plan.current, plan.missing) == (2, 0)
 
 
 def test_local_redeploys_an_edited_profile_and_refuses_a_broken_edit(tmp_path, capsys):

@@ -10,13 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from pipeline import ops
 from pipeline.local import sandbox
 from pipeline.local.emulator import CREDENTIALS
 from pipeline.local.runner import LocalStack
+from pipeline.local.workers import Heartbeat, PoolStats
 from tests import images
 
 pytestmark = pytest.mark.slow
@@ -128,6 +131,56 @@ def test_a_handler_that_keeps_raising_ends_on_the_dead_letter_queue():
         assert redriven == ["doomed.jpg"]
         assert wait_final(target, ["doomed.jpg"])["doomed.jpg"]["status"] == "ok"
         assert ops.dead_letters(target, hold_s=0) == []
+
+
+def test_a_slow_poison_event_is_held_by_one_worker_and_dead_lettered_once(tmp_path):
+    # GIVEN a 2 s visibility timeout, and a function that takes 2.5 s and then raises for
+    # one key: its three attempts (7.5 s and the back-off) outlast the timeout three times
+    trace = tmp_path / "attempts"
+    faults = {
+        "IMGPIPE_FAULT_RAISE": "slow.jpg",
+        "IMGPIPE_FAULT_DELAY_S": "2.5",
+        "IMGPIPE_FAULT_TRACE": str(trace),
+    }
+    stack = new_stack(fault_environment=faults, workers=2, visibility_timeout_s=2)
+    with stack:
+        target = stack.target()
+        ops.upload_bytes(target, {"slow.jpg": images.jpeg(300, 200)})
+        deadline = time.monotonic() + 60
+        while not ops.dead_letters(target, hold_s=0) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stack.wait_until_idle(30)
+        # THEN the other worker never got it: three attempts one after another, one record
+        letters = ops.dead_letters(target, hold_s=0)
+        assert [(letter.keys, letter.attempts) for letter in letters] == [(["slow.jpg"], 3)]
+        attempts = sorted(tuple(map(float, line.split()[:2])) for line in trace.open())
+        assert len(attempts) == 3
+        assert all(end <= start for (_, end), (start, _) in itertools.pairwise(attempts))
+        assert stack.pool.stats.dead_lettered == 1
+        assert stack.pool.stats.extended >= 3, "the heartbeat kept the message hidden"
+
+
+def test_a_heartbeat_hides_a_held_message_until_it_stops():
+    # The worker's process dying stops its heartbeat: the message must then come back.
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="events", Attributes={"VisibilityTimeout": "1"})
+        url = url["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="{}")
+        (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+        stats = PoolStats()
+        with Heartbeat(sqs, url, message["ReceiptHandle"], 1, stats):
+            held_until = time.monotonic() + 3  # three visibility timeouts
+            while time.monotonic() < held_until:
+                assert not sqs.receive_message(QueueUrl=url).get("Messages")
+                time.sleep(0.1)
+        assert stats.extended >= 6
+        deadline = time.monotonic() + 5
+        again = []
+        while not again and time.monotonic() < deadline:
+            again = sqs.receive_message(QueueUrl=url).get("Messages", [])
+            time.sleep(0.1)
+        assert [m["MessageId"] for m in again] == [message["MessageId"]]
 
 
 def test_a_crash_mid_image_is_retried_and_the_image_still_completes(tmp_path):

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 
 
@@ -33,6 +34,19 @@ def _install_faults():
         imaging.process = crashing_process
 
 
+def _raise_injected(key):
+    """The error-on-every-attempt fault. IMGPIPE_FAULT_DELAY_S makes each attempt that long
+    first (a slow poison message); IMGPIPE_FAULT_TRACE names a file that gets one line per
+    attempt, `start end pid`, so a test can see whether two attempts ever overlapped."""
+    started = time.time()
+    time.sleep(float(os.environ.get("IMGPIPE_FAULT_DELAY_S") or 0))
+    trace = os.environ.get("IMGPIPE_FAULT_TRACE")
+    if trace:
+        with open(trace, "a") as out:
+            out.write(f"{started} {time.time()} {os.getpid()}\n")
+    raise RuntimeError(f"injected fault for {key!r}")
+
+
 def main() -> None:
     sys.path[:0] = sys.argv[1:]
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
@@ -53,7 +67,7 @@ def main() -> None:
         os.environ["IMGPIPE_CURRENT_KEYS"] = json.dumps(event)
         try:
             if raise_key and raise_key in json.dumps(event):
-                raise RuntimeError(f"injected fault for {raise_key!r}")
+                _raise_injected(raise_key)
             result = handler_module.handler(event, None)
             response = {"ok": True, "result": result}
         except Exception as exc:

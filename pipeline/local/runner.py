@@ -27,6 +27,7 @@ class LocalStack:
         retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S,
         fault_environment: dict[str, str] | None = None,
         write_state: bool = True,
+        visibility_timeout_s: int | None = None,
     ) -> None:
         self.config = (
             profile
@@ -38,6 +39,12 @@ class LocalStack:
         self.names = resource_names(PROJECT, stack)
         self.workers = workers or os.cpu_count() or 1
         self._retry_delays_s = retry_delays_s
+        # How long a message held by a worker that died stays hidden before another worker
+        # gets it. Workers extend it while they hold a message (workers.Heartbeat), so it
+        # need not cover the retries; tests make it short to exercise that.
+        self.visibility_timeout_s = (
+            self.settings.timeout_s + 30 if visibility_timeout_s is None else visibility_timeout_s
+        )
         self.fault_environment = dict(fault_environment or {})
         self._write_state = write_state
         self._emulator = Emulator(port)
@@ -76,7 +83,7 @@ class LocalStack:
                 self.endpoint,
                 self.names,
                 self.config.routes,
-                visibility_timeout_s=self.settings.timeout_s + 30,
+                visibility_timeout_s=self.visibility_timeout_s,
             )
             self._start_pool(image)
         except BaseException:
@@ -100,6 +107,7 @@ class LocalStack:
             workers=self.workers,
             timeout_s=self.settings.timeout_s,
             log_dir=self.log_dir,
+            visibility_timeout_s=self.visibility_timeout_s,
             retry_delays_s=self._retry_delays_s,
         ).start()
 

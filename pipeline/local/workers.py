@@ -5,6 +5,8 @@ then an on-failure record (the event, the error, the attempt count) to the desti
 Here the destination is the dead-letter queue on the emulator. A message is deleted from
 the event queue only once it has either succeeded or been recorded as failed, so a worker
 that dies loses nothing: SQS hands the message out again after its visibility timeout.
+While a worker holds a message, a heartbeat keeps it hidden (see `Heartbeat`), so one
+event never runs on two workers at once, however long its retries take.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class PoolStats:
     succeeded: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    extended: int = 0  # heartbeats: visibility extensions of held messages
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -68,6 +71,58 @@ def failure_record(
     }
 
 
+class Heartbeat:
+    """Keeps one received message hidden while its worker holds it.
+
+    Three attempts of up to the function's timeout plus the back-off between them outlast
+    any fixed visibility timeout worth having: without this, SQS hands the message to a
+    second worker mid-retry, the event runs twice at once and is dead-lettered twice (and
+    redriven twice). Every third of the visibility timeout the message is hidden for a full
+    timeout again. The thread lives in the worker's process, so if that dies the extensions
+    stop and the message comes back within one visibility timeout: nothing is lost.
+    """
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        receipt_handle: str,
+        visibility_timeout_s: int,
+        stats: PoolStats | None = None,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._receipt_handle = receipt_handle
+        self._visibility_timeout_s = visibility_timeout_s
+        self._interval_s = max(visibility_timeout_s / 3, 0.1)
+        self._stats = stats or PoolStats()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        # A call stuck in an emulator outage must not hold the worker up; at worst it
+        # hides a message that is already deleted or given up, once more.
+        self._thread.join(timeout=1.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._queue_url,
+                    ReceiptHandle=self._receipt_handle,
+                    VisibilityTimeout=self._visibility_timeout_s,
+                )
+            except Exception:  # an outage: keep beating; a message lost to it comes back
+                logger.warning("heartbeat: extending visibility failed", exc_info=True)
+                continue
+            self._stats.add(extended=1)
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -80,6 +135,7 @@ class WorkerPool:
         workers: int,
         timeout_s: float,
         log_dir: Path,
+        visibility_timeout_s: int,
         retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
     ) -> None:
         self._endpoint = endpoint
@@ -90,6 +146,7 @@ class WorkerPool:
         self._function_arn = function_arn
         self._timeout_s = timeout_s
         self._retry_delays_s = tuple(retry_delays_s)
+        self._visibility_timeout_s = visibility_timeout_s
         self._log_dir = log_dir
         self._stopping = threading.Event()
         self._threads = [
@@ -142,7 +199,14 @@ class WorkerPool:
                     continue
                 for message in messages:
                     try:
-                        self._deliver(number, sqs, function, message)
+                        with Heartbeat(
+                            sqs,
+                            self._event_queue_url,
+                            message["ReceiptHandle"],
+                            self._visibility_timeout_s,
+                            self.stats,
+                        ):
+                            self._deliver(number, sqs, function, message)
                     except Exception:  # the message stays queued and comes back: keep going
                         logger.exception("worker-%d: delivery failed; SQS will redeliver", number)
 
