@@ -88,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
         "reprocess",
         "re-run the current profile over existing inputs",
         "Re-run the current profile over the existing inputs whose item was made with an "
-        "older profile (profile_hash), or whose listed renditions are missing from the "
-        "output bucket; --all re-runs every input a profile route matches.",
+        "older profile (profile_hash), whose listed renditions are missing from the "
+        "output bucket, that lost an output-key collision (the key may be free now), or "
+        "that are marked deleted though the original is there; --all re-runs every input "
+        "a profile route matches.",
     )
     reprocess.add_argument(
         "--all",
@@ -261,6 +263,7 @@ def _reprocess(args: argparse.Namespace) -> int:
         f"{len(plan.events)} to reprocess, {plan.current} already current, "
         f"{plan.unrouted} not routed to any profile"
         + (f"; {plan.missing} of them for missing renditions" if plan.missing else "")
+        + (f"; {plan.retried} of them after a key collision or a delete" if plan.retried else "")
     )
     if plan.events:
         bar = ProgressBar(len(plan.events), "reprocess")

@@ -154,6 +154,11 @@ class ReprocessPlan:
     current: int  # already processed with the current profile: skipped
     unrouted: int  # no profile route matches the key
     missing: int = 0  # of the events: current profile, but renditions gone from the bucket
+    retried: int = 0  # of the events: lost a key collision, or marked deleted but present
+
+
+# Failures a re-run can fix without a profile change: the colliding key may be free now.
+RETRYABLE_ERRORS = ("OutputKeyTaken",)
 
 
 def plan_reprocess(target: Target, config: PipelineConfig, everything: bool) -> ReprocessPlan:
@@ -161,7 +166,7 @@ def plan_reprocess(target: Target, config: PipelineConfig, everything: bool) -> 
     renditions are missing from the output bucket; every routed input if `everything`."""
     stored = {entry["image_name"]: entry for entry in items(target)}
     present = set() if everything else output_keys(target)
-    events, current, unrouted, missing = [], 0, 0, 0
+    events, current, unrouted, missing, retried = [], 0, 0, 0, 0
     for obj in input_objects(target):
         key = obj["Key"]
         profile = config.profile_for(key)
@@ -170,16 +175,27 @@ def plan_reprocess(target: Target, config: PipelineConfig, everything: bool) -> 
             continue
         entry = stored.get(key)
         if not everything and entry and entry.get("profile_hash") == profile.content_hash():
-            if not missing_renditions(entry, present):
+            if _retryable(entry):
+                retried += 1
+            elif missing_renditions(entry, present):
+                missing += 1
+            else:
                 current += 1
                 continue
-            missing += 1
         # The stored sequencer lets the conditional write accept this re-run.
         sequencer = (entry or {}).get("sequencer", "")
         events.append(
             s3_event(target.names.input_bucket, key, obj["Size"], sequencer, "ObjectCreated:Put")
         )
-    return ReprocessPlan(events, current, unrouted, missing)
+    return ReprocessPlan(events, current, unrouted, missing, retried)
+
+
+def _retryable(entry: dict[str, Any]) -> bool:
+    """An item a re-run may change with the same profile: it lost a key collision (the key
+    may be free now), or it says `deleted` while its original is there (an undelete)."""
+    if entry.get("status") == "failed":
+        return entry.get("error_type") in RETRYABLE_ERRORS
+    return entry.get("status") == "deleted"
 
 
 def send_events(

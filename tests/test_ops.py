@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from lambda_pkg import records
+from lambda_pkg.records import table_definition
 from lambda_pkg.events import s3_event, s3_records
 from lambda_pkg.profiles import PipelineConfig, Profile, load_named
 from pipeline import ops
@@ -99,12 +100,7 @@ def world(deployed_target):
         names = deployed_target.names
         for bucket in (names.input_bucket, names.output_bucket):
             s3.create_bucket(Bucket=bucket)
-        dynamodb.create_table(
-            TableName=names.metadata_table,
-            KeySchema=[{"AttributeName": "image_name", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "image_name", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(TableName=names.metadata_table, **table_definition())
         queue = client("sqs", None).create_queue(QueueName=names.dead_letter_queue)
         yield dataclasses.replace(deployed_target, dead_letter_queue_url=queue["QueueUrl"])
 
@@ -195,3 +191,18 @@ def test_dead_lettered_peeks_at_each_keys_latest_failure_record(world):
     assert len(ops.dead_letters(world, hold_s=0)) == 3
     # AND a stack without a dead-letter queue output has none to show
     assert ops.dead_lettered(dataclasses.replace(world, dead_letter_queue_url=None)) == {}
+
+
+def test_reprocess_retries_collision_losers_and_deleted_items_whose_original_is_back(world):
+    # GIVEN current items: one that lost a key collision, one failed as not an image, and
+    # one marked deleted whose original is there again (an undelete in a versioned bucket)
+    web = load_named("web")
+    put_image(world, "loser.jpg", web, [], status="failed", error_type="OutputKeyTaken")
+    put_image(world, "junk.jpg", web, [], status="failed", error_type="ImageRejected")
+    put_image(world, "back.jpg", web, [], status="deleted")
+    # WHEN reprocess plans (by default)
+    plan = ops.plan_reprocess(world, PipelineConfig.single(web), everything=False)
+    # THEN the collision loser and the deleted-but-present one are re-run; junk stays junk
+    keys = sorted(record.key for event in plan.events for record in s3_records(event))
+    assert keys == ["back.jpg", "loser.jpg"]
+    assert (plan.current, plan.retried, plan.missing) == (1, 2, 0)
