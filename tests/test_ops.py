@@ -13,9 +13,9 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from lambda_pkg import records
-from lambda_pkg.records import table_definition
 from lambda_pkg.events import s3_event, s3_records
 from lambda_pkg.profiles import PipelineConfig, Profile, load_named
+from lambda_pkg.records import table_definition
 from pipeline import ops
 from pipeline.local.emulator import client
 from pipeline.stack import resource_names
