@@ -468,8 +468,18 @@ def _key_template(raw: Any, source: str, path: str, flatten_folders: bool) -> st
 
 
 def _check_key_collisions(renditions: list[Rendition], source: str, path: str) -> None:
-    """Two renditions of one profile must never write the same key for the same input."""
-    for sample in ("input/photo.jpg", "input/photo.png"):
+    """Two renditions of one profile must never write the same key for the same input.
+
+    Tried on source keys of every shape the placeholders treat differently (folder or
+    none, extension or none, dot-files, several dots) and on names made of the words a
+    template can echo back (rendition names, extensions), where `{key}.{ext}` next to
+    `{path}.{name}` meets for a file named `jpg`. Samples cannot prove every pair apart:
+    the function also refuses, per image, renditions that come out at one key."""
+    words = {r.name for r in renditions} | set(EXTENSIONS.values())
+    samples = ["input/photo.jpg", "input/photo.png", "photo", "input/.hidden", "a.tar.gz"]
+    samples += [f"{folder}{word}{tail}" for word in sorted(words)
+                for folder in ("", "input/") for tail in ("", ".jpg", ".png")]  # fmt: skip
+    for sample in samples:
         written: dict[str, int] = {}
         for i, rendition in enumerate(renditions):
             for ext in _possible_extensions(rendition.format):
@@ -479,8 +489,9 @@ def _check_key_collisions(renditions: list[Rendition], source: str, path: str) -
                         source,
                         f"{path}[{i}].key",
                         rendition.key,
-                        f"a key different from renditions[{written[key]}] (both give {key}; "
-                        "add {rendition} or {ext})",
+                        f"a key different from renditions[{written[key]}] (for the source "
+                        f"key {sample!r} both give {key}; make {{rendition}} a folder level "
+                        "of its own, as in processed/{key}/{rendition}.{ext})",
                     )
                 written[key] = i
 

@@ -128,14 +128,9 @@ def _create(work: _Record, profile: Profile) -> Outcome:
     logger.info("Original image size: %dx%d", *decoded.original_size)
 
     keys = [_output_key(output, work.key) for output in outputs]
-    too_long = next((k for k in keys if len(k.encode()) > S3_MAX_KEY_BYTES), None)
-    if too_long is not None:
-        # S3 refuses it (KeyTooLongError) on every retry: fail it now, before any write.
-        reason = (
-            f"output key {too_long[:60]!r}... is {len(too_long.encode()):,} bytes, over S3's "
-            f"{S3_MAX_KEY_BYTES:,}-byte key limit; use a shorter key or a flattening profile"
-        )
-        return _fail(work, profile, source, imaging.ImageRejected(reason))
+    problem = _key_problem(outputs, keys)
+    if problem:  # S3 or the item could never hold these keys: fail now, before any write
+        return _fail(work, profile, source, imaging.ImageRejected(problem))
     try:
         ownership.claim_all(work.store, keys, source)
     except ownership.NewerEventClaimed as exc:
@@ -151,6 +146,25 @@ def _create(work: _Record, profile: Profile) -> Outcome:
     logger.info("Processed image size: %dx%d", first.width, first.height)
     _store(work, profile, ok_item(source, profile, decoded, written), keys)
     return Outcome.PROCESSED
+
+
+def _key_problem(outputs: list[imaging.Output], keys: list[str]) -> str | None:
+    shared = next((k for k in keys if keys.count(k) > 1), None)
+    if shared is not None:
+        # Profile validation refuses every such template pair it can find; this catches the
+        # rest, per image: two renditions at one key would leave the item lying about one.
+        names = [o.rendition.name for o, k in zip(outputs, keys, strict=True) if k == shared]
+        return (
+            f"renditions {' and '.join(names)} both come out at {shared!r} for this key; "
+            "give the profile key templates that keep renditions apart ({rendition})"
+        )
+    too_long = next((k for k in keys if len(k.encode()) > S3_MAX_KEY_BYTES), None)
+    if too_long is not None:  # S3 refuses it (KeyTooLongError) on every retry
+        return (
+            f"output key {too_long[:60]!r}... is {len(too_long.encode()):,} bytes, over S3's "
+            f"{S3_MAX_KEY_BYTES:,}-byte key limit; use a shorter key or a flattening profile"
+        )
+    return None
 
 
 def _fail(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from decimal import Decimal
@@ -15,7 +16,7 @@ from PIL import Image
 from lambda_pkg import handler as handler_module
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
-from lambda_pkg.profiles import PipelineConfig, profile_from_dict
+from lambda_pkg.profiles import PipelineConfig, load_named, profile_from_dict
 from lambda_pkg.settings import Settings, function_environment
 from tests import images
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, load_event, put_event
@@ -407,3 +408,23 @@ def test_the_bytes_decide_the_format_not_the_key(aws):
         assert head["ContentType"] == f"image/{fmt}"
         output = Image.open(io.BytesIO(aws.output(rendition["key"])))
         assert (output.format, output.size) == (fmt.upper(), (100, 50))
+
+
+def test_renditions_that_come_out_at_one_key_fail_the_image_before_any_write(aws):
+    # GIVEN a profile whose two renditions meet at one key for some source key (validation
+    # tries many shapes of key; the function still checks each image's keys)
+    web = load_named("web")
+    first, second = web.renditions[0], web.renditions[2]  # both WebP
+    clash = dataclasses.replace(second, key=first.key.replace("{rendition}", first.name))
+    profile = dataclasses.replace(web, renditions=(first, clash))
+    data = images.jpeg(900, 600)
+    aws.upload("same/key.jpg", data)
+    settings = Settings(OUTPUT_BUCKET, TABLE, PipelineConfig.single(profile))
+    # WHEN the image is processed
+    result = process_event(put_event(INPUT_BUCKET, "same/key.jpg", len(data)), settings,
+                           aws.s3, aws.dynamodb)  # fmt: skip
+    # THEN it fails, naming both renditions and the key, and nothing is written
+    assert result["failed"] == 1
+    error = aws.item("same/key.jpg")["error"]
+    assert f"{first.name} and {second.name} both come out at" in error
+    assert aws.output_keys() == []

@@ -144,6 +144,15 @@ def test_content_hash_changes_when_output_changes(tmp_path):
             "processed/{key}/small.{ext}",
             "different from renditions[0]",
         ),
+        (  # for a source key named `jpg` both give processed/jpg.jpg
+            lambda d: (
+                d["renditions"][0].update(key="processed/{key}.{ext}", format="jpeg"),
+                d["renditions"][1].update(key="processed/{path}.{name}"),
+            ),
+            "renditions[1].key",
+            "processed/{path}.{name}",
+            "for the source key 'jpg' both give processed/jpg.jpg",
+        ),
         (
             lambda d: d["renditions"][0].update(key="processed/{stem}.{ext}"),
             "renditions[0].key",
