@@ -74,21 +74,29 @@ def remove_unlisted(
     source: Source,
     output_keys: Iterable[str],
     rewrite: Callable[[set[str]], None],
+    written: Iterable[str] = (),
 ) -> int:
     """Delete the renditions at `output_keys` that `source` owns, then release the keys.
 
     A key another source owns now is left alone. The object goes before the claim: while
     the claim stands, no other source can write there. When the release is refused because
     a newer event of the same source claimed the key meanwhile (and may have written it
-    before our delete), `rewrite` puts the current object's rendition back. Returns how
-    many renditions were deleted."""
-    removed, contested = 0, set()
+    before our delete), `rewrite` puts the current object's rendition back. A key this
+    event `written` whose claim a newer event's cleanup released while this one rendered
+    holds this event's object and nobody's claim: it goes too. Returns how many renditions
+    were deleted."""
+    removed, contested, wrote = 0, set(), set(written)
     for output_key in sorted(set(output_keys)):
         if not output_key.startswith(OUTPUT_PREFIX):
             continue  # the item is data: it must never steer a delete elsewhere
         record = store.owner_record(output_key)
-        if record is not None and record.get("owner") != source.key:
-            continue  # another source's now, or released
+        owner = (record or {}).get("owner")
+        if record is not None and owner != source.key and (owner or output_key not in wrote):
+            continue  # another source's now, or released before this event wrote there
+        if owner is None and record is not None:
+            s3.delete_object(Bucket=bucket, Key=output_key)  # ours, and nobody's claim
+            removed += 1
+            continue
         if newer_than(record, source.sequencer):
             continue  # a newer event of this source is writing it: its result, not ours
         s3.delete_object(Bucket=bucket, Key=output_key)

@@ -72,13 +72,15 @@ class _Record:
         keys = self.store.owned_by(self.key).union(*also)
         return keys - set(listed_keys(new_item))
 
-    def remove_unlisted(self, output_keys: set[str], profile: Profile) -> int:
+    def remove_unlisted(
+        self, output_keys: set[str], profile: Profile, written: Iterable[str] = ()
+    ) -> int:
         def rewrite(keys: set[str]) -> None:
             _rewrite(self, profile, keys)
 
         bucket = self.settings.output_bucket
         return ownership.remove_unlisted(
-            self.s3, bucket, self.store, self.source(), output_keys, rewrite
+            self.s3, bucket, self.store, self.source(), output_keys, rewrite, written
         )
 
 
@@ -193,7 +195,7 @@ def _store(work: _Record, profile: Profile, item: dict[str, Any], written: list[
             logger.info("Metadata stored successfully in DynamoDB.")
             stale = work.unlisted(item, listed_keys(previous), written)
             if stale:
-                removed = work.remove_unlisted(stale, profile)
+                removed = work.remove_unlisted(stale, profile, written)
                 logger.info("Removed %d rendition(s) the new item no longer lists", removed)
             return
     raise RuntimeError(f"the item of {work.key!r} kept changing; the retry will store it")
@@ -209,7 +211,7 @@ def _settle(work: _Record, profile: Profile, written: list[str]) -> None:
         newest = work.store.item(work.key) or {}
         if newest.get("profile_hash") == profile.content_hash():
             _rewrite(work, profile, set(listed_keys(newest)) & set(written))
-        work.remove_unlisted(work.unlisted(newest, written), profile)
+        work.remove_unlisted(work.unlisted(newest, written), profile, written)
         if (work.store.item(work.key) or {}).get("revision") == newest.get("revision"):
             logger.info("Renditions of %r settled on the newest item", work.key)
             return

@@ -229,22 +229,38 @@ def run_with_fault(world: World, scenario: Scenario, fail_at: int) -> tuple[Outc
     return Outcome(scenario.name, f"fault at call {fail_at}", run_.check()), calls[0]
 
 
-def delete_during_render(world: World, profile: Profile) -> Outcome:
-    """The delete's event is handled while the create's render is under way: the create
-    finds a tombstone when it stores its item, and removes everything it wrote."""
-    run_ = _Run(world, Scenario("delete during the first render", lambda: profile, []))
-    create = run_.apply(Op("put", "race/g.jpg", image_sets.payloads()["jpeg 1600x1200"]))[0]
-    real_process = workflow.imaging.process
+# Where in the first create the second event is handled: after its render (before it
+# claims any key), or after its claims, just before its first rendition is written.
+INTERLEAVINGS = {"render": (workflow.imaging, "process"), "write": (workflow, "_put_rendition")}
 
-    def process_then_delete(data: bytes, used: Profile) -> Any:
-        result = real_process(data, used)
-        for event in run_.apply(Op("delete", "race/g.jpg")):
-            run_.deliver(event)
-        return result
 
-    with mock.patch.object(workflow.imaging, "process", side_effect=process_then_delete):
+def during_render(world: World, profile: Profile, second: Op, at: str = "render") -> Outcome:
+    """A create is under way when `second` happens to the same key and its event is
+    handled to the end: a delete (the create then finds a tombstone) or another upload
+    (junk, or a picture whose rendition keys differ, whose cleanup may release the older
+    event's claims). Whatever the older create then writes, it must remove, and the newer
+    event's result must stand."""
+    key = "race/g.jpg"
+    run_ = _Run(world, Scenario(f"{second.kind} during a create ({at})", lambda: profile, []))
+    create = run_.apply(Op("put", key, image_sets.payloads()["jpeg 1600x1200"]))[0]
+    module, name = INTERLEAVINGS[at]
+    real = getattr(module, name)
+    done: list[bool] = []
+
+    def second_first(*args: Any) -> Any:
+        if not done:
+            done.append(True)
+            if at == "render":
+                result = real(*args)
+            for event in run_.apply(Op(second.kind, key, second.data)):
+                run_.deliver(event)
+            if at == "render":
+                return result
+        return real(*args)
+
+    with mock.patch.object(module, name, side_effect=second_first):
         run_.deliver(create)
-    return Outcome(run_.scenario.name, "delete mid-render", run_.check())
+    return Outcome(run_.scenario.name, f"second event mid-create ({at})", run_.check())
 
 
 def cases() -> Iterator[tuple[Scenario, str]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from lambda_pkg.profiles import load_named
+from reliability import images as image_sets
 from reliability import integrity
 from reliability.world import world
 
@@ -27,9 +28,12 @@ def test_every_scenario_ends_with_renditions_matching_their_items(scenario, deli
 
 
 @pytest.mark.parametrize("profile", ["thumbnail", "web"])
-def test_a_delete_handled_during_the_first_render_leaves_nothing(profile):
+@pytest.mark.parametrize("at", integrity.INTERLEAVINGS)
+def test_a_delete_handled_during_the_first_create_leaves_nothing(profile, at):
     with world() as fresh:
-        outcome = integrity.delete_during_render(fresh, load_named(profile))
+        outcome = integrity.during_render(
+            fresh, load_named(profile), integrity.Op("delete", "race/g.jpg"), at
+        )
         # THEN the create found the tombstone: no rendition, the item says deleted
         assert fresh.output_sizes() == {}
         assert fresh.item("race/g.jpg")["status"] == "deleted"
@@ -49,3 +53,23 @@ def test_a_transient_error_at_any_aws_call_ends_in_the_same_invariants(scenario)
             outcome, _ = integrity.run_with_fault(fresh, scenario, fail_at)
         broken += [f"call {fail_at}: {problem}" for problem in outcome.problems]
     assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize(
+    ("profile", "second"),
+    [
+        ("web", integrity.Op("put", data=b"this is not an image" * 40)),
+        ("same", integrity.Op("put", data=image_sets.payloads()["png 800x600 rgba"])),
+        ("thumbnail", integrity.Op("put", data=image_sets.payloads()["jpeg 640x480"])),
+    ],
+    ids=["junk-over-it", "png-over-it-new-extension", "another-jpeg-over-it"],
+)
+@pytest.mark.parametrize("at", integrity.INTERLEAVINGS)
+def test_an_upload_handled_during_an_older_create_leaves_only_its_own_result(profile, second, at):
+    # GIVEN a create under way (rendered, or its keys claimed) when the key is overwritten
+    # and the newer event is handled to the end (its cleanup releases the older claims)
+    chosen = integrity.same_format_profile() if profile == "same" else load_named(profile)
+    with world() as fresh:
+        outcome = integrity.during_render(fresh, chosen, second, at)
+    # THEN whatever the older event then wrote is removed; every invariant holds
+    assert outcome.passed, "\n".join(outcome.problems)
