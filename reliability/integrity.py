@@ -9,6 +9,10 @@ profile and reprocess). Each runs through the handler (moto in-process) in four 
 After each, the invariants of invariants.py hold, and per key the newest event's result is
 the one recorded: gone => `deleted`; junk => `failed`; an image => `ok`, or `failed` as the
 loser of a key collision.
+
+Two more ways in: `run_with_fault` fails the scenario's n-th AWS call once (throttling, a
+5xx, a timeout) and retries the event as Lambda does; `during_render` handles a second
+event for the key while a create is between its render, its claims and its writes.
 """
 
 from __future__ import annotations
