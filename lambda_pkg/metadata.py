@@ -13,7 +13,15 @@ from botocore.exceptions import ClientError
 
 from lambda_pkg.imaging import Decoded, Output
 from lambda_pkg.profiles import Profile
-from lambda_pkg.records import OWNER_INDEX, OWNER_PREFIX, RECORD_TYPE_OWNER, owner_record_name
+from lambda_pkg.records import (
+    OWNER_INDEX,
+    OWNER_PREFIX,
+    RECORD_TYPE_OWNER,
+    RELEASED_PREFIX,
+    current_owner,
+    owner_record_name,
+    released_mark,
+)
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -213,19 +221,26 @@ class MetadataStore:
     def owner(self, output_key: str) -> dict[str, Any] | None:
         """The owner record of an output key, or None when nobody owns it."""
         record = self.owner_record(output_key)
-        return record if record is not None and record.get("owner") else None
+        return record if current_owner(record) else None
 
     def owned_by(self, source_key: str) -> set[str]:
         """Every output key the source owns now, from the owner index (eventually
         consistent: a claim made a moment ago may be missing, one from a dead invocation
         minutes ago is there)."""
+        return self._indexed(source_key)
+
+    def released_by(self, source_key: str) -> set[str]:
+        """Every output key the source released and nobody has claimed since."""
+        return self._indexed(released_mark(source_key))
+
+    def _indexed(self, owner: str) -> set[str]:
         paginator = self._client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self._table,
             IndexName=OWNER_INDEX,
-            KeyConditionExpression="#owner = :me",
+            KeyConditionExpression="#owner = :owner",
             ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":me": {"S": source_key}},
+            ExpressionAttributeValues={":owner": {"S": owner}},
         )
         names = (raw["image_name"]["S"] for page in pages for raw in page.get("Items", []))
         return {name.removeprefix(OWNER_PREFIX) for name in names}
@@ -233,15 +248,14 @@ class MetadataStore:
     def claim(self, output_key: str, source: Source) -> dict[str, Any] | None:
         """Make `source`'s event the owner of `output_key`. None when it is; else the current
         owner record: another source's, or this source's, claimed by a newer event."""
-        values = {":me": {"S": source.key}}
+        values = {":me": {"S": source.key}, ":released": {"S": RELEASED_PREFIX}}
+        free = "attribute_not_exists(#owner) OR begins_with(#owner, :released)"
         # Only a newer event moves the record's sequencer: release() compares with it. An
         # event without one is older than any that has one (see newer_than).
-        condition = (
-            "attribute_not_exists(#owner) OR (#owner = :me AND attribute_not_exists(sequencer))"
-        )
+        condition = f"{free} OR (#owner = :me AND attribute_not_exists(sequencer))"
         if source.sequencer:
             condition = (
-                "attribute_not_exists(#owner) OR (#owner = :me AND "
+                f"{free} OR (#owner = :me AND "
                 "(attribute_not_exists(sequencer) OR sequencer <= :sequencer))"
             )
         for _ in range(CLAIM_ATTEMPTS):
@@ -256,7 +270,7 @@ class MetadataStore:
     @staticmethod
     def _holds(record: dict[str, Any], source: Source) -> bool:
         """Whether the record names this event: its source, and no newer event of it."""
-        return record.get("owner") == source.key and not newer_than(record, source.sequencer)
+        return current_owner(record) == source.key and not newer_than(record, source.sequencer)
 
     def take_over(self, output_key: str, source: Source, stale: dict[str, Any]) -> bool:
         """Claim a key whose owner record is stale (its owner never finished)."""
@@ -275,8 +289,13 @@ class MetadataStore:
     def release(self, output_key: str, source: Source) -> bool:
         """Give up `source`'s ownership of `output_key`. False only when a newer event of
         the same source claimed it meanwhile (it may be writing there now). The record
-        stays, ownerless: the function's role may not delete items."""
-        values: dict[str, Any] = {":me": {"S": source.key}, ":now": {"S": utc_timestamp()}}
+        stays, its owner marked released (records.RELEASED_PREFIX): the function's role may
+        not delete items."""
+        values: dict[str, Any] = {
+            ":me": {"S": source.key},
+            ":released": {"S": released_mark(source.key)},
+            ":now": {"S": utc_timestamp()},
+        }
         condition = "#owner = :me"
         if source.sequencer:
             condition += " AND (attribute_not_exists(sequencer) OR sequencer <= :sequencer)"
@@ -286,14 +305,13 @@ class MetadataStore:
             {
                 "TableName": self._table,
                 "Key": {"image_name": {"S": owner_record_name(output_key)}},
-                "UpdateExpression": "REMOVE #owner, sequencer SET released_at = :now",
+                "UpdateExpression": "SET #owner = :released, released_at = :now REMOVE sequencer",
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": {"#owner": "owner"},
                 "ExpressionAttributeValues": values,
             },
         )
-        current = None if released else self.owner(output_key)
-        return current is None or current.get("owner") != source.key
+        return released or current_owner(self.owner_record(output_key)) != source.key
 
     def _update_owner_record(
         self, output_key: str, source: Source, condition: str, values: dict[str, Any]

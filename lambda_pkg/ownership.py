@@ -15,6 +15,7 @@ from typing import Any
 
 from lambda_pkg.metadata import MetadataStore, Source, listed_keys, newer_than
 from lambda_pkg.profiles import OUTPUT_PREFIX
+from lambda_pkg.records import current_owner, released_mark
 
 logger = logging.getLogger("imgpipe")
 
@@ -74,7 +75,6 @@ def remove_unlisted(
     source: Source,
     output_keys: Iterable[str],
     rewrite: Callable[[set[str]], None],
-    written: Iterable[str] = (),
 ) -> int:
     """Delete the renditions at `output_keys` that `source` owns, then release the keys.
 
@@ -82,26 +82,21 @@ def remove_unlisted(
     the claim stands, no other source can write there. When the release is refused because
     a newer event of the same source claimed the key meanwhile (and may have written it
     before our delete), `rewrite` puts the current object's rendition back. A key this
-    event `written` whose claim a newer event's cleanup released while this one rendered
-    holds this event's object and nobody's claim: it goes too. Returns how many renditions
-    were deleted."""
-    removed, contested, wrote = 0, set(), set(written)
+    source released that nobody claimed since can only hold what an older event of this
+    source wrote after the release: that goes too. Returns how many renditions were
+    deleted."""
+    removed, contested = 0, set()
     for output_key in sorted(set(output_keys)):
         if not output_key.startswith(OUTPUT_PREFIX):
             continue  # the item is data: it must never steer a delete elsewhere
         record = store.owner_record(output_key)
-        owner = (record or {}).get("owner")
-        if record is not None and owner != source.key and (owner or output_key not in wrote):
-            continue  # another source's now, or released before this event wrote there
-        if owner is None and record is not None:
-            s3.delete_object(Bucket=bucket, Key=output_key)  # ours, and nobody's claim
-            removed += 1
-            continue
-        if newer_than(record, source.sequencer):
-            continue  # a newer event of this source is writing it: its result, not ours
+        mine = record is None or current_owner(record) == source.key  # None: made before
+        left = record is not None and record.get("owner") == released_mark(source.key)
+        if not (mine or left) or newer_than(record, source.sequencer):
+            continue  # another source's, or a newer event of this source is writing it
         s3.delete_object(Bucket=bucket, Key=output_key)
         removed += 1
-        if record is not None and not store.release(output_key, source):
+        if mine and record is not None and not store.release(output_key, source):
             contested.add(output_key)
     if contested:
         rewrite(contested)

@@ -14,6 +14,10 @@ from typing import Any
 
 OWNER_PREFIX = "owner#"
 RECORD_TYPE_OWNER = "owner"
+# A released record keeps its last owner as `released#<source key>` in `owner`: not an
+# owner (anyone may claim it), but the index still finds it under that value, so the
+# source can remove an object an older event of its own wrote there after the release.
+RELEASED_PREFIX = "released#"
 
 
 def owner_record_name(output_key: str) -> str:
@@ -25,9 +29,21 @@ def is_owner_record(item: Mapping[str, Any]) -> bool:
     return item.get("record_type") == RECORD_TYPE_OWNER
 
 
+def current_owner(record: Mapping[str, Any] | None) -> str | None:
+    """The source that owns an owner record's key now, or None (never claimed, released)."""
+    owner = (record or {}).get("owner")
+    return owner if owner and not owner.startswith(RELEASED_PREFIX) else None
+
+
+def released_mark(source_key: str) -> str:
+    """The `owner` value of a key `source_key` released (see RELEASED_PREFIX)."""
+    return RELEASED_PREFIX + source_key
+
+
 def is_reserved_source_key(key: str) -> bool:
-    """A source key in the owner records' namespace: its item would overwrite one of them."""
-    return key.startswith(OWNER_PREFIX)
+    """A source key in the owner records' namespace (its item would overwrite one of them)
+    or that would read as a released mark in the owner index."""
+    return key.startswith((OWNER_PREFIX, RELEASED_PREFIX))
 
 
 # The table, declared once: the Pulumi program, the local stack and the tests create it

@@ -64,7 +64,7 @@ class _Record:
     def is_older_than(self, item: dict[str, Any] | None) -> bool:
         return newer_than(item, self.record.sequencer)
 
-    def unlisted(self, new_item: dict[str, Any], *also: Iterable[str]) -> set[str]:
+    def unlisted(self, new_item: dict[str, Any] | None, *also: Iterable[str]) -> set[str]:
         """Keys this source owns, or may, that `new_item` does not list: what the owner
         index says (also claims of invocations that died before storing their item) plus
         `also` (keys just written or read from the replaced item, which the eventually
@@ -72,16 +72,19 @@ class _Record:
         keys = self.store.owned_by(self.key).union(*also)
         return keys - set(listed_keys(new_item))
 
-    def remove_unlisted(
-        self, output_keys: set[str], profile: Profile, written: Iterable[str] = ()
-    ) -> int:
+    def remove_unlisted(self, output_keys: set[str], profile: Profile) -> int:
         def rewrite(keys: set[str]) -> None:
             _rewrite(self, profile, keys)
 
         bucket = self.settings.output_bucket
         return ownership.remove_unlisted(
-            self.s3, bucket, self.store, self.source(), output_keys, rewrite, written
+            self.s3, bucket, self.store, self.source(), output_keys, rewrite
         )
+
+    def leftovers(self, newest: dict[str, Any] | None, *also: Iterable[str]) -> set[str]:
+        """For an event that lost: what `unlisted` says, plus keys this source released
+        that an earlier attempt of this (older) event may have written after the release."""
+        return self.unlisted(newest, self.store.released_by(self.key), *also)
 
 
 def process_record(record: S3Record, settings: Settings, s3: Any, store: MetadataStore) -> Outcome:
@@ -105,8 +108,18 @@ def process_record(record: S3Record, settings: Settings, s3: Any, store: Metadat
     logger.info("Processing image from bucket: %s, key: %s", record.bucket, work.key)
     if work.is_older_than({"sequencer": store.stored_sequencer(work.key)}):
         logger.info("Skipping key %r: a newer event was already processed", work.key)
-        return Outcome.SKIPPED
+        return _step_aside(work, profile)
     return _create(work, profile)
+
+
+def _step_aside(work: _Record, profile: Profile) -> Outcome:
+    """This event lost to a newer one before storing anything. An earlier attempt of it
+    (or of an older event) may have claimed and written keys and then died; the newer
+    event's cleanup cannot have seen claims made after it ran. Remove what this source
+    owns, up to this event's sequencer, that the newest item does not list."""
+    newest = work.store.item(work.key)
+    work.remove_unlisted(work.leftovers(newest), profile)
+    return Outcome.SKIPPED
 
 
 def _create(work: _Record, profile: Profile) -> Outcome:
@@ -137,7 +150,7 @@ def _create(work: _Record, profile: Profile) -> Outcome:
         ownership.claim_all(work.store, keys, source)
     except ownership.NewerEventClaimed as exc:
         logger.info("Skipping key %r: a newer event is writing %r", work.key, exc.args[0])
-        return Outcome.SKIPPED
+        return _step_aside(work, profile)
     except ownership.OutputKeyTaken as exc:
         # The keys claimed before the conflict go back when the failed item is stored.
         return _fail(work, profile, source, exc, claimed=keys[: keys.index(exc.output_key)])
@@ -195,7 +208,7 @@ def _store(work: _Record, profile: Profile, item: dict[str, Any], written: list[
             logger.info("Metadata stored successfully in DynamoDB.")
             stale = work.unlisted(item, listed_keys(previous), written)
             if stale:
-                removed = work.remove_unlisted(stale, profile, written)
+                removed = work.remove_unlisted(stale, profile)
                 logger.info("Removed %d rendition(s) the new item no longer lists", removed)
             return
     raise RuntimeError(f"the item of {work.key!r} kept changing; the retry will store it")
@@ -211,7 +224,7 @@ def _settle(work: _Record, profile: Profile, written: list[str]) -> None:
         newest = work.store.item(work.key) or {}
         if newest.get("profile_hash") == profile.content_hash():
             _rewrite(work, profile, set(listed_keys(newest)) & set(written))
-        work.remove_unlisted(work.unlisted(newest, written), profile, written)
+        work.remove_unlisted(work.leftovers(newest, written), profile)
         if (work.store.item(work.key) or {}).get("revision") == newest.get("revision"):
             logger.info("Renditions of %r settled on the newest item", work.key)
             return
@@ -240,7 +253,7 @@ def _remove(work: _Record, profile: Profile) -> Outcome:
         previous = work.store.item(work.key)
         if work.is_older_than(previous):
             logger.info("Skipping removal of %r: a newer event already recorded it", work.key)
-            return Outcome.SKIPPED
+            return _step_aside(work, profile)
         item = deleted_item(work.source(), previous)
         if work.store.replace(item, previous):
             # What a deleted item once listed goes too: a retried delete finds its own item.

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from lambda_pkg.events import s3_event
 from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
-from lambda_pkg.records import is_owner_record
+from lambda_pkg.records import OWNER_INDEX, is_owner_record
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
 from pipeline.local.emulator import client
 from pipeline.targets import Target
@@ -44,12 +44,18 @@ def _item(raw: dict[str, Any]) -> dict[str, Any]:
     return {name: _plain(_deserializer.deserialize(value)) for name, value in raw.items()}
 
 
-def items(target: Target) -> list[dict[str, Any]]:
-    """Every image item, by key. The table also holds the renditions' owner records
-    (`owner#<output key>`); they are not images, so they are left out."""
+def items(target: Target, attributes: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every image item, by key (only `attributes` of each, when given: a cheaper scan for
+    polling). The table also holds the renditions' owner records (`owner#<output key>`);
+    they are not images, so they are left out."""
     dynamodb = aws(target, "dynamodb")
+    scan: dict[str, Any] = {"TableName": target.names.metadata_table}
+    if attributes:
+        wanted = ("image_name", "record_type", *attributes)
+        names = {f"#a{i}": name for i, name in enumerate(wanted)}
+        scan.update(ProjectionExpression=", ".join(names), ExpressionAttributeNames=names)
     found = []
-    for page in dynamodb.get_paginator("scan").paginate(TableName=target.names.metadata_table):
+    for page in dynamodb.get_paginator("scan").paginate(**scan):
         found.extend(_item(raw) for raw in page.get("Items", []))
     images = [entry for entry in found if not is_owner_record(entry)]
     return sorted(images, key=lambda item: item["image_name"])
@@ -182,12 +188,29 @@ def plan_reprocess(target: Target, config: PipelineConfig, everything: bool) -> 
             else:
                 current += 1
                 continue
-        # The stored sequencer lets the conditional write accept this re-run.
-        sequencer = (entry or {}).get("sequencer", "")
+        # The stored sequencer lets the conditional write accept this re-run. With no item,
+        # an attempt that died after claiming its keys left its sequencer on their records.
+        sequencer = (entry or {}).get("sequencer") or claimed_sequencer(target, key)
         events.append(
             s3_event(target.names.input_bucket, key, obj["Size"], sequencer, "ObjectCreated:Put")
         )
     return ReprocessPlan(events, current, unrouted, missing, retried)
+
+
+def claimed_sequencer(target: Target, source_key: str) -> str:
+    """The newest sequencer on the owner records of `source_key` ("" when none): a re-run
+    must carry it, or it counts as older than the claims and steps aside."""
+    dynamodb = aws(target, "dynamodb")
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=target.names.metadata_table,
+        IndexName=OWNER_INDEX,
+        KeyConditionExpression="#owner = :owner",
+        ExpressionAttributeNames={"#owner": "owner"},
+        ExpressionAttributeValues={":owner": {"S": source_key}},
+    )
+    names = [raw["image_name"]["S"] for page in pages for raw in page.get("Items", [])]
+    records = (item(target, name) or {} for name in names)
+    return max((r.get("sequencer", "") for r in records), default="")
 
 
 def _retryable(entry: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ event for the key while a create is between its render, its claims and its write
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from botocore.exceptions import ClientError
 from lambda_pkg import workflow
 from lambda_pkg.events import normalise_sequencer, s3_event
 from lambda_pkg.handler import process_event
+from lambda_pkg.metadata import MetadataStore
 from lambda_pkg.profiles import Profile, load_named, profile_from_dict
 from reliability import images as image_sets
 from reliability.invariants import snapshot, violations
@@ -52,6 +54,26 @@ def same_format_profile() -> Profile:
             ],
         },
         source="reliability/integrity.py",
+    )
+
+
+def two_renditions() -> Profile:
+    """The smallest profile with the interesting middle states (one rendition written, the
+    other not): what the fault sweeps use, where `web`'s seven would only repeat them."""
+    return profile_from_dict(
+        {
+            "name": "pair",
+            "renditions": [
+                {
+                    "name": name,
+                    "resize": {"mode": "width", "width": width},
+                    "format": fmt,
+                    "key": "processed/{key}/{rendition}.{ext}",
+                }
+                for name, width, fmt in (("large", 320, "webp"), ("small", 120, "jpeg"))
+            ],
+        },
+        source="reliability/integrity.py (pair)",
     )
 
 
@@ -120,6 +142,7 @@ class Outcome:
     scenario: str
     delivery: str
     problems: list[str]
+    calls: int = 0  # AWS calls the handler made (those a fault can be injected into)
 
     @property
     def passed(self) -> bool:
@@ -214,23 +237,16 @@ class _Faulty:
         return call
 
 
-def run_with_fault(world: World, scenario: Scenario, fail_at: int) -> tuple[Outcome, int]:
+def run_with_fault(world: World, scenario: Scenario, fail_at: int) -> Outcome:
     """The scenario, sequential, with its `fail_at`-th AWS call failing once; each event is
-    delivered as Lambda's async invocation does (an error: up to two more attempts).
-    Returns the outcome and how many calls the handler made."""
+    delivered as Lambda's async invocation does (an error: up to two more attempts)."""
     calls = [0]
     s3, dynamodb = _Faulty(world.s3, calls, fail_at), _Faulty(world.dynamodb, calls, fail_at)
     run_ = _Run(world, scenario)
     for op in scenario.ops:
         for event in run_.apply(op):
-            for attempt in range(3):
-                try:
-                    process_event(event, world.settings(run_.profile), s3, dynamodb)
-                    break
-                except ClientError:
-                    if attempt == 2:
-                        raise
-    return Outcome(scenario.name, f"fault at call {fail_at}", run_.check()), calls[0]
+            _deliver_like_lambda(event, world.settings(run_.profile), s3, dynamodb)
+    return Outcome(scenario.name, f"fault at call {fail_at}", run_.check(), calls[0])
 
 
 # Where in the first create the second event is handled: after its render (before it
@@ -238,12 +254,21 @@ def run_with_fault(world: World, scenario: Scenario, fail_at: int) -> tuple[Outc
 INTERLEAVINGS = {"render": (workflow.imaging, "process"), "write": (workflow, "_put_rendition")}
 
 
-def during_render(world: World, profile: Profile, second: Op, at: str = "render") -> Outcome:
+def during_render(
+    world: World,
+    profile: Profile,
+    second: Op,
+    at: str = "render",
+    fail_at: int = 0,
+    lagging_index: bool = False,
+) -> Outcome:
     """A create is under way when `second` happens to the same key and its event is
     handled to the end: a delete (the create then finds a tombstone) or another upload
     (junk, or a picture whose rendition keys differ, whose cleanup may release the older
     event's claims). Whatever the older create then writes, it must remove, and the newer
-    event's result must stand."""
+    event's result must stand. With `fail_at`, the create's n-th AWS call fails once and
+    Lambda retries it; with `lagging_index`, the second event's cleanup sees an owner index
+    that does not show the create's claims yet (DynamoDB's GSIs are eventually consistent)."""
     key = "race/g.jpg"
     run_ = _Run(world, Scenario(f"{second.kind} during a create ({at})", lambda: profile, []))
     create = run_.apply(Op("put", key, image_sets.payloads()["jpeg 1600x1200"]))[0]
@@ -254,17 +279,33 @@ def during_render(world: World, profile: Profile, second: Op, at: str = "render"
     def second_first(*args: Any) -> Any:
         if not done:
             done.append(True)
-            if at == "render":
-                result = real(*args)
-            for event in run_.apply(Op(second.kind, key, second.data)):
-                run_.deliver(event)
+            result = real(*args) if at == "render" else None
+            lag = mock.patch.object(MetadataStore, "owned_by", return_value=set())
+            with lag if lagging_index else contextlib.nullcontext():
+                for event in run_.apply(Op(second.kind, key, second.data)):
+                    run_.deliver(event)
             if at == "render":
                 return result
         return real(*args)
 
+    calls = [0]
+    s3, dynamodb = _Faulty(world.s3, calls, fail_at), _Faulty(world.dynamodb, calls, fail_at)
     with mock.patch.object(module, name, side_effect=second_first):
-        run_.deliver(create)
-    return Outcome(run_.scenario.name, f"second event mid-create ({at})", run_.check())
+        _deliver_like_lambda(create, world.settings(profile), s3, dynamodb)
+    fault = f", fault at call {fail_at}" if fail_at else ""
+    delivery = f"second event mid-create ({at}{fault})"
+    return Outcome(run_.scenario.name, delivery, run_.check(), calls[0])
+
+
+def _deliver_like_lambda(event: dict[str, Any], settings: Any, s3: Any, dynamodb: Any) -> None:
+    """Lambda's asynchronous invocation: on an error, two more attempts."""
+    for attempt in range(3):
+        try:
+            process_event(event, settings, s3, dynamodb)
+            return
+        except ClientError:
+            if attempt == 2:
+                raise
 
 
 def cases() -> Iterator[tuple[Scenario, str]]:

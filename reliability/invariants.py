@@ -22,7 +22,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from lambda_pkg.records import is_owner_record
+from lambda_pkg.records import current_owner, is_owner_record
 from pipeline import ops
 from pipeline.targets import Target
 
@@ -47,7 +47,7 @@ def snapshot(s3: Any, dynamodb: Any, input_bucket: str, output_bucket: str, tabl
             entry = {k: _deserializer.deserialize(v) for k, v in raw.items()}
             if not is_owner_record(entry):
                 items[entry["image_name"]] = entry
-            elif entry.get("owner"):
+            elif current_owner(entry):
                 owners[entry["output_key"]] = entry["owner"]
     outputs = {
         key: s3.get_object(Bucket=output_bucket, Key=key)["Body"].read()
@@ -182,17 +182,16 @@ def settle(
     wanted = set(images)
     deadline = time.monotonic() + timeout_s
     while True:
-        items = {i["image_name"]: i for i in ops.items(target)}
-        done = {k for k in wanted if items.get(k, {}).get("status") in FINAL}
+        statuses = {i["image_name"]: i.get("status") for i in ops.items(target, ("status",))}
+        done = {k for k in wanted if statuses.get(k) in FINAL}
         letters = dead_lettered_keys(target) if wanted - done else set()
         if not wanted - done - letters or time.monotonic() > deadline:
             break
         time.sleep(poll_s)
     if idle is not None:
         idle()
-        items = {i["image_name"]: i for i in ops.items(target)}
         letters = dead_lettered_keys(target)
-    return items, letters
+    return {i["image_name"]: i for i in ops.items(target)}, letters
 
 
 def account(

@@ -44,13 +44,13 @@ def test_a_delete_handled_during_the_first_create_leaves_nothing(profile, at):
 def test_a_transient_error_at_any_aws_call_ends_in_the_same_invariants(scenario):
     # GIVEN the number of AWS calls the scenario's handlers make when nothing fails
     with world() as fresh:
-        _outcome, calls = integrity.run_with_fault(fresh, scenario, fail_at=0)
+        calls = integrity.run_with_fault(fresh, scenario, fail_at=0).calls
     # WHEN each of those calls in turn fails once (throttling, 5xx, a timeout) and Lambda
     # retries the event, THEN every invariant holds and the newest event won, every time
     broken = []
     for fail_at in range(1, calls + 1):
         with world() as fresh:
-            outcome, _ = integrity.run_with_fault(fresh, scenario, fail_at)
+            outcome = integrity.run_with_fault(fresh, scenario, fail_at)
         broken += [f"call {fail_at}: {problem}" for problem in outcome.problems]
     assert not broken, "\n".join(broken)
 
@@ -73,3 +73,30 @@ def test_an_upload_handled_during_an_older_create_leaves_only_its_own_result(pro
         outcome = integrity.during_render(fresh, chosen, second, at)
     # THEN whatever the older event then wrote is removed; every invariant holds
     assert outcome.passed, "\n".join(outcome.problems)
+
+
+@pytest.mark.parametrize("at", integrity.INTERLEAVINGS)
+@pytest.mark.parametrize("lagging_index", [False, True], ids=["index-current", "index-lagging"])
+@pytest.mark.parametrize(
+    "second",
+    [integrity.Op("delete"), integrity.Op("put", data=b"this is not an image" * 40)],
+    ids=["delete", "junk"],
+)
+def test_a_create_that_fails_and_loses_to_a_newer_event_leaves_nothing_behind(
+    at, lagging_index, second
+):
+    # GIVEN a create overtaken by a delete or a junk upload (handled to the end, maybe
+    # before the owner index shows the create's claims), WHEN each AWS call of the create
+    # in turn fails once and Lambda retries it (the retry then finds the newer item),
+    # THEN what any attempt claimed or wrote is gone and every invariant holds
+    profile = integrity.two_renditions()
+    with world() as fresh:
+        calls = integrity.during_render(fresh, profile, second, at).calls
+    broken = []
+    for fail_at in range(1, calls + 1):
+        with world() as fresh:
+            outcome = integrity.during_render(
+                fresh, profile, second, at, fail_at=fail_at, lagging_index=lagging_index
+            )
+        broken += [f"call {fail_at}: {problem}" for problem in outcome.problems]
+    assert not broken, "\n".join(broken)

@@ -206,3 +206,25 @@ def test_reprocess_retries_collision_losers_and_deleted_items_whose_original_is_
     keys = sorted(record.key for event in plan.events for record in s3_records(event))
     assert keys == ["back.jpg", "loser.jpg"]
     assert (plan.current, plan.retried, plan.missing) == (1, 2, 0)
+
+
+def test_reprocess_of_an_input_without_item_carries_the_sequencer_its_claims_hold(world):
+    # GIVEN an input whose only trace is the owner records an attempt that died after
+    # claiming left (the event then ended on the dead-letter queue)
+    web = load_named("web")
+    client("s3", None).put_object(Bucket=world.names.input_bucket, Key="dead.jpg", Body=b"x")
+    for output_key, sequencer in [("processed/dead.jpg/a.webp", "00AA"), ("processed/b", "00AC")]:
+        put_item(
+            world,
+            {
+                "image_name": records.owner_record_name(output_key),
+                "record_type": records.RECORD_TYPE_OWNER,
+                "output_key": output_key,
+                "owner": "dead.jpg",
+                "sequencer": sequencer,
+            },
+        )
+    # WHEN reprocess plans, THEN the event carries the newest of those sequencers, so the
+    # handler does not take itself for an older event and step aside
+    plan = ops.plan_reprocess(world, PipelineConfig.single(web), everything=False)
+    assert [r.sequencer for e in plan.events for r in s3_records(e)] == ["00AC".ljust(64, "0")]

@@ -50,7 +50,7 @@ def test_a_released_key_goes_to_the_other_source_on_its_next_upload(aws):
     process_event(delete, aws.settings("thumbnail"), aws.s3, aws.dynamodb)
     assert aws.output_keys() == []
     record = aws.item(owner_record_name(THUMB))
-    assert "owner" not in record and record["released_at"].endswith("Z")
+    assert record["owner"] == "released#a/photo.jpg" and record["released_at"].endswith("Z")
     # WHEN b is reprocessed (same sequencer, as `imgpipe reprocess` sends it)
     process_event(
         put_event(INPUT_BUCKET, "b/photo.jpg", 1, sequencer="0055AED6DCD90281E5"),
