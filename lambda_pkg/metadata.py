@@ -14,11 +14,11 @@ from botocore.exceptions import ClientError
 from lambda_pkg.imaging import Decoded, Output
 from lambda_pkg.profiles import Profile
 from lambda_pkg.records import (
-    OWNER_INDEX,
     OWNER_PREFIX,
     RECORD_TYPE_OWNER,
     RELEASED_PREFIX,
     current_owner,
+    owner_index_query,
     owner_record_name,
     released_mark,
 )
@@ -234,14 +234,8 @@ class MetadataStore:
         return self._indexed(released_mark(source_key))
 
     def _indexed(self, owner: str) -> set[str]:
-        paginator = self._client.get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self._table,
-            IndexName=OWNER_INDEX,
-            KeyConditionExpression="#owner = :owner",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":owner": {"S": owner}},
-        )
+        query = owner_index_query(self._table, owner)
+        pages = self._client.get_paginator("query").paginate(**query)
         names = (raw["image_name"]["S"] for page in pages for raw in page.get("Items", []))
         return {name.removeprefix(OWNER_PREFIX) for name in names}
 

@@ -71,3 +71,14 @@ def table_definition() -> dict[str, Any]:
             }
         ],
     }
+
+
+def owner_index_query(table: str, owner: str) -> dict[str, Any]:
+    """The Query (paginate it) for the owner records whose `owner` is exactly `owner`."""
+    return {
+        "TableName": table,
+        "IndexName": OWNER_INDEX,
+        "KeyConditionExpression": "#owner = :owner",
+        "ExpressionAttributeNames": {"#owner": "owner"},
+        "ExpressionAttributeValues": {":owner": {"S": owner}},
+    }

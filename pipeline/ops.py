@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from lambda_pkg.events import s3_event
 from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
-from lambda_pkg.records import OWNER_INDEX, is_owner_record
+from lambda_pkg.records import is_owner_record, owner_index_query
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
 from pipeline.local.emulator import client
 from pipeline.targets import Target
@@ -200,14 +200,8 @@ def plan_reprocess(target: Target, config: PipelineConfig, everything: bool) -> 
 def claimed_sequencer(target: Target, source_key: str) -> str:
     """The newest sequencer on the owner records of `source_key` ("" when none): a re-run
     must carry it, or it counts as older than the claims and steps aside."""
-    dynamodb = aws(target, "dynamodb")
-    pages = dynamodb.get_paginator("query").paginate(
-        TableName=target.names.metadata_table,
-        IndexName=OWNER_INDEX,
-        KeyConditionExpression="#owner = :owner",
-        ExpressionAttributeNames={"#owner": "owner"},
-        ExpressionAttributeValues={":owner": {"S": source_key}},
-    )
+    query = owner_index_query(target.names.metadata_table, source_key)
+    pages = aws(target, "dynamodb").get_paginator("query").paginate(**query)
     names = [raw["image_name"]["S"] for page in pages for raw in page.get("Items", [])]
     records = (item(target, name) or {} for name in names)
     return max((r.get("sequencer", "") for r in records), default="")
