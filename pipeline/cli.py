@@ -14,6 +14,7 @@ from typing import Any
 
 from lambda_pkg.profiles import PROFILES_DIR, ProfileError
 from pipeline import gallery, ops, report
+from pipeline.local.emulator import REGION
 from pipeline.progress import ProgressBar
 from pipeline.routing import RoutingError, describe
 from pipeline.stack import StackSettings, StackSettingsError
@@ -150,7 +151,10 @@ def _local(args: argparse.Namespace) -> int:
         print(f"  output bucket {names.output_bucket}   table {names.metadata_table}")
         print(f"  worker logs   {stack.log_dir}")
         print("\nUpload with the AWS CLI (any credentials work on the emulator):")
-        print("  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
+        print(
+            "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+            f"AWS_DEFAULT_REGION={REGION}"
+        )
         print(
             f"  aws --endpoint-url {stack.endpoint} s3 cp photo.jpg "
             f"s3://{names.input_bucket}/input/photo.jpg"
