@@ -27,15 +27,21 @@ ABANDONED_CLAIM_AGE = dt.timedelta(minutes=20)
 class OutputKeyTaken(Exception):
     """Another source owns an output key this upload would write. A retry cannot help."""
 
-    def __init__(self, output_key: str, owner: str) -> None:
+    def __init__(self, output_key: str, owner: str, template: str = "the key template") -> None:
         super().__init__(
             f"output key {output_key!r} already holds the rendition of {owner!r}, and one key "
-            "has one owner: nothing was written over it. Two sources map to the same key "
-            "because the profile's key template drops the folder ({name}, {stem}); use one "
-            "that keeps it ({path}, {dir}{name} or {key}), or give the files distinct names"
+            f"has one owner: nothing was written over it. Two sources map to the same key "
+            f"because {template} drops the folder ({{name}}, {{stem}}); use one that keeps it "
+            f"({{path}}, {{dir}}{{name}} or {{key}}), or give the files distinct names. Once "
+            f"{owner!r} is deleted or its renditions move, `imgpipe reprocess` gives the key "
+            "to this image"
         )
         self.output_key = output_key
         self.owner = owner
+
+    def naming(self, template: str) -> OutputKeyTaken:
+        """The same conflict, its reason naming the template that made the key."""
+        return OutputKeyTaken(self.output_key, self.owner, template)
 
 
 class NewerEventClaimed(Exception):

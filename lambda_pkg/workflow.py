@@ -152,8 +152,14 @@ def _create(work: _Record, profile: Profile) -> Outcome:
         logger.info("Skipping key %r: a newer event is writing %r", work.key, exc.args[0])
         return _step_aside(work, profile)
     except ownership.OutputKeyTaken as exc:
+        at = keys.index(exc.output_key)
+        rendition = outputs[at].rendition
+        template = (
+            f"the key template {rendition.key!r} (profile {profile.name!r}, rendition "
+            f"{rendition.name!r})"
+        )
         # The keys claimed before the conflict go back when the failed item is stored.
-        return _fail(work, profile, source, exc, claimed=keys[: keys.index(exc.output_key)])
+        return _fail(work, profile, source, exc.naming(template), claimed=keys[:at])
     written = list(zip(keys, outputs, strict=True))
     for output_key, output in written:
         _put_rendition(work.s3, work.settings.output_bucket, output_key, output)

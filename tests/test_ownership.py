@@ -34,7 +34,7 @@ def test_a_collision_fails_the_second_upload_naming_key_owner_and_fix(aws):
     item = aws.item("b/photo.jpg")
     assert item["status"] == "failed" and item["renditions"] == []
     assert item["error_type"] == "OutputKeyTaken"
-    for words in (THUMB, "a/photo.jpg", "{path}", "keeps"):
+    for words in (THUMB, "a/photo.jpg", "'processed/thumb_{name}'", "{path}", "reprocess"):
         assert words in item["error"], words
     # AND a's rendition is untouched, still owned by a
     assert aws.output(THUMB) == owned
