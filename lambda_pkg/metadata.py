@@ -42,9 +42,12 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # ISO-8601 UTC, as the seed's `timestamp`
+
+
 def utc_timestamp(now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.UTC)
-    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return now.astimezone(dt.UTC).strftime(TIMESTAMP_FORMAT)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lambda_pkg.metadata import MetadataStore, Source, listed_keys, newer_than
+from lambda_pkg.metadata import TIMESTAMP_FORMAT, MetadataStore, Source, listed_keys, newer_than
 from lambda_pkg.profiles import OUTPUT_PREFIX
 from lambda_pkg.records import current_owner, released_mark
 
@@ -69,7 +69,7 @@ def _abandoned(store: MetadataStore, record: dict[str, Any]) -> bool:
     still be rendering). Only an old claim its owner never listed is abandoned."""
     if record["output_key"] in listed_keys(store.item(record["owner"])):
         return False
-    claimed = dt.datetime.strptime(record["claimed_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    claimed = dt.datetime.strptime(record["claimed_at"], TIMESTAMP_FORMAT)
     age = dt.datetime.now(dt.UTC) - claimed.replace(tzinfo=dt.UTC)
     return age > ABANDONED_CLAIM_AGE
 

@@ -47,9 +47,10 @@ def is_reserved_source_key(key: str) -> bool:
 
 
 # The table, declared once: the Pulumi program, the local stack and the tests create it
-# from this. `owner` is on owner records only (and removed on release), so the index holds
-# exactly the keys each source owns now: what a cleanup must consider, even those claimed
-# by an invocation that died before storing its item.
+# from this. `owner` is on owner records only, so the index is sparse: under a source key
+# it holds exactly the keys that source owns now (what a cleanup must consider, even those
+# claimed by an invocation that died before storing its item), and under its released mark
+# the keys it let go that nobody has claimed since.
 TABLE_KEY = "image_name"
 OWNER_INDEX = "owner"
 

@@ -39,7 +39,7 @@ class Snapshot:
     originals: set[str]
 
 
-def snapshot(s3: Any, dynamodb: Any, input_bucket: str, output_bucket: str, table: str):
+def snapshot(s3: Any, dynamodb: Any, input_bucket: str, output_bucket: str, table: str) -> Snapshot:
     items: dict[str, dict[str, Any]] = {}
     owners: dict[str, str] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
