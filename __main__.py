@@ -7,6 +7,7 @@ before any resource is registered, so `pulumi preview` fails instead of a later 
 import pulumi
 
 from pipeline.component import ImagePipeline, ImagePipelineArgs
+from pipeline.names import resource_names
 from pipeline.stack import (
     CONFIG_NAMESPACE,
     OUTPUT_ALARM_TOPIC,
@@ -17,7 +18,6 @@ from pipeline.stack import (
     OUTPUT_METADATA_TABLE,
     OUTPUT_OUTPUT_BUCKET,
     StackSettings,
-    resource_names,
 )
 
 settings = StackSettings.from_values(pulumi.Config(CONFIG_NAMESPACE).get)

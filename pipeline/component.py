@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -21,14 +22,24 @@ from lambda_pkg.settings import function_environment
 from pipeline import routing
 from pipeline.guards import (
     DeployGuardError,
-    autonamed,
     check_artifacts_fit,
     check_capacity,
     check_environment_size,
 )
-from pipeline.iam import assume_role_policy, function_policy, tls_only_bucket_policy
-from pipeline.layer import build_function_zip, build_layer
-from pipeline.stack import TRIGGER_EVENTS, ResourceNames, StackSettings
+from pipeline.iam import (
+    alarm_topic_key_policy,
+    assume_role_policy,
+    function_policy,
+    tls_only_bucket_policy,
+)
+from pipeline.layer import (
+    ArtifactError,
+    build_function_zip,
+    build_layer,
+    check_prebuilt_layer,
+)
+from pipeline.names import ResourceNames, autonamed
+from pipeline.stack import TRIGGER_EVENTS, StackSettings
 
 TYPE_TOKEN = "imgpipe:index:ImagePipeline"
 HANDLER = "lambda_pkg.handler.handler"
@@ -44,6 +55,76 @@ class ImagePipelineArgs:
     config: PipelineConfig
     settings: StackSettings
     names: ResourceNames
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What the function is made of, built and checked before any resource is registered."""
+
+    function_zip: Path
+    layer_zip: Path | None  # None: the stack attaches `layer_arn` instead
+    layer_arn: str | None = None
+
+
+def prepare(args: ImagePipelineArgs) -> Artifacts:
+    """Every check that can fail, and every build, before the first registration.
+
+    A failure here (a bad route, a guard, pip unable to reach an index, a layer for the
+    wrong platform) raises with nothing created, with or without `pulumi preview` first.
+    """
+    validate(args)
+    settings = args.settings
+    function_zip = build_function_zip()
+    if settings.layer_arn:
+        check_layer_version(settings.layer_arn, settings.runtime, settings.architecture)
+        return Artifacts(function_zip, None, settings.layer_arn)
+    if settings.layer_zip:
+        layer_zip = settings.layer_zip
+        check_prebuilt_layer(layer_zip, settings.runtime, settings.architecture)
+    else:
+        try:
+            layer_zip = build_layer(settings.runtime, settings.architecture)
+        except ArtifactError as exc:
+            raise ArtifactError(
+                f"{exc}\n\nNothing was created. Deploying builds the Pillow layer with pip, "
+                "which needs a package index. Without one, build the layer where there is "
+                f"one (`imgpipe build-layer --arch {settings.architecture} --python "
+                f"{settings.runtime.removeprefix('python')}`) and set imgpipe:layerZip to "
+                "the zip, or set imgpipe:layerArn to a published layer version."
+            ) from None
+    check_artifacts_fit(layer_zip, function_zip)
+    return Artifacts(function_zip, layer_zip)
+
+
+def check_layer_version(arn: str, runtime: str, architecture: str) -> None:
+    """Ask Lambda about a prebuilt layer version; refuse one declared for another platform.
+
+    A synchronous invoke, so the answer arrives before any resource is registered. A layer
+    that declares no runtimes or architectures cannot be checked and is accepted.
+    """
+    try:
+        found = aws.lambda_.get_layer_version(layer_version_arn=arn)
+    except Exception as exc:  # the provider's message says why (missing, not shared, ...)
+        raise ArtifactError(
+            f"imgpipe:layerArn: cannot read layer version {arn}: {exc}. Nothing was created."
+        ) from exc
+    runtimes = list(found.compatible_runtimes or [])
+    architectures = list(found.compatible_architectures or [])
+    if runtimes and runtime not in runtimes:
+        raise ArtifactError(
+            f"imgpipe:layerArn: {arn} declares runtimes {', '.join(runtimes)}, not {runtime} "
+            "(imgpipe:runtime); publish it for that runtime or change imgpipe:runtime"
+        )
+    if architectures and architecture not in architectures:
+        raise ArtifactError(
+            f"imgpipe:layerArn: {arn} declares architectures {', '.join(architectures)}, not "
+            f"{architecture} (imgpipe:architecture)"
+        )
+    if not runtimes or not architectures:
+        pulumi.log.warn(
+            f"imgpipe:layerArn: {arn} declares no compatible runtimes or architectures; "
+            f"make sure it was built for {runtime} on {architecture}"
+        )
 
 
 def validate(args: ImagePipelineArgs) -> None:
@@ -85,10 +166,11 @@ class ImagePipeline(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ImagePipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        validate(args)
+        self._artifacts = prepare(args)
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
+        self._caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         self._create_buckets()
         self._create_table()
         self._create_log_group()
@@ -127,7 +209,9 @@ class ImagePipeline(pulumi.ComponentResource):
         # bucket fails unless the stack opts in. Renditions are derived (`reprocess`
         # recreates them), so a separate output bucket may be emptied on destroy.
         self.input_bucket = aws.s3.Bucket(
-            names.input_bucket, force_destroy=settings.force_destroy_input, opts=self._child
+            names.input_bucket,
+            force_destroy=settings.force_destroy_input,
+            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
         )
         self.input_guards = self._bucket_guards(names.input_bucket, self.input_bucket)
         if settings.single_bucket:
@@ -236,8 +320,13 @@ class ImagePipeline(pulumi.ComponentResource):
     def _create_table(self) -> None:
         table = table_definition()  # the same definition the local stack and tests create
         (key,) = table["KeySchema"]
+        protect = self._args.settings.protect
+        # The only record of deleted and failed images: restorable to any second of the
+        # last 35 days, and refused by both AWS and Pulumi on delete unless the stack opts out.
         self.table = aws.dynamodb.Table(
             self._args.names.metadata_table,
+            point_in_time_recovery={"enabled": True},
+            deletion_protection_enabled=protect,
             billing_mode=table["BillingMode"],
             hash_key=key["AttributeName"],
             attributes=[
@@ -257,7 +346,7 @@ class ImagePipeline(pulumi.ComponentResource):
                 )
                 for index in table["GlobalSecondaryIndexes"]
             ],
-            opts=self._child,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
 
     # -- the function ----------------------------------------------------------------------
@@ -266,28 +355,35 @@ class ImagePipeline(pulumi.ComponentResource):
         # Created here (not by Lambda on first invoke) so retention is set and the role
         # needs no logs:CreateLogGroup. A prefix, because the function's own name is
         # autonamed and referring to it would be a cycle (function -> log group -> function).
-        function = self._args.names.function
+        names = self._args.names
         self.log_group = aws.cloudwatch.LogGroup(
-            f"{function}-logs",
-            name_prefix=f"/aws/lambda/{function}-",
+            f"{names.function}-logs",
+            name_prefix=names.log_group_prefix,
             retention_in_days=self._args.settings.log_retention_days,
             opts=self._child,
         )
 
     def _create_layer(self) -> None:
-        settings = self._args.settings
-        zip_path = build_layer(settings.runtime, settings.architecture)
-        self.function_zip = build_function_zip()
-        check_artifacts_fit(zip_path, self.function_zip)
+        settings, artifacts = self._args.settings, self._artifacts
+        self.layer: aws.lambda_.LayerVersion | None = None
+        if artifacts.layer_zip is None:
+            self.layer_version_arn: pulumi.Input[str] = artifacts.layer_arn or ""
+            return
+        built = settings.layer_zip is None
         self.layer = aws.lambda_.LayerVersion(
             f"{self._args.names.function}-layer",
-            layer_name=f"{self._args.names.function}-pillow",
-            code=pulumi.FileArchive(str(zip_path)),
+            layer_name=self._args.names.layer,
+            code=pulumi.FileArchive(str(artifacts.layer_zip)),
             compatible_runtimes=[settings.runtime],
             compatible_architectures=[settings.architecture],
-            description="Pillow, built by pipeline/layer.py from requirements/layer.txt",
+            description=(
+                "Pillow, built by pipeline/layer.py from requirements/layer.txt"
+                if built
+                else f"Pillow, prebuilt ({artifacts.layer_zip.name}, imgpipe:layerZip)"
+            ),
             opts=self._child,
         )
+        self.layer_version_arn = self.layer.arn
 
     def _create_dead_letter_queue(self) -> None:
         self.dead_letter_queue = aws.sqs.Queue(
@@ -299,9 +395,9 @@ class ImagePipeline(pulumi.ComponentResource):
         )
 
     def _create_role(self) -> None:
-        function, settings = self._args.names.function, self._args.settings
+        names, settings = self._args.names, self._args.settings
         self.role = aws.iam.Role(
-            f"{function}-role",
+            names.role,
             assume_role_policy=json.dumps(assume_role_policy()),
             opts=self._child,
         )
@@ -319,10 +415,11 @@ class ImagePipeline(pulumi.ComponentResource):
                 read_patterns=patterns,
                 dead_letter_queue_arn=arns[4],
                 kms_key_arn=settings.kms_key_arn,
+                tracing=settings.tracing,
             )
         )
         self.role_policy = aws.iam.RolePolicy(
-            f"{function}-policy",
+            names.role_policy,
             role=self.role.id,
             policy=pulumi.Output.json_dumps(document),
             opts=self._child,
@@ -342,8 +439,10 @@ class ImagePipeline(pulumi.ComponentResource):
             reserved_concurrent_executions=settings.reserved_concurrency,
             handler=HANDLER,
             role=self.role.arn,
-            code=pulumi.FileArchive(str(self.function_zip)),
-            layers=[self.layer.arn],
+            code=pulumi.FileArchive(str(self._artifacts.function_zip)),
+            layers=[self.layer_version_arn],
+            # Active: Lambda samples and records each invocation in X-Ray (imgpipe:tracing).
+            tracing_config={"mode": "Active"} if settings.tracing else None,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="Text", log_group=self.log_group.name
@@ -373,13 +472,26 @@ class ImagePipeline(pulumi.ComponentResource):
 
     def _create_alarms(self) -> None:
         names, settings = self._args.names, self._args.settings
-        prefix = names.function
-        self.alarm_topic = aws.sns.Topic(f"{prefix}-alarms", opts=self._child)
+        # CloudWatch cannot publish to a topic under the AWS-managed key (alias/aws/sns):
+        # its key policy does not admit cloudwatch.amazonaws.com and cannot be edited. So
+        # the topic gets a key of its own whose policy does.
+        self.alarm_key = aws.kms.Key(
+            f"{names.alarm_topic}-key",
+            description=f"Encrypts the alarm topic of {names.function}",
+            enable_key_rotation=True,
+            policy=pulumi.Output.json_dumps(
+                self._caller.apply(lambda c: alarm_topic_key_policy(c.account_id, c.arn))
+            ),
+            opts=self._child,
+        )
+        self.alarm_topic = aws.sns.Topic(
+            names.alarm_topic, kms_master_key_id=self.alarm_key.arn, opts=self._child
+        )
         self.alarm_subscription = None
         if settings.alarm_email:
             # E-mail subscriptions stay "pending confirmation" until the recipient clicks.
             self.alarm_subscription = aws.sns.TopicSubscription(
-                f"{prefix}-alarms-email",
+                f"{names.alarm_topic}-email",
                 topic=self.alarm_topic.arn,
                 protocol="email",
                 endpoint=settings.alarm_email,
@@ -420,7 +532,7 @@ class ImagePipeline(pulumi.ComponentResource):
         description: str,
     ) -> aws.cloudwatch.MetricAlarm:
         return aws.cloudwatch.MetricAlarm(
-            f"{self._args.names.function}-{suffix}",
+            self._args.names.alarm(suffix),
             namespace=namespace,
             metric_name=metric,
             statistic=statistic,
@@ -438,16 +550,14 @@ class ImagePipeline(pulumi.ComponentResource):
         )
 
     def _create_trigger(self) -> None:
-        function = self._args.names.function
-        caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         self.permission = aws.lambda_.Permission(
-            f"{function}-s3-invoke",
+            self._args.names.permission,
             action="lambda:InvokeFunction",
             function=self.function.name,
             principal="s3.amazonaws.com",
             source_arn=self.input_bucket.arn,
             # Bucket ARNs carry no account: pin it so a same-named bucket elsewhere cannot invoke.
-            source_account=caller.account_id,
+            source_account=self._caller.account_id,
             opts=self._child,
         )
         rules = routing.notification_rules(self._args.config.routes, TRIGGER_EVENTS)

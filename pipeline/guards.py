@@ -16,8 +16,6 @@ from pipeline.layer import LAMBDA_UNZIPPED_LIMIT, unzipped_size
 
 # Lambda: "The total size of all environment variables doesn't exceed 4 KB" (names + values).
 LAMBDA_ENVIRONMENT_LIMIT = 4096
-# Pulumi autonaming appends "-" and 7 characters to a logical name.
-AUTONAME_SUFFIX_LENGTH = 8
 
 # Memory rule of thumb (README "Sizing"): Python + boto3 + Pillow need about
 # BASE_MEMORY_MB; the largest image a profile accepts is decoded once at up to 4 bytes a
@@ -40,11 +38,6 @@ class DeployGuardError(ValueError):
 def environment_size(variables: Mapping[str, str]) -> int:
     """Bytes Lambda counts against its 4 KB limit: every name plus every value, UTF-8."""
     return sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
-
-
-def autonamed(logical_name: str) -> str:
-    """A stand-in with the exact length of the physical name Pulumi will generate."""
-    return logical_name + "-" + "x" * (AUTONAME_SUFFIX_LENGTH - 1)
 
 
 def check_environment_size(variables: Mapping[str, str], config: PipelineConfig) -> int:

@@ -39,6 +39,7 @@ def function_policy(
     read_patterns: Sequence[tuple[str, str]] = (("", ""),),
     dead_letter_queue_arn: str | None = None,
     kms_key_arn: str | None = None,
+    tracing: bool = False,
 ) -> dict[str, Any]:
     """Least privilege for the handler, derived from the resources and the routes.
 
@@ -83,7 +84,39 @@ def function_policy(
         statements.append(
             _allow("UseBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"], kms_key_arn)
         )
+    if tracing:
+        # Active tracing: Lambda's runtime sends segments with the function's role. These
+        # two actions have no resource ARNs; IAM accepts only "*" for them.
+        statements.append(
+            _allow("WriteTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
+        )
     return {"Version": VERSION, "Statement": statements}
+
+
+def alarm_topic_key_policy(account_id: str, caller_arn: str) -> dict[str, Any]:
+    """The alarm topic's KMS key: the account administers it (as in KMS's default key
+    policy, which lets IAM policies grant the rest), and CloudWatch alarms may encrypt
+    the messages they publish to the topic, which the AWS-managed SNS key never allows."""
+    partition = caller_arn.split(":")[1] if caller_arn.count(":") >= 5 else "aws"
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "AccountAdministersKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "CloudWatchAlarmsPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+            },
+        ],
+    }
 
 
 def tls_only_bucket_policy(bucket_arn: str) -> dict[str, Any]:

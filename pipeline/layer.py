@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -27,6 +28,8 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 # glibc 2.x minor of each runtime's OS: python3.12/3.13 run on Amazon Linux 2023 (glibc 2.34).
 RUNTIME_GLIBC_MINOR = {"python3.12": 34, "python3.13": 34}
 MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
+# ELF e_machine of each architecture's shared objects.
+ELF_MACHINES = {"arm64": 183, "x86_64": 62}  # EM_AARCH64, EM_X86_64
 # Bump when the zip layout or pip flags change, so old cached zips are not reused.
 _BUILD_VERSION = "1"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -110,6 +113,108 @@ def check_unzipped_size(zip_path: Path, limit: int = LAMBDA_UNZIPPED_LIMIT) -> i
             f"{limit / 2**20:.0f} MiB limit for function + layers; trim requirements/layer.txt"
         )
     return size
+
+
+def check_prebuilt_layer(zip_path: Path, runtime: str, architecture: str) -> int:
+    """Refuse a layer zip Lambda could not load into this stack's function.
+
+    Checks what the zip itself says: `python/` at its root (Lambda's path for Python
+    layers), every wheel's tags (`*.dist-info/WHEEL`) and every compiled module's name and
+    ELF machine against the runtime and architecture. Returns the unzipped size.
+    """
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise ArtifactError(
+            f"imgpipe:layerZip: {zip_path} does not exist; build it with "
+            f"`imgpipe build-layer --arch {architecture} --python "
+            f"{runtime.removeprefix('python')} --output {zip_path}`"
+        )
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            infos = archive.infolist()
+            wheels = {
+                info.filename: archive.read(info).decode("utf-8", "replace")
+                for info in infos
+                if info.filename.endswith(".dist-info/WHEEL")
+            }
+            objects = {
+                info.filename: archive.open(info).read(20)
+                for info in infos
+                if re.search(r"\.so(\.[0-9.]+)?$", info.filename)
+            }
+    except zipfile.BadZipFile:
+        raise ArtifactError(f"imgpipe:layerZip: {zip_path} is not a zip file") from None
+    problems = _layer_problems([i.filename for i in infos], wheels, objects, runtime, architecture)
+    if problems:
+        raise ArtifactError(
+            f"imgpipe:layerZip: {zip_path} cannot serve a {runtime} {architecture} function: "
+            + "; ".join(problems[:5])
+            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        )
+    return check_unzipped_size(zip_path)
+
+
+def _layer_problems(
+    names: list[str],
+    wheels: dict[str, str],
+    objects: dict[str, bytes],
+    runtime: str,
+    architecture: str,
+) -> list[str]:
+    if runtime not in RUNTIME_GLIBC_MINOR:
+        return [f"runtime {runtime!r} is not one of {', '.join(RUNTIME_GLIBC_MINOR)}"]
+    if architecture not in MACHINES:
+        return [f"architecture {architecture!r} is not one of {', '.join(MACHINES)}"]
+    files = [n for n in names if not n.endswith("/")]
+    outside = [n for n in files if not n.startswith("python/")]
+    problems = []
+    if not files:
+        problems.append("it is empty")
+    if outside:
+        problems.append(f"{outside[0]} is not under python/ (Lambda adds only python/ to the path)")
+    version = runtime.removeprefix("python").replace(".", "")  # "312"
+    for name, text in wheels.items():
+        tags = [
+            line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Tag:")
+        ]
+        if tags and not any(_tag_fits(tag, runtime, architecture) for tag in tags):
+            problems.append(f"{name.rsplit('/', 2)[-2]} is built for {', '.join(tags)}")
+    machine = MACHINES[architecture]
+    for name, head in objects.items():
+        tagged = re.search(r"\.cpython-(\d+)-([a-z0-9_]+)-linux-gnu\.so$", name)
+        if tagged and (tagged[1] != version or tagged[2] != machine):
+            problems.append(f"{name} is a CPython {tagged[1]} {tagged[2]} module")
+        elif head[:4] == b"\x7fELF" and len(head) >= 20:
+            found = int.from_bytes(head[18:20], "big" if head[5] == 2 else "little")
+            if found != ELF_MACHINES[architecture]:
+                problems.append(f"{name} is compiled for ELF machine {found}, not {architecture}")
+    return problems
+
+
+def _tag_fits(tag: str, runtime: str, architecture: str) -> bool:
+    """One wheel tag (`cp312-cp312-manylinux_2_28_aarch64`, parts may be dotted) on Lambda."""
+    pythons, abis, platforms = (part.split(".") for part in tag.split("-"))
+    version = runtime.removeprefix("python").replace(".", "")  # "312"
+    minor = int(version[1:])
+
+    def python_fits(python: str, abi: str) -> bool:
+        if python in ("py3", f"py{version}", f"cp{version}"):
+            return True
+        # The stable ABI: built against an older CPython 3, loadable by every later one.
+        return abi == "abi3" and python.startswith("cp3") and int(python[3:]) <= minor
+
+    def platform_fits(platform: str) -> bool:
+        if platform == "any":
+            return True
+        if not platform.endswith(f"_{MACHINES[architecture]}"):
+            return False
+        if platform.startswith("manylinux_2_"):
+            return int(platform.split("_")[2]) <= RUNTIME_GLIBC_MINOR[runtime]
+        return platform.startswith(("manylinux1_", "manylinux2010_", "manylinux2014_"))
+
+    return any(python_fits(p, a) for p in pythons for a in abis) and any(
+        platform_fits(p) for p in platforms
+    )
 
 
 def _build_layer(label: str, target: list[str], cache_dir: Path, requirements: Path) -> Path:

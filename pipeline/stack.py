@@ -48,6 +48,10 @@ RESERVED_CONCURRENCY_RANGE = (1, 10000)
 OUTPUT_EXPIRATION_RANGE_DAYS = (0, 36500)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+# A layer *version* ARN: Lambda attaches versions, never a layer as such.
+_LAYER_VERSION_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]{1,140}:[1-9]\d*$"
+)
 _BOOLEANS = {"true": True, "false": False}
 # The values CloudWatch Logs accepts for PutRetentionPolicy; 0 means "never expire".
 LOG_RETENTION_DAYS = (
@@ -56,9 +60,6 @@ LOG_RETENTION_DAYS = (
 )  # fmt: skip
 
 _PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_NAME_PART_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
-# Pulumi autonames append "-" + 7 characters; the result must still fit S3's 63.
-MAX_LOGICAL_NAME = 63 - 8
 
 
 class StackSettingsError(ValueError):
@@ -88,6 +89,13 @@ class StackSettings:
     force_destroy_input: bool = False
     reserved_concurrency: int | None = None  # None: unreserved
     single_bucket: bool = False  # renditions under processed/ in the input bucket
+    # Pulumi `protect` on the table and input bucket, plus the table's deletion protection.
+    protect: bool = True
+    tracing: bool = False  # X-Ray active tracing
+    # A prebuilt layer instead of a pip build at deploy: a layer version ARN, or a zip file
+    # (`imgpipe build-layer`). At most one; both None means build from requirements/layer.txt.
+    layer_arn: str | None = None
+    layer_zip: Path | None = None
 
     def resolved_routes(self) -> tuple[Route, ...]:
         """The routes in handler order (specific first, catch-all last)."""
@@ -149,6 +157,19 @@ class StackSettings:
                 "cannot be granted in IAM by ARN), or unset for SSE-S3",
             )
         reserved = value("reservedConcurrency", "")
+        layer_arn = value("layerArn", "") or None
+        if layer_arn is not None and not _LAYER_VERSION_ARN_RE.match(layer_arn):
+            raise StackSettingsError(
+                "layerArn",
+                layer_arn,
+                "a layer version ARN like arn:aws:lambda:eu-west-1:123456789012:layer:pillow:3 "
+                "(with its version number), or unset",
+            )
+        layer_zip = value("layerZip", "") or None
+        if layer_arn and layer_zip:
+            raise StackSettingsError(
+                "layerZip", layer_zip, "unset when imgpipe:layerArn is set (one prebuilt layer)"
+            )
         settings = cls(
             profile=profile,
             runtime=runtime,
@@ -182,6 +203,10 @@ class StackSettings:
                 else None
             ),
             single_bucket=_bool("singleBucket", value("singleBucket", defaults.single_bucket)),
+            protect=_bool("protect", value("protect", defaults.protect)),
+            tracing=_bool("tracing", value("tracing", defaults.tracing)),
+            layer_arn=layer_arn,
+            layer_zip=Path(layer_zip).expanduser() if layer_zip else None,
         )
         check_no_self_trigger(settings.resolved_routes(), settings.single_bucket)
         return settings
@@ -203,45 +228,3 @@ def _int(key: str, raw: str, low: int | None = None, high: int | None = None) ->
     if low is not None and high is not None and not low <= number <= high:
         raise StackSettingsError(key, number, allowed)
     return number
-
-
-@dataclass(frozen=True)
-class ResourceNames:
-    """Logical names in Pulumi (autonamed with a suffix) and literal names in the local stack."""
-
-    input_bucket: str
-    output_bucket: str
-    metadata_table: str
-    function: str
-    dead_letter_queue: str
-    event_queue: str
-
-
-def resource_names(project: str, stack: str) -> ResourceNames:
-    """`<project>-<stack>-<role>`; every name is a valid S3 bucket name even after autonaming."""
-    for what, part in (("project", project), ("stack", stack)):
-        if not _NAME_PART_RE.match(part) or "--" in part:
-            raise StackSettingsError(
-                what,
-                part,
-                "lower-case letters, digits and single hyphens, starting and ending with a "
-                "letter or digit (resource names, S3 bucket names among them, are built from it)",
-            )
-    prefix = f"{project}-{stack}"
-    names = ResourceNames(
-        input_bucket=f"{prefix}-input",
-        output_bucket=f"{prefix}-output",
-        metadata_table=f"{prefix}-metadata",
-        function=f"{prefix}-processor",
-        dead_letter_queue=f"{prefix}-dlq",
-        event_queue=f"{prefix}-events",
-    )
-    longest = max(vars(names).values(), key=len)
-    if len(longest) > MAX_LOGICAL_NAME:
-        raise StackSettingsError(
-            "stack",
-            stack,
-            f"a shorter project+stack name: {longest!r} is {len(longest)} characters, "
-            f"at most {MAX_LOGICAL_NAME} leave room for Pulumi's suffix within S3's 63",
-        )
-    return names

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.layer import DEFAULT_CACHE_DIR
+from pipeline.names import ResourceNames, resource_names
 from pipeline.stack import (
     OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_FUNCTION_NAME,
     OUTPUT_INPUT_BUCKET,
     OUTPUT_METADATA_TABLE,
     OUTPUT_OUTPUT_BUCKET,
-    ResourceNames,
-    resource_names,
 )
 
 PROJECT = "imgpipe"

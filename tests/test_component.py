@@ -28,6 +28,7 @@ from lambda_pkg.settings import function_environment
 from pipeline import component
 from pipeline.component import HANDLER, TYPE_TOKEN, ImagePipeline, ImagePipelineArgs
 from pipeline.iam import assume_role_policy, function_policy, tls_only_bucket_policy
+from pipeline.names import ResourceNames, resource_names
 from pipeline.stack import (
     OUTPUT_ALARM_TOPIC,
     OUTPUT_DEAD_LETTER_QUEUE,
@@ -36,10 +37,8 @@ from pipeline.stack import (
     OUTPUT_INPUT_BUCKET,
     OUTPUT_METADATA_TABLE,
     OUTPUT_OUTPUT_BUCKET,
-    ResourceNames,
     StackSettings,
     StackSettingsError,
-    resource_names,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,6 +70,7 @@ RECURSION = "aws:lambda/functionRecursionConfig:FunctionRecursionConfig"
 TOPIC = "aws:sns/topic:Topic"
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+KMS_KEY = "aws:kms/key:Key"
 
 
 @dataclass
@@ -83,6 +83,7 @@ class Registered:
     urn: str = ""
     parent: str = ""
     dependencies: tuple[str, ...] = ()
+    protect: bool = False
 
 
 @dataclass
@@ -116,6 +117,10 @@ class PipelineMocks(pulumi.runtime.Mocks):
             resource_id = url  # a queue's id is its URL
         elif args.typ == TOPIC:
             outputs.update(name=physical, arn=arn("sns", physical))
+        elif args.typ == KMS_KEY:
+            key_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+            outputs.update(keyId=key_id, arn=arn("kms", f"key/{key_id}"))
+            resource_id = key_id
         elif args.typ == ALARM:
             outputs.update(name=physical, arn=arn("cloudwatch", f"alarm:{physical}"))
         self.resources[args.name] = Registered(args.typ, args.name, inputs, outputs, resource_id)
@@ -145,6 +150,7 @@ class RecordingMonitor(MockMonitor):
         if recorded is not None:
             recorded.urn, recorded.parent = response.urn, request.parent
             recorded.dependencies = tuple(request.dependencies)
+            recorded.protect = request.protect
         return response
 
 
@@ -231,6 +237,7 @@ def test_every_resource_once_and_parented_under_the_component(deployed: Deployme
         INVOKE_CONFIG: 1,
         RECURSION: 1,
         TOPIC: 1,
+        KMS_KEY: 1,
         ALARM: 4,
         PERMISSION: 1,
         NOTIFICATION: 1,
@@ -292,6 +299,24 @@ def test_table_is_on_demand_keyed_by_image_name_with_the_owner_index(
             "projectionType": "KEYS_ONLY",
         }
     ]
+
+
+def test_the_record_and_the_originals_are_protected_by_default(deployed: Deployment) -> None:
+    mocks, names = deployed.mocks, deployed.names
+    table = mocks.one(TABLE)
+    assert table.inputs["pointInTimeRecovery"] == {"enabled": True}
+    assert table.inputs["deletionProtectionEnabled"] is True
+    protected = {r.name for r in mocks.resources.values() if r.protect}
+    assert protected == {names.metadata_table, names.input_bucket}
+
+
+def test_protect_false_lets_destroy_remove_the_table_and_input_bucket() -> None:
+    mocks = deploy(settings=StackSettings(protect=False)).mocks
+    assert [r.name for r in mocks.resources.values() if r.protect] == []
+    table = mocks.one(TABLE)
+    assert table.inputs["deletionProtectionEnabled"] is False
+    # Point-in-time recovery stays: it protects against bad writes, not only deletes.
+    assert table.inputs["pointInTimeRecovery"] == {"enabled": True}
 
 
 def test_log_group_retention_and_function_logging(deployed: Deployment) -> None:
@@ -512,7 +537,13 @@ def test_main_reads_stack_config(fake_layer: list[tuple[str, str]]) -> None:
         ({"profile": "no-such-profile"}, "dev", ProfileError, "one of .*thumbnail"),
         ({"runtime": "python3.11"}, "dev", StackSettingsError, "imgpipe:runtime"),
         ({"logRetentionDays": "10"}, "dev", StackSettingsError, "imgpipe:logRetentionDays"),
-        ({}, "Dev_Stack", StackSettingsError, "imgpipe:stack"),
+        ({"protect": "no"}, "dev", StackSettingsError, "imgpipe:protect"),
+        (
+            {"layerArn": "arn:aws:lambda:eu-west-1:123456789012:layer:pillow"},
+            "dev",
+            StackSettingsError,
+            "with its version number",
+        ),
     ],
 )
 def test_bad_config_fails_before_any_resource(

@@ -13,15 +13,18 @@ from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
 from pipeline.component import ImagePipeline, ImagePipelineArgs
 from pipeline.guards import DeployGuardError
+from pipeline.names import resource_names
 from pipeline.routing import RoutingError
-from pipeline.stack import StackSettings, resource_names
+from pipeline.stack import StackSettings
 from tests.conftest import KMS_KEY_ARN
 from tests.test_component import (
+    ACCOUNT,
     ALARM,
     BUCKET,
     ENCRYPTION,
     FUNCTION,
     INVOKE_CONFIG,
+    KMS_KEY,
     LIFECYCLE,
     NOTIFICATION,
     QUEUE,
@@ -91,6 +94,39 @@ def test_alarms_on_errors_throttles_duration_and_dlq_depth() -> None:
     assert dlq["namespace"] == "AWS/SQS" and dlq["threshold"] == 0
     assert dlq["dimensions"] == {"QueueName": mocks.one(QUEUE).outputs["name"]}
     assert mocks.of_type(SUBSCRIPTION) == []  # no alarmEmail, no subscription
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() -> None:
+    mocks = deploy().mocks
+    key = mocks.one(KMS_KEY)
+    assert mocks.one(TOPIC).inputs["kmsMasterKeyId"] == key.outputs["arn"]
+    assert key.inputs["enableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in json.loads(key.inputs["policy"])["Statement"]}
+    # The AWS-managed alias/aws/sns key would silently drop every alarm notification.
+    assert statements["CloudWatchAlarmsPublish"]["Principal"] == {
+        "Service": "cloudwatch.amazonaws.com"
+    }
+    assert statements["CloudWatchAlarmsPublish"]["Action"] == [
+        "kms:Decrypt",
+        "kms:GenerateDataKey*",
+    ]
+    assert statements["AccountAdministersKey"]["Principal"] == {
+        "AWS": f"arn:aws:iam::{ACCOUNT}:root"
+    }
+
+
+def test_tracing_is_off_by_default_and_active_with_its_grant_when_on() -> None:
+    function = deploy().mocks.one(FUNCTION)
+    assert "tracingConfig" not in function.inputs
+    mocks = deploy(settings=StackSettings(tracing=True)).mocks
+    assert mocks.one(FUNCTION).inputs["tracingConfig"] == {"mode": "Active"}
+    grants = {s["Sid"]: s for s in json.loads(mocks.one(ROLE_POLICY).inputs["policy"])["Statement"]}
+    assert grants["WriteTraces"] == {
+        "Sid": "WriteTraces",
+        "Effect": "Allow",
+        "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+        "Resource": "*",
+    }
 
 
 def test_alarm_email_subscribes_to_the_topic() -> None:

@@ -12,7 +12,6 @@ from lambda_pkg.settings import function_environment
 from pipeline.guards import (
     LAMBDA_ENVIRONMENT_LIMIT,
     DeployGuardError,
-    autonamed,
     check_artifacts_fit,
     check_capacity,
     check_environment_size,
@@ -20,6 +19,7 @@ from pipeline.guards import (
     required_memory_mb,
     required_timeout_s,
 )
+from pipeline.names import autonamed
 
 
 def profile(name: str, description: str = "", max_pixels: int = 50_000_000) -> Profile:

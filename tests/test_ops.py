@@ -18,7 +18,7 @@ from lambda_pkg.profiles import PipelineConfig, Profile, load_named
 from lambda_pkg.records import table_definition
 from pipeline import ops
 from pipeline.local.emulator import client
-from pipeline.stack import resource_names
+from pipeline.names import resource_names
 from pipeline.targets import Target
 
 

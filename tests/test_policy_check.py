@@ -13,8 +13,9 @@ import pytest
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from pipeline import component
 from pipeline.component import ImagePipeline, ImagePipelineArgs
+from pipeline.names import resource_names
 from pipeline.policy_check import DeployedResource, PolicyViolationError, check, enforce
-from pipeline.stack import StackSettings, resource_names
+from pipeline.stack import StackSettings
 from tests.conftest import KMS_KEY_ARN
 from tests.test_component import (
     BUCKET,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from lambda_pkg.profiles import Route
@@ -11,16 +9,11 @@ from pipeline import layer
 from pipeline.routing import RoutingError
 from pipeline.stack import (
     LOG_RETENTION_DAYS,
-    MAX_LOGICAL_NAME,
     RUNTIMES,
-    ResourceNames,
     StackSettings,
     StackSettingsError,
-    resource_names,
 )
 from tests.conftest import KMS_KEY_ARN
-
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 def settings_from(**values: str) -> StackSettings:
@@ -98,36 +91,6 @@ def test_limits_are_inclusive() -> None:
 
 def test_every_runtime_the_stack_accepts_has_a_layer_platform() -> None:
     assert set(RUNTIMES) == set(layer.RUNTIME_GLIBC_MINOR)
-
-
-def test_resource_names() -> None:
-    assert resource_names("imgpipe", "dev") == ResourceNames(
-        input_bucket="imgpipe-dev-input",
-        output_bucket="imgpipe-dev-output",
-        metadata_table="imgpipe-dev-metadata",
-        function="imgpipe-dev-processor",
-        dead_letter_queue="imgpipe-dev-dlq",
-        event_queue="imgpipe-dev-events",
-    )
-
-
-@pytest.mark.parametrize("stack", ["dev", "prod-eu", "a", "x" * 30])
-def test_names_are_valid_bucket_names_even_with_pulumi_suffix(stack: str) -> None:
-    for name in vars(resource_names("imgpipe", stack)).values():
-        assert BUCKET_NAME.match(name), name
-        assert BUCKET_NAME.match(f"{name}-a1b2c3d"), name
-
-
-@pytest.mark.parametrize("stack", ["Dev", "my_stack", "dev.eu", "-dev", "dev-", "de--v", ""])
-def test_invalid_stack_names_are_refused(stack: str) -> None:
-    with pytest.raises(StackSettingsError, match=r"imgpipe:stack: .*lower-case letters"):
-        resource_names("imgpipe", stack)
-
-
-def test_too_long_stack_name_is_refused() -> None:
-    stack = "x" * (MAX_LOGICAL_NAME - len("imgpipe--processor") + 1)
-    with pytest.raises(StackSettingsError, match="a shorter project\\+stack name"):
-        resource_names("imgpipe", stack)
 
 
 # -- production settings ----------------------------------------------------------------

@@ -9,8 +9,9 @@ from typing import Any
 from lambda_pkg.profiles import Route
 from lambda_pkg.records import table_definition
 from pipeline.local.emulator import REGION, client
+from pipeline.names import ResourceNames
 from pipeline.routing import notification_rules
-from pipeline.stack import TRIGGER_EVENTS, ResourceNames
+from pipeline.stack import TRIGGER_EVENTS
 
 ACCOUNT = "123456789012"  # moto's default account
 

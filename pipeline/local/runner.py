@@ -10,7 +10,8 @@ from lambda_pkg.settings import function_environment
 from pipeline.local import provision, sandbox
 from pipeline.local.emulator import CREDENTIALS, REGION, Emulator, client
 from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
-from pipeline.stack import StackSettings, resource_names
+from pipeline.names import resource_names
+from pipeline.stack import StackSettings
 from pipeline.targets import DEFAULT_LOCAL_STACK, PROJECT, STATE_DIR, Target, state_file
 
 
