@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import signal
 import sys
 import threading
@@ -14,13 +15,15 @@ from typing import Any
 
 from lambda_pkg.profiles import PROFILES_DIR, ProfileError
 from pipeline import gallery, ops, report
+from pipeline.layer import ArtifactError, build_layer, check_prebuilt_layer
 from pipeline.local.emulator import REGION
 from pipeline.progress import ProgressBar
 from pipeline.routing import RoutingError, describe
-from pipeline.stack import StackSettings, StackSettingsError
+from pipeline.stack import ARCHITECTURES, RUNTIMES, StackSettings, StackSettingsError
 from pipeline.targets import Target, TargetError, resolve
 
 logger = logging.getLogger("imgpipe.cli")
+PYTHONS = tuple(runtime.removeprefix("python") for runtime in RUNTIMES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,7 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("imgpipe.local").setLevel(logging.INFO)
     try:
         return int(args.run(args) or 0)
-    except (TargetError, ProfileError, StackSettingsError, RoutingError, FileNotFoundError) as exc:
+    except (
+        TargetError,
+        ProfileError,
+        StackSettingsError,
+        RoutingError,
+        ArtifactError,
+        FileNotFoundError,
+    ) as exc:
         print(f"imgpipe: {exc}", file=sys.stderr)
         return 2
 
@@ -109,6 +119,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     gallery_command.set_defaults(run=_gallery)
 
+    build = commands.add_parser(
+        "build-layer",
+        help="build the Pillow layer zip for a stack to deploy without a package index",
+        description="Build the Lambda layer (python/... at the zip root) that `pulumi up` "
+        "would build, for the given architecture and Python, and write it to --output. "
+        "Point a stack at it with `pulumi config set imgpipe:layerZip PATH`: deploys then "
+        "need no package index.",
+    )
+    build.add_argument("--arch", choices=ARCHITECTURES, default="arm64")
+    build.add_argument("--python", choices=PYTHONS, default="3.12", help="the Lambda runtime")
+    build.add_argument(
+        "--output", type=Path, help="default: layers/pillow-python<version>-<arch>.zip"
+    )
+    build.set_defaults(run=_build_layer)
+
     dlq = commands.add_parser("dlq", help="the dead-letter queue: what failed and why")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_ls = dlq_commands.add_parser("ls", help="list failure records")
@@ -118,6 +143,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_target_options(dlq_redrive)
     dlq_redrive.set_defaults(run=_dlq_redrive)
     return parser
+
+
+def _build_layer(args: argparse.Namespace) -> int:
+    runtime = f"python{args.python}"
+    output = args.output or Path("layers") / f"pillow-{runtime}-{args.arch}.zip"
+    built = build_layer(runtime, args.arch)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built, output)
+    size = check_prebuilt_layer(output, runtime, args.arch)
+    print(f"{output}  ({output.stat().st_size / 2**20:.1f} MiB, {size / 2**20:.1f} MiB unzipped)")
+    print(f"use it:  pulumi config set imgpipe:layerZip {output}")
+    return 0
 
 
 def _add_target_options(command: argparse.ArgumentParser) -> None:

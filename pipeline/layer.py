@@ -150,6 +150,8 @@ def check_prebuilt_layer(zip_path: Path, runtime: str, architecture: str) -> int
             f"imgpipe:layerZip: {zip_path} cannot serve a {runtime} {architecture} function: "
             + "; ".join(problems[:5])
             + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            + f"; build one with `imgpipe build-layer --arch {architecture} --python "
+            f"{runtime.removeprefix('python')}`"
         )
     return check_unzipped_size(zip_path)
 

@@ -159,14 +159,18 @@ def arn(service: str, resource: str) -> str:
 
 
 def run_program(
-    program: Callable[[], Any], config: dict[str, str] | None = None, stack: str = "dev"
+    program: Callable[[], Any],
+    config: dict[str, str] | None = None,
+    stack: str = "dev",
+    mocks: PipelineMocks | None = None,
+    preview: bool = False,
 ) -> PipelineMocks:
     """Run `program` under fresh mocks; whatever Output it returns is awaited (and checked)."""
-    mocks = PipelineMocks()
+    mocks = mocks or PipelineMocks()
     pulumi.runtime.reset_options(project="imgpipe", stack=stack)  # fresh root Stack
     pulumi.runtime.set_all_config({f"imgpipe:{k}": v for k, v in (config or {}).items()})
     pulumi.runtime.set_mocks(
-        mocks, project="imgpipe", stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+        mocks, project="imgpipe", stack=stack, preview=preview, monitor=RecordingMonitor(mocks)
     )
     pulumi.runtime.test(program)()
     return mocks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lambda_pkg.profiles import Route
@@ -68,6 +70,10 @@ def test_empty_strings_take_the_default() -> None:
         ("outputExpirationDays", "-1", "from 0 to 36500"),
         ("reservedConcurrency", "0", "from 1 to 10000"),
         ("singleBucket", "1", "true or false"),
+        ("protect", "no", "true or false"),
+        ("tracing", "Active", "true or false"),
+        ("layerArn", "arn:aws:lambda:eu-west-1:123456789012:layer:pillow", "with its version"),
+        ("layerArn", "pillow:3", "a layer version ARN"),
     ],
 )
 def test_invalid_values_name_the_key_the_value_and_what_is_allowed(
@@ -131,6 +137,24 @@ def test_production_keys_and_their_defaults() -> None:
     assert (settings.output_expiration_days, settings.reserved_concurrency) == (30, 10)
     assert settings.resolved_routes() == (Route(profile="web", prefix="uploads/"),)
     assert settings.profile_names() == ("web",)
+
+
+def test_data_protection_tracing_and_layer_keys() -> None:
+    defaults = settings_from()
+    assert (defaults.protect, defaults.tracing) == (True, False)
+    assert (defaults.layer_arn, defaults.layer_zip) == (None, None)
+    arn = "arn:aws:lambda:eu-west-1:123456789012:layer:pillow-arm64:12"
+    settings = settings_from(protect="false", tracing="true", layerArn=arn)
+    assert (settings.protect, settings.tracing, settings.layer_arn) == (False, True, arn)
+    assert settings_from(layerZip="layers/p.zip").layer_zip == Path("layers/p.zip")
+
+
+def test_one_prebuilt_layer_at_most() -> None:
+    arn = "arn:aws:lambda:eu-west-1:123456789012:layer:pillow-arm64:12"
+    with pytest.raises(
+        StackSettingsError, match=r"imgpipe:layerZip: .*unset when imgpipe:layerArn"
+    ):
+        settings_from(layerArn=arn, layerZip="layers/p.zip")
 
 
 def test_single_bucket_with_the_default_catch_all_is_refused() -> None:
