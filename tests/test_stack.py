@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lambda_pkg.profiles import Route
 from pipeline import layer
@@ -166,3 +168,41 @@ def test_single_bucket_with_the_default_catch_all_is_refused() -> None:
 def test_routes_name_profiles_that_are_profile_names() -> None:
     with pytest.raises(StackSettingsError, match="imgpipe:routes"):
         settings_from(routes='[{"prefix": "a/", "profile": "../etc"}]')
+
+
+# -- Pulumi.example.yaml ----------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "Pulumi.example.yaml"
+COMMENTED_KEY = re.compile(r"^\s*#\s*imgpipe:(\w+):\s*(\S.*?)\s*(?:#.*)?$")
+
+
+def keys_read() -> list[str]:
+    keys: list[str] = []
+
+    def get(key: str) -> None:
+        keys.append(key)
+
+    StackSettings.from_values(get)
+    return keys
+
+
+def test_the_example_stack_file_is_exactly_the_defaults() -> None:
+    config = yaml.safe_load(EXAMPLE.read_text())["config"]
+    active = {k.removeprefix("imgpipe:"): v for k, v in config.items() if k.startswith("imgpipe:")}
+    assert all(isinstance(v, str) for v in active.values()), "pulumi config values are strings"
+    assert StackSettings.from_values(active.get) == StackSettings()
+
+
+def test_the_example_stack_file_shows_every_key_with_a_valid_example() -> None:
+    config = yaml.safe_load(EXAMPLE.read_text())["config"]
+    active = {k.removeprefix("imgpipe:") for k in config if k.startswith("imgpipe:")}
+    commented = {}
+    for line in EXAMPLE.read_text().splitlines():
+        match = COMMENTED_KEY.match(line)
+        if match:
+            commented[match[1]] = yaml.safe_load(match[2])
+    assert active.isdisjoint(commented)
+    assert active | set(commented) == set(keys_read())
+    for key, value in commented.items():
+        settings = StackSettings.from_values({key: str(value)}.get)  # each example parses
+        assert settings != StackSettings(), key
