@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import runpy
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -61,25 +60,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         raise NotImplementedError(f"unexpected invoke {args.token}")
 
 
-def use_prebuilt_layer(work_dir: Path) -> None:
-    """Stand in for the layer build with a tiny zip of the same layout (`python/` at its root).
-
-    The real build is a pip download of Pillow for Lambda's platform: slow, networked, and
-    tested on its own in tests/test_layer.py. This runner proves the program's own imports.
-    """
-    layer = work_dir / "layer.zip"
-    with zipfile.ZipFile(layer, "w") as archive:
-        archive.writestr("python/PIL/__init__.py", "")
-    # The project root, as runpy.run_path(".") will put it on sys.path for the program;
-    # needed a little earlier here, to replace the build before the program runs.
-    sys.path.insert(0, ".")
-    import pipeline.component
-
-    pipeline.component.build_layer = lambda *args, **kwargs: layer
-
-
 def main(stack: str, work_dir: Path) -> None:
-    use_prebuilt_layer(work_dir)
     runtime = pulumi.runtime
     runtime.set_all_config(runtime.get_config_env(), runtime.get_config_secret_keys_env())
     mocks = RecordingMocks()

@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterable
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -32,6 +33,7 @@ import pytest
 
 from lambda_pkg.profiles import PipelineConfig, load_named
 from pipeline import stack
+from pipeline.names import resource_names
 from tests.program_runner import PROJECT, mock_arn, mock_url, physical
 from tests.test_component import (
     FUNCTION,
@@ -82,7 +84,14 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedPr
     )
     run([python, "-m", "pip", "install", "-r", "requirements.txt"], cwd=REPO, env=env)
     runner = str(shutil.copy(RUNNER, work))  # the shim lives outside the project too
-    config = json.dumps({f"imgpipe:{key}": value for key, value in CONFIG.items()})
+    # A prebuilt layer (imgpipe:layerZip), as a user without pip access at deploy would
+    # set: the real pip build is slow, networked and tested on its own in test_layer.py.
+    layer = work / "layer.zip"
+    with zipfile.ZipFile(layer, "w") as archive:
+        archive.writestr("python/PIL/__init__.py", "")
+    config = json.dumps(
+        {f"imgpipe:{key}": value for key, value in {**CONFIG, "layerZip": str(layer)}.items()}
+    )
     return subprocess.run(
         [python, runner, STACK_NAME, str(work)],
         cwd=REPO,
@@ -106,7 +115,7 @@ def test_the_program_deploys_from_requirements_txt_alone(
     deployed: subprocess.CompletedProcess[str],
 ) -> None:
     result = result_of(deployed)
-    names = stack.resource_names(PROJECT, STACK_NAME)
+    names = resource_names(PROJECT, STACK_NAME)
     dlq = physical(names.dead_letter_queue)
     (topic,) = [r for r in result["resources"] if r["type"] == TOPIC]
     assert result["outputs"] == {
