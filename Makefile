@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.txt requirements/dev.txt requirements/layer.txt
+$(STAMP): pyproject.toml requirements.txt requirements/dev.txt requirements/layer.txt \
+          policy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
