@@ -84,6 +84,7 @@ class Registered:
     parent: str = ""
     dependencies: tuple[str, ...] = ()
     protect: bool = False
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,7 +143,8 @@ class PipelineMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(MockMonitor):
-    """Adds what Mocks.new_resource is not told: URN, parent and dependencies."""
+    """Adds what Mocks.new_resource is not told: URN, parent, dependencies, protect, and
+    each property's dependencies (what the engine hands a CrossGuard stack policy)."""
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
@@ -151,6 +153,9 @@ class RecordingMonitor(MockMonitor):
             recorded.urn, recorded.parent = response.urn, request.parent
             recorded.dependencies = tuple(request.dependencies)
             recorded.protect = request.protect
+            recorded.property_dependencies = {
+                key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
+            }
         return response
 
 
