@@ -130,7 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--arch", choices=ARCHITECTURES, default="arm64")
     build.add_argument("--python", choices=PYTHONS, default="3.12", help="the Lambda runtime")
     build.add_argument(
-        "--output", type=Path, help="default: layers/pillow-python<version>-<arch>.zip"
+        "--output",
+        type=Path,
+        help="a file or a directory (default: layers/pillow-python<version>-<arch>.zip)",
     )
     build.set_defaults(run=_build_layer)
 
@@ -147,13 +149,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build_layer(args: argparse.Namespace) -> int:
     runtime = f"python{args.python}"
-    output = args.output or Path("layers") / f"pillow-{runtime}-{args.arch}.zip"
+    name = f"pillow-{runtime}-{args.arch}.zip"
+    output = args.output or Path("layers") / name
+    if output.is_dir():
+        output = output / name
     built = build_layer(runtime, args.arch)
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(built, output)
     size = check_prebuilt_layer(output, runtime, args.arch)
     print(f"{output}  ({output.stat().st_size / 2**20:.1f} MiB, {size / 2**20:.1f} MiB unzipped)")
-    print(f"use it:  pulumi config set imgpipe:layerZip {output}")
+    # Absolute: Pulumi resolves a relative layerZip against the project, not this directory.
+    print(f"use it:  pulumi config set imgpipe:layerZip {output.resolve()}")
     return 0
 
 

@@ -102,6 +102,15 @@ def check_layer_version(arn: str, runtime: str, architecture: str) -> None:
     A synchronous invoke, so the answer arrives before any resource is registered. A layer
     that declares no runtimes or architectures cannot be checked and is accepted.
     """
+    # Lambda attaches layers from the function's own region only.
+    region = aws.get_region().region
+    layer_region = arn.split(":")[3]
+    if region and layer_region != region:
+        raise ArtifactError(
+            f"imgpipe:layerArn: {arn} is in {layer_region}, but the stack deploys to {region} "
+            "(aws:region); Lambda attaches layers from the function's region only: publish "
+            "the layer there"
+        )
     try:
         found = aws.lambda_.get_layer_version(layer_version_arn=arn)
     except Exception as exc:  # the provider's message says why (missing, not shared, ...)
@@ -442,7 +451,8 @@ class ImagePipeline(pulumi.ComponentResource):
             code=pulumi.FileArchive(str(self._artifacts.function_zip)),
             layers=[self.layer_version_arn],
             # Active: Lambda samples and records each invocation in X-Ray (imgpipe:tracing).
-            tracing_config={"mode": "Active"} if settings.tracing else None,
+            # Always sent: the provider keeps an omitted mode, so "off" must say PassThrough.
+            tracing_config={"mode": "Active" if settings.tracing else "PassThrough"},
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="Text", log_group=self.log_group.name

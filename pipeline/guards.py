@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lambda_pkg.profiles import PipelineConfig, Profile
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
-from pipeline.layer import LAMBDA_UNZIPPED_LIMIT, unzipped_size
+from pipeline.layer import LAMBDA_DIRECT_UPLOAD_LIMIT, LAMBDA_UNZIPPED_LIMIT, unzipped_size
 
 # Lambda: "The total size of all environment variables doesn't exceed 4 KB" (names + values).
 LAMBDA_ENVIRONMENT_LIMIT = 4096
@@ -92,7 +92,16 @@ def check_capacity(config: PipelineConfig, memory_mb: int, timeout_s: int) -> No
 def check_artifacts_fit(
     layer_zip: Path, function_zip: Path, limit: int = LAMBDA_UNZIPPED_LIMIT
 ) -> int:
-    """Function + layer must unzip under Lambda's 250 MB; return their unzipped total."""
+    """Each zip within what one upload may carry, and function + layer unzipped under
+    Lambda's 250 MB; return their unzipped total."""
+    for what, path in (("layer", layer_zip), ("function", function_zip)):
+        zipped = Path(path).stat().st_size
+        if zipped > LAMBDA_DIRECT_UPLOAD_LIMIT:
+            raise DeployGuardError(
+                f"the {what} zip {path} is {zipped / 2**20:.1f} MiB, over the "
+                f"{LAMBDA_DIRECT_UPLOAD_LIMIT / 2**20:.0f} MiB Lambda accepts in a direct "
+                "upload: trim requirements/layer.txt"
+            )
     layer, function = unzipped_size(layer_zip), unzipped_size(function_zip)
     total = layer + function
     if total > limit:

@@ -25,6 +25,12 @@ FUNCTION_PACKAGE = REPO_ROOT / "lambda_pkg"
 
 # Lambda's limit on function + layers, unzipped.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# What Lambda accepts zipped in one PublishLayerVersion / CreateFunction request (the
+# provider uploads FileArchive code directly, not through S3).
+LAMBDA_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
+# A wheel's WHEEL file is a few lines; never read more of one than this.
+_WHEEL_READ_LIMIT = 64 * 1024
+_SHARED_OBJECT = re.compile(r"\.so(\.[0-9.]+)?$")
 # glibc 2.x minor of each runtime's OS: python3.12/3.13 run on Amazon Linux 2023 (glibc 2.34).
 RUNTIME_GLIBC_MINOR = {"python3.12": 34, "python3.13": 34}
 MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
@@ -115,36 +121,48 @@ def check_unzipped_size(zip_path: Path, limit: int = LAMBDA_UNZIPPED_LIMIT) -> i
     return size
 
 
-def check_prebuilt_layer(zip_path: Path, runtime: str, architecture: str) -> int:
+def check_prebuilt_layer(
+    zip_path: Path, runtime: str, architecture: str, requirements: Path = LAYER_REQUIREMENTS
+) -> int:
     """Refuse a layer zip Lambda could not load into this stack's function.
 
-    Checks what the zip itself says: `python/` at its root (Lambda's path for Python
-    layers), every wheel's tags (`*.dist-info/WHEEL`) and every compiled module's name and
-    ELF machine against the runtime and architecture. Returns the unzipped size.
+    Checks what the zip itself says, against what the function imports and where Lambda
+    runs it: every package pinned in requirements/layer.txt, at that version, on the
+    runtime's path (`python/` or `python/lib/python3.X/site-packages/`); every wheel's
+    tags (`*.dist-info/WHEEL`); every shared object's name, format and ELF machine; and
+    Lambda's size limits. Returns the unzipped size.
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise ArtifactError(
-            f"imgpipe:layerZip: {zip_path} does not exist; build it with "
+            f"imgpipe:layerZip: {zip_path} is not a file; build one with "
             f"`imgpipe build-layer --arch {architecture} --python "
             f"{runtime.removeprefix('python')} --output {zip_path}`"
         )
+    zipped = zip_path.stat().st_size
+    if zipped > LAMBDA_DIRECT_UPLOAD_LIMIT:
+        raise ArtifactError(
+            f"imgpipe:layerZip: {zip_path} is {zipped / 2**20:.1f} MiB, over the "
+            f"{LAMBDA_DIRECT_UPLOAD_LIMIT / 2**20:.0f} MiB Lambda accepts in a direct upload"
+        )
     try:
         with zipfile.ZipFile(zip_path) as archive:
-            infos = archive.infolist()
+            infos = [info for info in archive.infolist() if not info.is_dir()]
             wheels = {
-                info.filename: archive.read(info).decode("utf-8", "replace")
+                info.filename: archive.open(info).read(_WHEEL_READ_LIMIT).decode("utf-8", "replace")
                 for info in infos
                 if info.filename.endswith(".dist-info/WHEEL")
             }
             objects = {
                 info.filename: archive.open(info).read(20)
                 for info in infos
-                if re.search(r"\.so(\.[0-9.]+)?$", info.filename)
+                if _SHARED_OBJECT.search(info.filename)
             }
     except zipfile.BadZipFile:
         raise ArtifactError(f"imgpipe:layerZip: {zip_path} is not a zip file") from None
-    problems = _layer_problems([i.filename for i in infos], wheels, objects, runtime, architecture)
+    problems = _layer_problems(
+        [i.filename for i in infos], wheels, objects, runtime, architecture, _pins(requirements)
+    )
     if problems:
         raise ArtifactError(
             f"imgpipe:layerZip: {zip_path} cannot serve a {runtime} {architecture} function: "
@@ -156,25 +174,54 @@ def check_prebuilt_layer(zip_path: Path, runtime: str, architecture: str) -> int
     return check_unzipped_size(zip_path)
 
 
+def _pins(requirements: Path) -> dict[str, str]:
+    """`name==version` lines of a requirements file, by normalised distribution name."""
+    pins = {}
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        name, _, version = line.split("#", 1)[0].strip().partition("==")
+        if version:
+            pins[_normalised(name)] = version.strip()
+    return pins
+
+
+def _normalised(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "_", distribution).lower()
+
+
 def _layer_problems(
     names: list[str],
     wheels: dict[str, str],
     objects: dict[str, bytes],
     runtime: str,
     architecture: str,
+    pins: dict[str, str],
 ) -> list[str]:
     if runtime not in RUNTIME_GLIBC_MINOR:
         return [f"runtime {runtime!r} is not one of {', '.join(RUNTIME_GLIBC_MINOR)}"]
     if architecture not in MACHINES:
         return [f"architecture {architecture!r} is not one of {', '.join(MACHINES)}"]
-    files = [n for n in names if not n.endswith("/")]
-    outside = [n for n in files if not n.startswith("python/")]
-    problems = []
-    if not files:
-        problems.append("it is empty")
-    if outside:
-        problems.append(f"{outside[0]} is not under python/ (Lambda adds only python/ to the path)")
     version = runtime.removeprefix("python").replace(".", "")  # "312"
+    # The two directories of a layer that Lambda puts on this runtime's sys.path.
+    roots = ("python/", f"python/lib/{runtime}/site-packages/")
+    problems = []
+    if not names:
+        problems.append("it is empty")
+    for name in names:
+        if not name.startswith("python/"):
+            problems.append(f"{name} is not under python/ (Lambda adds only python/ to the path)")
+        elif name.startswith("python/lib/python") and not name.startswith(roots[1]):
+            problems.append(f"{name} is not on {runtime}'s path ({roots[1]})")
+    installed = {}
+    for name in names:
+        match = re.fullmatch(r"([^/]+)-([^-/]+)\.dist-info/METADATA", _relative(name, roots))
+        if match:
+            installed[_normalised(match[1])] = match[2]
+    for distribution, pinned in pins.items():
+        found = installed.get(distribution)
+        if found is None:
+            problems.append(f"it has no {distribution} (requirements/layer.txt pins {pinned})")
+        elif found != pinned:
+            problems.append(f"it has {distribution} {found}; requirements/layer.txt pins {pinned}")
     for name, text in wheels.items():
         tags = [
             line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Tag:")
@@ -183,35 +230,53 @@ def _layer_problems(
             problems.append(f"{name.rsplit('/', 2)[-2]} is built for {', '.join(tags)}")
     machine = MACHINES[architecture]
     for name, head in objects.items():
-        tagged = re.search(r"\.cpython-(\d+)-([a-z0-9_]+)-linux-gnu\.so$", name)
-        if tagged and (tagged[1] != version or tagged[2] != machine):
-            problems.append(f"{name} is a CPython {tagged[1]} {tagged[2]} module")
-        elif head[:4] == b"\x7fELF" and len(head) >= 20:
+        tagged = re.search(r"\.cpython-(\d+)(t?)-([a-z0-9_]+)-linux-gnu\.so$", name)
+        if tagged and (tagged[1] != version or tagged[2] or tagged[3] != machine):
+            build = f"{tagged[1]}{tagged[2]} {tagged[3]}"
+            problems.append(f"{name} is a CPython {build} module, not {version} {machine}")
+        elif head[:4] != b"\x7fELF" or len(head) < 20:
+            problems.append(f"{name} is not a Linux shared object (no ELF header)")
+        else:
             found = int.from_bytes(head[18:20], "big" if head[5] == 2 else "little")
-            if found != ELF_MACHINES[architecture]:
+            if head[4] != 2 or found != ELF_MACHINES[architecture]:
                 problems.append(f"{name} is compiled for ELF machine {found}, not {architecture}")
     return problems
 
 
+def _relative(name: str, roots: tuple[str, ...]) -> str:
+    """`name` inside the deepest of `roots` it is under, or itself."""
+    for root in sorted(roots, key=len, reverse=True):
+        if name.startswith(root):
+            return name[len(root) :]
+    return name
+
+
 def _tag_fits(tag: str, runtime: str, architecture: str) -> bool:
     """One wheel tag (`cp312-cp312-manylinux_2_28_aarch64`, parts may be dotted) on Lambda."""
-    pythons, abis, platforms = (part.split(".") for part in tag.split("-"))
+    parts = tag.split("-")
+    if len(parts) != 3:
+        return False  # not a wheel tag: it cannot be shown to fit
+    pythons, abis, platforms = (part.split(".") for part in parts)
     version = runtime.removeprefix("python").replace(".", "")  # "312"
     minor = int(version[1:])
 
     def python_fits(python: str, abi: str) -> bool:
+        if abi not in ("none", "abi3", f"cp{version}"):
+            return False  # e.g. cp313t: the free-threaded build, which Lambda does not run
         if python in ("py3", f"py{version}", f"cp{version}"):
             return True
         # The stable ABI: built against an older CPython 3, loadable by every later one.
-        return abi == "abi3" and python.startswith("cp3") and int(python[3:]) <= minor
+        older = re.fullmatch(r"cp3(\d+)", python)
+        return abi == "abi3" and older is not None and int(older[1]) <= minor
 
     def platform_fits(platform: str) -> bool:
         if platform == "any":
             return True
         if not platform.endswith(f"_{MACHINES[architecture]}"):
             return False
-        if platform.startswith("manylinux_2_"):
-            return int(platform.split("_")[2]) <= RUNTIME_GLIBC_MINOR[runtime]
+        glibc = re.fullmatch(r"manylinux_2_(\d+)_.+", platform)
+        if glibc:
+            return int(glibc[1]) <= RUNTIME_GLIBC_MINOR[runtime]
         return platform.startswith(("manylinux1_", "manylinux2010_", "manylinux2014_"))
 
     return any(python_fits(p, a) for p in pythons for a in abis) and any(

@@ -197,12 +197,14 @@ def resource_names(project: str, stack: str) -> ResourceNames:
         digest = hashlib.sha256(original.encode()).hexdigest()[:HASH_LENGTH]
         kept = folded[: limit - HASH_LENGTH - 1].strip("-")
         prefix = f"{kept}-{digest}" if kept else digest
-    if prefix.startswith(RESERVED_BUCKET_PREFIXES):
-        raise StackNameError(
-            f"project+stack {original!r} makes bucket names starting with "
-            f"{prefix.split('-')[0]}-, which S3 reserves; rename the project or the stack"
-        )
     names = names_for_prefix(prefix)
+    for bucket in (names.input_bucket, names.output_bucket):
+        reserved = [p for p in RESERVED_BUCKET_PREFIXES if bucket.startswith(p)]
+        if reserved:
+            raise StackNameError(
+                f"project+stack {original!r} makes the bucket name {bucket!r}, and S3 "
+                f"reserves names starting with {reserved[0]!r}; rename the project or the stack"
+            )
     problems = names.too_long()
     if problems:  # unreachable by construction; kept so a new name cannot slip past
         raise StackNameError("; ".join(problems))

@@ -23,7 +23,6 @@ import re
 import shutil
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterable
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -41,6 +40,7 @@ from tests.test_component import (
     fake_layer,  # noqa: F401 (fixture: the in-process run below builds no layer either)
     run_main,
 )
+from tests.test_prebuilt_layer import layer_zip
 
 pytestmark = pytest.mark.slow
 
@@ -86,9 +86,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedPr
     runner = str(shutil.copy(RUNNER, work))  # the shim lives outside the project too
     # A prebuilt layer (imgpipe:layerZip), as a user without pip access at deploy would
     # set: the real pip build is slow, networked and tested on its own in test_layer.py.
-    layer = work / "layer.zip"
-    with zipfile.ZipFile(layer, "w") as archive:
-        archive.writestr("python/PIL/__init__.py", "")
+    layer = layer_zip(work / "layer.zip", architecture=CONFIG["architecture"])
     config = json.dumps(
         {f"imgpipe:{key}": value for key, value in {**CONFIG, "layerZip": str(layer)}.items()}
     )

@@ -9,6 +9,7 @@ import pytest
 
 from lambda_pkg.profiles import PipelineConfig, Profile, Route, load_named, profile_from_dict
 from lambda_pkg.settings import function_environment
+from pipeline import guards
 from pipeline.guards import (
     LAMBDA_ENVIRONMENT_LIMIT,
     DeployGuardError,
@@ -116,3 +117,12 @@ def test_layer_and_function_together_must_fit_in_250_mb(tmp_path: Path) -> None:
     assert check_artifacts_fit(layer, function, limit=1100) == 1100
     with pytest.raises(DeployGuardError, match="over Lambda's"):
         check_artifacts_fit(layer, function, limit=1099)
+
+
+def test_each_zip_must_fit_in_one_direct_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer, function = zip_of(tmp_path / "l.zip", 600), zip_of(tmp_path / "f.zip", 500)
+    monkeypatch.setattr(guards, "LAMBDA_DIRECT_UPLOAD_LIMIT", layer.stat().st_size - 1)
+    with pytest.raises(DeployGuardError, match=r"the layer zip .* Lambda accepts in a direct"):
+        check_artifacts_fit(layer, function)

@@ -116,9 +116,12 @@ def test_names_pulumi_itself_refuses_are_refused(stack: str) -> None:
         resource_names("imgpipe", stack)
 
 
-def test_names_s3_reserves_are_refused_with_what_to_do() -> None:
-    with pytest.raises(StackNameError, match="S3 reserves; rename"):
-        resource_names("sthree", "dev")
+@pytest.mark.parametrize(
+    ("project", "stack"), [("sthree", "dev"), ("amzn", "s3-demo"), ("amzn-s3", "demo")]
+)
+def test_names_s3_reserves_are_refused_with_what_to_do(project: str, stack: str) -> None:
+    with pytest.raises(StackNameError, match=r"S3 reserves names starting with .*; rename"):
+        resource_names(project, stack)
 
 
 def test_a_log_group_prefix_is_measured_with_the_providers_unique_suffix() -> None:

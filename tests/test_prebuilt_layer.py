@@ -27,9 +27,12 @@ from pipeline.stack import StackSettings
 from tests.test_component import FUNCTION, LAYER, REPO, PipelineMocks, run_program
 
 GET_LAYER_VERSION = "aws:lambda/getLayerVersion:getLayerVersion"
+GET_REGION = "aws:index/getRegion:getRegion"
 LAYER_ARN = "arn:aws:lambda:eu-west-1:123456789012:layer:pillow-arm64:7"
 ELF = {"arm64": 183, "x86_64": 62}
 MACHINE = {"arm64": "aarch64", "x86_64": "x86_64"}
+# What requirements/layer.txt pins, as dist-info directory names spell them.
+PINNED = {"pillow": "13.0.0", "pillow_heif": "1.8.1"}
 
 
 def elf_header(architecture: str) -> bytes:
@@ -43,15 +46,21 @@ def layer_zip(
     python: str = "312",
     tags: tuple[str, ...] | None = None,
     extra: dict[str, bytes] | None = None,
+    root: str = "python/",
+    versions: dict[str, str] | None = None,
 ) -> Path:
+    """A layer with every pinned distribution (dist-info with METADATA and WHEEL) under
+    `root`, and one compiled module, for `architecture` and CPython `python`."""
     machine = MACHINE[architecture]
     tags = tags or (f"cp{python}-cp{python}-manylinux_2_28_{machine}",)
     wheel = "Wheel-Version: 1.0\nRoot-Is-Purelib: false\n" + "".join(f"Tag: {t}\n" for t in tags)
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("python/PIL/__init__.py", "")
-        archive.writestr("python/pillow-13.0.0.dist-info/WHEEL", wheel)
+        for name, version in (versions or PINNED).items():
+            archive.writestr(f"{root}{name}-{version}.dist-info/METADATA", f"Name: {name}\n")
+            archive.writestr(f"{root}{name}-{version}.dist-info/WHEEL", wheel)
+        archive.writestr(f"{root}PIL/__init__.py", "")
         archive.writestr(
-            f"python/PIL/_imaging.cpython-{python}-{machine}-linux-gnu.so",
+            f"{root}PIL/_imaging.cpython-{python}-{machine}-linux-gnu.so",
             elf_header(architecture) + b"\0" * 64,
         )
         for name, data in (extra or {}).items():
@@ -121,8 +130,52 @@ def test_pure_python_and_stable_abi_wheels_pass(tmp_path: Path) -> None:
             "arm64",
             "libfoo.so.1 is compiled for ELF machine 62",
         ),
+        (
+            {"python": "313t", "tags": ("cp313-cp313t-manylinux_2_28_aarch64",)},
+            "python3.13",
+            "arm64",
+            "is built for cp313-cp313t-manylinux_2_28_aarch64",  # free-threaded CPython
+        ),
+        (
+            {"extra": {"python/PIL/_webp.so": b"\xcf\xfa\xed\xfe" + b"\0" * 28}},
+            "python3.12",
+            "arm64",
+            "python/PIL/_webp.so is not a Linux shared object",
+        ),
+        ({"tags": ("py3-none",)}, "python3.12", "arm64", "is built for py3-none"),
+        (
+            {"versions": {"pillow": "13.0.0"}},
+            "python3.12",
+            "arm64",
+            "it has no pillow_heif (requirements/layer.txt pins 1.8.1)",
+        ),
+        (
+            {"versions": {**PINNED, "pillow": "12.2.0"}},
+            "python3.12",
+            "arm64",
+            "it has pillow 12.2.0; requirements/layer.txt pins 13.0.0",
+        ),
+        (
+            {"root": "python/lib/python3.11/site-packages/"},
+            "python3.12",
+            "arm64",
+            "is not on python3.12's path (python/lib/python3.12/site-packages/)",
+        ),
     ],
-    ids=["other-arch", "other-python", "musl", "newer-glibc", "not-under-python", "foreign-elf"],
+    ids=[
+        "other-arch",
+        "other-python",
+        "musl",
+        "newer-glibc",
+        "not-under-python",
+        "foreign-elf",
+        "free-threaded",
+        "mach-o",
+        "not-a-tag",
+        "missing-distribution",
+        "other-version",
+        "other-pythons-site-packages",
+    ],
 )
 def test_a_layer_for_another_platform_is_refused_with_the_reason(
     tmp_path: Path, build: dict, runtime: str, architecture: str, reason: str
@@ -136,8 +189,22 @@ def test_a_layer_for_another_platform_is_refused_with_the_reason(
     assert f"imgpipe build-layer --arch {architecture} --python 3.1" in message
 
 
+def test_the_site_packages_layout_for_the_runtime_passes(tmp_path: Path) -> None:
+    path = layer_zip(tmp_path / "layer.zip", root="python/lib/python3.12/site-packages/")
+    check_prebuilt_layer(path, "python3.12", "arm64")
+
+
+def test_a_layer_lambda_would_refuse_to_upload_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = layer_zip(tmp_path / "layer.zip")
+    monkeypatch.setattr(layer, "LAMBDA_DIRECT_UPLOAD_LIMIT", path.stat().st_size - 1)
+    with pytest.raises(ArtifactError, match="Lambda accepts in a direct upload"):
+        check_prebuilt_layer(path, "python3.12", "arm64")
+
+
 def test_a_missing_or_broken_zip_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactError, match="does not exist; build it with `imgpipe build-layer"):
+    with pytest.raises(ArtifactError, match="is not a file; build one with `imgpipe build-layer"):
         check_prebuilt_layer(tmp_path / "nope.zip", "python3.12", "arm64")
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
@@ -153,8 +220,12 @@ class LayerMocks(PipelineMocks):
     """Answers GetLayerVersion from `published`, as Lambda would for those ARNs."""
 
     published: dict[str, dict] = field(default_factory=dict)
+    region: str = "eu-west-1"  # the provider's region (aws:region)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+        if args.token == GET_REGION:
+            self.calls.append(args.token)
+            return {"region": self.region, "name": self.region, "id": self.region}
         if args.token != GET_LAYER_VERSION:
             return super().call(args)
         self.calls.append(args.token)
@@ -219,6 +290,15 @@ def test_a_layer_arn_lambda_cannot_confirm_registers_nothing(
     published: dict, match: str, no_build: None
 ) -> None:
     mocks = LayerMocks(published=published)
+    with pytest.raises(ArtifactError, match=match):
+        deploy(StackSettings(layer_arn=LAYER_ARN), mocks)
+    assert mocks.resources == {}
+
+
+def test_a_layer_arn_from_another_region_registers_nothing(no_build: None) -> None:
+    platform = {"compatibleRuntimes": ["python3.12"], "compatibleArchitectures": ["arm64"]}
+    mocks = LayerMocks(published={LAYER_ARN: platform}, region="us-east-1")
+    match = "is in eu-west-1, but the stack deploys to us-east-1"
     with pytest.raises(ArtifactError, match=match):
         deploy(StackSettings(layer_arn=LAYER_ARN), mocks)
     assert mocks.resources == {}
@@ -289,7 +369,10 @@ def test_build_layer_command_writes_a_checked_zip_and_says_how_to_use_it(
     assert cli.main(argv) == 0
     assert requested == [("python3.13", "x86_64")]
     assert output.read_bytes() == (tmp_path / "cache.zip").read_bytes()
-    assert f"pulumi config set imgpipe:layerZip {output}" in capsys.readouterr().out
+    assert f"pulumi config set imgpipe:layerZip {output.resolve()}" in capsys.readouterr().out
+    # A directory gets the default file name inside it.
+    assert cli.main([*argv[:-1], str(output.parent)]) == 0
+    assert (output.parent / "pillow-python3.13-x86_64.zip").is_file()
 
 
 def test_build_layer_command_refuses_a_runtime_lambda_cannot_run(
