@@ -22,6 +22,7 @@ preview too, or by known values that are equal; the value is judged by the updat
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -85,6 +86,7 @@ ACTIONS_WITHOUT_RESOURCES = frozenset(
 )
 FUNCTION_ALARM_METRICS = ("Errors", "Throttles", "Duration")
 DLQ_METRIC = "ApproximateNumberOfMessagesVisible"
+AWS_MANAGED_SNS_KEY = "alias/aws/sns"
 NOT_TLS_ONLY = (
     "not TLS-only (no bucket policy denying aws:SecureTransport=false on the bucket and its "
     "objects)"
@@ -317,6 +319,12 @@ def _denies_plain_http(statement: Mapping[str, Any], bucket_arn: Any) -> Verdict
     condition = (statement.get("Condition") or {}).get("Bool") or {}
     if statement.get("Effect") != "Deny":
         return False
+    # Every request from anyone: a Deny limited to some actions or principals leaves the
+    # others free to use plain HTTP.
+    if "s3:*" not in _as_list(statement.get("Action")):
+        return False
+    if statement.get("Principal") not in ("*", {"AWS": "*"}):
+        return False
     if str(condition.get("aws:SecureTransport")).lower() != "false":
         return False
     if bucket_arn is UNKNOWN:
@@ -329,11 +337,17 @@ def _denies_plain_http(statement: Mapping[str, Any], bucket_arn: Any) -> Verdict
 
 
 def no_wildcard_grants(props: Any) -> Iterable[str]:
-    document = _document(get(props, "policy"))
-    if document is UNKNOWN:
-        return  # built from ARNs not known yet: judged when the update knows them
-    for statement in _statements(document):
-        yield from _statement_violations(statement)
+    # A role's inline policies are grants too, as much as a RolePolicy's.
+    inline = items(get(props, "inlinePolicies"))
+    documents = [get(props, "policy")]
+    if inline is not UNKNOWN:
+        documents += [get(p, "policy") for p in inline]
+    for raw in documents:
+        document = _document(raw)
+        if document is UNKNOWN:
+            continue  # built from ARNs not known yet: judged when the update knows them
+        for statement in _statements(document):
+            yield from _statement_violations(statement)
 
 
 def _statement_violations(statement: Mapping[str, Any]) -> Iterable[str]:
@@ -343,16 +357,30 @@ def _statement_violations(statement: Mapping[str, Any]) -> Iterable[str]:
     actions = _as_list(statement.get("Action"))
     if "NotAction" in statement:
         yield f"statement {sid} allows NotAction (everything but a list)"
+    if "NotResource" in statement:
+        yield f"statement {sid} allows NotResource (everything but a list)"
     for action in actions:
-        if action == "*" or action.endswith(":*"):
+        # Any wildcard in an action grants actions nobody listed, today's and future ones.
+        if isinstance(action, str) and "*" in action:
             yield f"statement {sid} allows the wildcard action {action!r}"
-    if "*" in _as_list(statement.get("Resource")):
-        with_arns = [a for a in actions if a not in ACTIONS_WITHOUT_RESOURCES]
-        if with_arns:
+    with_arns = [a for a in actions if a not in ACTIONS_WITHOUT_RESOURCES]
+    for resource in _as_list(statement.get("Resource")):
+        if with_arns and isinstance(resource, str) and _every_resource(resource):
+            scope = "" if resource == "*" else ", every resource of its kind"
             yield (
-                f"statement {sid} allows {', '.join(with_arns)} on resource '*' "
-                "(these actions take resource ARNs)"
+                f"statement {sid} allows {', '.join(with_arns)} on resource {resource!r}"
+                f"{scope} (these actions take resource ARNs)"
             )
+
+
+def _every_resource(resource: str) -> bool:
+    """`*`, or an ARN whose resource part names no resource (`arn:aws:s3:::*`, `table/*`)."""
+    if resource == "*":
+        return True
+    parts = resource.split(":", 5)
+    if len(parts) < 6:
+        return False
+    return re.fullmatch(r"(?:[A-Za-z-]+[/:])?\*(?:/\*)?", parts[5]) is not None
 
 
 def no_broad_managed_policies(props: Any) -> Iterable[str]:
@@ -438,8 +466,15 @@ def point_in_time_recovery(props: Any) -> Iterable[str]:
 
 
 def topic_encrypted(props: Any) -> Iterable[str]:
-    if present(get(props, "kmsMasterKeyId")) is False:
+    key = get(props, "kmsMasterKeyId")
+    if present(key) is False:
         yield "not encrypted at rest (no kmsMasterKeyId)"
+    elif isinstance(key, str) and key.endswith(AWS_MANAGED_SNS_KEY):
+        yield (
+            f"encrypted with the AWS-managed {AWS_MANAGED_SNS_KEY}, whose key policy does not "
+            "let CloudWatch (or other AWS services) publish: alarm notifications would be "
+            "dropped; use a customer-managed key that allows cloudwatch.amazonaws.com"
+        )
 
 
 # -- policy documents --------------------------------------------------------------------
@@ -503,9 +538,10 @@ POLICIES: list[Policy] = [
     ),
     resource_policy(
         "iam-no-wildcard-grants",
-        "No IAM Allow statement grants a wildcard action, NotAction, or '*' as the resource "
-        "of an action that takes resource ARNs.",
-        (ROLE_POLICY, MANAGED_POLICY),
+        "No IAM Allow statement (role policies, managed policies, a role's inline policies) "
+        "grants an action with a wildcard, NotAction, NotResource, or every resource of a "
+        "kind ('*', arn:...:*, table/*) to an action that takes resource ARNs.",
+        (ROLE_POLICY, MANAGED_POLICY, ROLE),
         no_wildcard_grants,
     ),
     resource_policy(
@@ -559,7 +595,8 @@ POLICIES: list[Policy] = [
     ),
     resource_policy(
         "sns-topic-encrypted",
-        "Every SNS topic is encrypted at rest with a KMS key (kmsMasterKeyId).",
+        "Every SNS topic is encrypted at rest with a customer-managed KMS key "
+        "(kmsMasterKeyId; not alias/aws/sns, which CloudWatch alarms cannot publish with).",
         (TOPIC,),
         topic_encrypted,
     ),

@@ -331,6 +331,64 @@ def test_a_wildcard_grant_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        (
+            {"Action": "iam:Pass*", "Resource": "arn:aws:iam::1:role/r"},
+            "wildcard action 'iam:Pass*'",
+        ),
+        ({"Action": "s3:GetObject", "NotResource": "arn:aws:s3:::b/*"}, "allows NotResource"),
+        (
+            {"Action": "s3:GetObject", "Resource": "arn:aws:s3:::*"},
+            "s3:GetObject on resource 'arn:aws:s3:::*', every resource of its kind",
+        ),
+        (
+            {"Action": "dynamodb:GetItem", "Resource": "arn:aws:dynamodb:eu-west-1:1:table/*"},
+            "on resource 'arn:aws:dynamodb:eu-west-1:1:table/*', every resource of its kind",
+        ),
+    ],
+    ids=["partial-action", "not-resource", "any-bucket", "any-table"],
+)
+def test_grants_wider_than_they_look_are_named(statement: dict, expected: str) -> None:
+    document = {"Statement": [{"Sid": "Wide", "Effect": "Allow", **statement}]}
+    for props in ({"policy": json.dumps(document)}, {"inlinePolicies": [{"policy": document}]}):
+        assert [m for m in imgpipe_policy.no_wildcard_grants(props) if expected in m], props
+
+
+def test_the_functions_own_grants_are_not_mistaken_for_wide_ones() -> None:
+    # processed/* in one bucket, the log group's streams (:*), the owner index: all scoped.
+    mocks = run(settings=StackSettings(tracing=True, kms_key_arn=KMS_KEY_ARN))
+    assert list(imgpipe_policy.no_wildcard_grants(mocks.one(ROLE_POLICY).inputs)) == []
+
+
+def test_a_topic_under_the_aws_managed_key_is_named() -> None:
+    (message,) = imgpipe_policy.topic_encrypted({"kmsMasterKeyId": "alias/aws/sns"})
+    assert "alarm notifications would be dropped" in message
+    assert list(imgpipe_policy.topic_encrypted({"kmsMasterKeyId": KMS_KEY_ARN})) == []
+
+
+@pytest.mark.parametrize(
+    "narrowing",
+    [{"Action": "s3:GetObject"}, {"Principal": {"AWS": "arn:aws:iam::123456789012:root"}}],
+    ids=["one-action", "one-principal"],
+)
+def test_a_tls_deny_that_leaves_requests_out_is_not_tls_only(
+    monkeypatch: pytest.MonkeyPatch, narrowing: dict
+) -> None:
+    real = component.tls_only_bucket_policy
+
+    def narrowed(bucket_arn: str) -> dict:
+        document = real(bucket_arn)
+        document["Statement"][0].update(narrowing)
+        return document
+
+    monkeypatch.setattr(component, "tls_only_bucket_policy", narrowed)
+    violations = check(resources(run()))
+    assert list(violations) == ["s3-bucket-tls-only"]
+    assert len(violations["s3-bucket-tls-only"]) == 2  # both buckets
+
+
 def test_logs_kept_forever_are_named() -> None:
     mocks = run(settings=StackSettings(log_retention_days=0))
     function, logs = mocks.one(FUNCTION), mocks.one(LOG_GROUP)
