@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from lambda_pkg import animation, encoding, formats, geometry, placeholders, transforms
+from lambda_pkg import animation, costs, encoding, formats, geometry, placeholders, transforms
 from lambda_pkg.colour import has_alpha as _has_alpha
 from lambda_pkg.colour import normalise_mode, to_srgb
 from lambda_pkg.geometry import target_size
@@ -117,7 +117,10 @@ def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
 
 def decode(data: bytes, profile: Profile) -> Decoded:
     """Open, check the size, then decode once. Every error a decode raises rejects the image:
-    a decoder that stopped part-way leaves a half-drawn picture that must never be rendered."""
+    a decoder that stopped part-way leaves a half-drawn picture that must never be rendered.
+    The container's structure is checked first (costs.py): opening walks it too."""
+    with _too_costly():
+        costs.check_container(data, profile.input_formats)
     image = _open(data, profile)
     input_format = formats.profile_format(image.format)
     if input_format is None:
@@ -206,7 +209,8 @@ def _check_pixels(size: tuple[int, int], profile: Profile) -> None:
 
 
 def _frame_count(image: Image.Image) -> int:
-    """Counting reads every frame's header (GIF, TIFF): a truncated animation fails here."""
+    """Counting reads every frame's header (GIF, TIFF): a truncated animation fails here.
+    Pillow's walk is bounded: costs.check_container counted the same frames first, capped."""
     # Not getattr(image, "n_frames", 1): an AttributeError raised while counting would
     # come out as "one frame". TypeError: TIFF's "Missing dimensions" in a later IFD.
     if not (hasattr(type(image), "n_frames") or "n_frames" in vars(image)):
@@ -215,6 +219,14 @@ def _frame_count(image: Image.Image) -> int:
         return image.n_frames
     except (*_DECODE_ERRORS, TypeError, AttributeError) as exc:
         raise ImageRejected(f"corrupt or truncated image: {type(exc).__name__}: {exc}") from None
+
+
+@contextmanager
+def _too_costly() -> Iterator[None]:
+    try:
+        yield
+    except costs.TooCostly as exc:
+        raise ImageRejected(f"too costly to process: {exc}") from None
 
 
 @contextmanager
