@@ -2,14 +2,19 @@
 single pixel is decoded.
 
 A small table of limits in the spirit of ImageMagick's policy.xml and libjpeg-turbo's
-max_scans, each a named constant with its reason.
+max_scans, each a named constant with its reason, checked at two points of imaging.decode:
 
-check_container runs before Pillow opens the bytes: the structures that opening and counting
-frames walk in Python (JPEG segments and scans, PNG chunks, GIF blocks and frames, WebP
-chunks and frames, TIFF directories, entries, strips and tiles), each walk (headers.py)
-stopped one past its cap. Caps bound time: each keeps Pillow's own walk of that structure
-well under a second on a Lambda vCPU (~1.7x slower than the machine measured on). It is a
-pure function of the bytes.
+1. check_container, before Pillow opens the bytes: the structures that opening and counting
+   frames walk in Python (JPEG segments and scans, PNG chunks, GIF blocks and frames, WebP
+   chunks and frames, TIFF directories, entries, strips and tiles), each walk (headers.py)
+   stopped one past its cap. Caps bound time: each keeps Pillow's own walk of that structure
+   well under a second on a Lambda vCPU (~1.7x slower than the machine measured on).
+2. check_decode, once Pillow has read the size: the stored picture, row pointers included,
+   and the frames an animation keeps, against the profile's max_pixels.
+
+Pixel budgets are in units of the profile's max_pixels, the number the deploy sizes the
+function's memory from (pipeline/guards.py): what passes here fits the memory sized for it.
+Every check is a pure function of the bytes, the header's numbers and the profile.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from lambda_pkg import headers
+from lambda_pkg import animation, headers
 from lambda_pkg.profiles import MAX_FRAMES as PROFILE_MAX_FRAMES
+from lambda_pkg.profiles import Profile
 
 # Libjpeg's progression writes 10 scans for colour and 6 for grey, mozjpeg's scan search up
 # to ~20. Each scan is another entropy-decoding pass over every block of the picture (15,000
@@ -55,6 +61,12 @@ MAX_TIFF_ENTRIES = 50_000
 # builds a ~360-byte tile record for each on every page it visits (3M strips: 6.4 s and
 # 1.1 GB just to open).
 MAX_TIFF_BLOCKS = 2**17
+# Pillow keeps one 8-byte pointer per row, two 4-byte pixels' worth: a 1 x 50,000,000 PNG is
+# 50 MB of pixels and 400 MB of row pointers. The first FREE_ROWS rows (a 512 KB table) are
+# noise next to any picture that tall and are not counted, so max_pixels keeps its meaning.
+ROW_COST = 2
+FREE_ROWS = 65_536
+Size = tuple[int, int]
 _Step = TypeVar("_Step")
 
 
@@ -166,3 +178,35 @@ _COUNTERS: dict[str, Callable[[bytes], int | None]] = {
     "webp": _webp,
     "tiff": _tiff,
 }
+
+
+# -- 2. the decode, from the header's size -------------------------------------------------
+
+
+def picture_cost(size: Size, frames: int = 1) -> int:
+    """Memory of `frames` pictures of this size, in pixels (4 bytes), row pointers included."""
+    width, height = size
+    return frames * (width * height + ROW_COST * max(0, height - FREE_ROWS))
+
+
+def _check_picture(what: str, size: Size, frames: int, profile: Profile) -> None:
+    cost = picture_cost(size, frames)
+    if cost <= profile.max_pixels:
+        return
+    shape = f"{size[0]:,}x{size[1]:,}" + (f" x {frames:,} frames" if frames > 1 else "")
+    rows = " with its row pointers (8 bytes a row)" if size[1] > FREE_ROWS else ""
+    raise TooCostly(
+        f"{what} would be {shape}: {cost:,} pixels' worth of memory{rows}, over the "
+        f"profile's max_pixels of {profile.max_pixels:,}"
+    )
+
+
+def check_decode(size: Size, frames: int | None, profile: Profile) -> None:
+    """The stored picture and, when the profile keeps animations, the frames it keeps (from
+    the container's own count, before Pillow walks the frames to count them)."""
+    _check_picture("the decoded picture", size, 1, profile)
+    if frames is not None and frames > 1 and profile.keep_animation:
+        try:
+            animation.frames_to_keep(frames, size, profile)
+        except animation.TooManyPixels as exc:
+            raise TooCostly(str(exc)) from None

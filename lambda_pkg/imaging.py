@@ -118,9 +118,10 @@ def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
 def decode(data: bytes, profile: Profile) -> Decoded:
     """Open, check the size, then decode once. Every error a decode raises rejects the image:
     a decoder that stopped part-way leaves a half-drawn picture that must never be rendered.
-    The container's structure is checked first (costs.py): opening walks it too."""
-    with _too_costly():
-        costs.check_container(data, profile.input_formats)
+    What it would cost is checked from the headers first (costs.py), in steps, each as
+    soon as what it needs is known and before anything that costs more."""
+    with _too_costly():  # before Pillow opens the bytes: opening walks them too
+        counted = costs.check_container(data, profile.input_formats)
     image = _open(data, profile)
     input_format = formats.profile_format(image.format)
     if input_format is None:
@@ -129,6 +130,8 @@ def decode(data: bytes, profile: Profile) -> Decoded:
     if damage:
         raise ImageRejected(f"corrupt or truncated image: {damage}")
     _check_pixels(image.size, profile)
+    with _too_costly():  # before Pillow walks the frames to count them
+        costs.check_decode(image.size, counted, profile)
     frame_count = _frame_count(image) if input_format != "jpeg" else 1
     keep = 0
     if profile.keep_animation and frame_count > 1:

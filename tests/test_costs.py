@@ -1,10 +1,10 @@
-"""The cost model (lambda_pkg/costs.py): hostile containers refused from their headers, before
-Pillow opens them, with a reason that names the measure and the limit; and real files,
-counted exactly as Pillow counts them, left alone.
+"""The cost model (lambda_pkg/costs.py): hostile inputs refused from their headers, before
+Pillow opens them or before a pixel is decoded, with a reason that names the measure and the
+limit; and real files, counted exactly as Pillow counts them, left alone.
 
 Every input is made here, byte by byte where Pillow cannot write it. "Fast" is asserted
-without a clock: Pillow is made to fail the test if it opens what must be refused before,
-and every walk is shown to stop one step past its cap.
+without a clock: Pillow is made to fail the test if it opens or decodes what must be refused
+before that point, and every walk is shown to stop one step past its cap.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile, TiffImagePlugin, WebPImagePlugin
 
 from imgpipe_samples import samples
 from lambda_pkg import costs, formats, headers, imaging
@@ -135,6 +135,26 @@ def _riff(kind: bytes, body: bytes) -> bytes:
     return kind + struct.pack("<I", len(body)) + body + b"\0" * (len(body) % 2)
 
 
+def _u24(value: int) -> bytes:
+    return struct.pack("<I", value)[:3]
+
+
+def webp_animation(canvas: tuple[int, int], frames: int, frame_side: int = 16) -> bytes:
+    """An animated WebP: a huge canvas (VP8X) and `frames` tiny lossless frames (ANMF)."""
+    frame = Image.new("RGBA", (frame_side,) * 2, (200, 10, 10, 255))
+    still = images.encode(frame, "WEBP", lossless=True)
+    assert still[12:16] == b"VP8L"  # a simple file: its one chunk is the frame's bitstream
+    bitstream = still[12:]
+    flags = bytes([0x12, 0, 0, 0])  # animation + alpha
+    body = _riff(b"VP8X", flags + _u24(canvas[0] - 1) + _u24(canvas[1] - 1))
+    body += _riff(b"ANIM", struct.pack("<IH", 0, 0))
+    for index in range(frames):
+        x = (index * frame_side) % (canvas[0] - frame_side) // 2  # stored halved
+        place = _u24(x) + _u24(0) + _u24(frame_side - 1) * 2 + _u24(100) + b"\0"
+        body += _riff(b"ANMF", place + bitstream)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
 def webp_with_chunks(count: int) -> bytes:
     still = images.encode(images.photo(64, 48), "WEBP")
     body = still[12:] + _riff(b"XTRA", b"") * count
@@ -143,6 +163,25 @@ def webp_with_chunks(count: int) -> bytes:
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_tall(width: int, height: int) -> bytes:
+    """A valid greyscale PNG of zeros, compressed in 1 MB steps (1 x 50,000,000: ~97 KB)."""
+    row = 1 + width
+    packer = zlib.compressobj(9)
+    block = b"\0" * (row * max(1, 2**20 // row))
+    left, parts = row * height, []
+    while left:
+        parts.append(packer.compress(block[: min(left, len(block))]))
+        left -= min(left, len(block))
+    parts.append(packer.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", b"".join(parts))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def png_with_chunks(count: int) -> bytes:
@@ -191,6 +230,15 @@ def never_opened(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("Pillow opened bytes that must be refused before it reads them")
 
     monkeypatch.setattr(formats, "open_image", opened)
+
+
+@pytest.fixture
+def never_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    def decoded(*_: object) -> None:
+        raise AssertionError("pixels were decoded for an image that must be refused first")
+
+    for cls in (ImageFile.ImageFile, TiffImagePlugin.TiffImageFile, WebPImagePlugin.WebPImageFile):
+        monkeypatch.setattr(cls, "load", decoded)
 
 
 def refused(data: bytes, profile: Profile) -> str:
@@ -379,6 +427,51 @@ def test_every_walk_stops_one_step_past_its_cap(monkeypatch, walk, make, fmt, st
     with pytest.raises(costs.TooCostly):
         costs.check_container(make(), (fmt,))
     assert taken == steps + 1
+
+
+# -- 2. the decode, refused from the header's size before a pixel is decoded ----------------
+
+
+@pytest.mark.parametrize("named", [THUMBNAIL, WEB], ids=["thumbnail", "web"])
+def test_a_1_by_50_million_png_is_refused_before_its_rows_are_decoded(never_decoded, named):
+    # GIVEN a valid 97 KB PNG of 1 x 50,000,000: under max_pixels, yet its 50M row pointers
+    # alone are 400 MB (it peaked at 1.2 GB with thumbnail and 3.9 GB with web)
+    data = png_tall(1, 50_000_000)
+    assert len(data) < 100_000
+    reason = refused(data, named)
+    assert "the decoded picture would be 1x50,000,000: 149,868,928 pixels' worth" in reason
+    assert "row pointers" in reason and "over the profile's max_pixels of 50,000,000" in reason
+
+
+def test_an_animated_webp_canvas_times_its_frames_is_refused_before_a_frame_is_decoded(
+    never_decoded, monkeypatch
+):
+    # GIVEN a 24 KB animated WebP: 500 16x16 frames on a 7000x7000 canvas, and a profile that
+    # keeps animations; Pillow is not even asked to count the frames
+    monkeypatch.setattr(imaging, "_frame_count", lambda _: pytest.fail("Pillow counted"))
+    data = webp_animation((7000, 7000), 500)
+    assert len(data) < 30_000
+    reason = refused(data, ANIMATED)
+    assert "animation is 100 frames of 7000x7000 = 4,900,000,000 pixels" in reason
+    assert "over the profile's max_pixels of 50,000,000" in reason
+
+
+def test_only_the_first_frame_counts_when_the_profile_does_not_keep_animations():
+    # A still profile decodes frame 0 only: the canvas alone, which max_pixels allows.
+    data = webp_animation((7000, 7000), 500)
+    assert costs.check_container(data, THUMBNAIL.input_formats) == 500
+    costs.check_decode((7000, 7000), 500, THUMBNAIL)  # no refusal
+
+
+def test_a_gif_with_a_huge_canvas_and_many_frames_is_refused_when_frames_are_kept(never_decoded):
+    reason = refused(gif_animation((7000, 7000), 5_000), ANIMATED)
+    assert "animation is 100 frames of 7000x7000" in reason
+
+
+def test_an_apng_canvas_times_its_frames_is_refused_before_a_frame_is_decoded(never_decoded):
+    kept = profile(rendition(), keep_animation=True, max_pixels=10_000_000)
+    reason = refused(apng(4, (2000, 2000)), kept)
+    assert "animation is 4 frames of 2000x2000 = 16,000,000 pixels" in reason
 
 
 # -- real files: counted as Pillow counts them, and left alone ------------------------------
