@@ -2,7 +2,7 @@
 single pixel is decoded.
 
 A small table of limits in the spirit of ImageMagick's policy.xml and libjpeg-turbo's
-max_scans, each a named constant with its reason, checked at two points of imaging.decode:
+max_scans, each a named constant with its reason, checked at three points of imaging.decode:
 
 1. check_container, before Pillow opens the bytes: the structures that opening and counting
    frames walk in Python (JPEG segments and scans, PNG chunks, GIF blocks and frames, WebP
@@ -11,6 +11,8 @@ max_scans, each a named constant with its reason, checked at two points of imagi
    well under a second on a Lambda vCPU (~1.7x slower than the machine measured on).
 2. check_decode, once Pillow has read the size: the stored picture, row pointers included,
    and the frames an animation keeps, against the profile's max_pixels.
+3. check_renditions, once the orientation is known: each rendition's geometry against its
+   encoder's largest side and the same pixel budget.
 
 Pixel budgets are in units of the profile's max_pixels, the number the deploy sizes the
 function's memory from (pipeline/guards.py): what passes here fits the memory sized for it.
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from lambda_pkg import animation, headers
+from lambda_pkg import animation, encoding, geometry, headers
 from lambda_pkg.profiles import MAX_FRAMES as PROFILE_MAX_FRAMES
 from lambda_pkg.profiles import Profile
 
@@ -66,6 +68,17 @@ MAX_TIFF_BLOCKS = 2**17
 # noise next to any picture that tall and are not counted, so max_pixels keeps its meaning.
 ROW_COST = 2
 FREE_ROWS = 65_536
+# The longest side each encoder writes (each tried with Pillow 13, one pixel over fails):
+# libjpeg's JPEG_MAX_DIMENSION, WebP's 14-bit sizes (WEBP_MAX_DIMENSION), GIF's 16-bit
+# fields, AV1's 16-bit frame size (libavif), PNG's 31-bit ones.
+ENCODER_MAX_SIDE = {
+    "jpeg": 65_500,
+    "webp": 16_383,
+    "gif": 65_535,
+    "avif": 65_536,
+    "png": 2**31 - 1,
+}
+
 Size = tuple[int, int]
 _Step = TypeVar("_Step")
 
@@ -210,3 +223,29 @@ def check_decode(size: Size, frames: int | None, profile: Profile) -> None:
             animation.frames_to_keep(frames, size, profile)
         except animation.TooManyPixels as exc:
             raise TooCostly(str(exc)) from None
+
+
+# -- 3. the renditions, from the upright size ----------------------------------------------
+
+
+def check_renditions(
+    size: Size, input_format: str, has_alpha: bool, frames: int, profile: Profile
+) -> None:
+    """Every rendition's size, worked out as the renderer will (`size` after the EXIF
+    orientation; `frames`: how many an animation keeps, 0 or 1 for a still)."""
+    _check_picture("the upright picture", size, 1, profile)
+    animated = frames > 1
+    for rendition in profile.renditions:
+        # Animations render as if with alpha, exactly as imaging._render_animated asks.
+        fmt = encoding.output_format(
+            rendition.format, input_format, has_alpha or animated, animated
+        )
+        target = geometry.target_size(size, rendition.resize)
+        limit = ENCODER_MAX_SIDE[fmt]
+        if max(target) > limit:
+            raise TooCostly(
+                f"rendition {rendition.name!r} would be {target[0]:,}x{target[1]:,}: a side of "
+                f"{max(target):,} px, over {fmt.upper()}'s limit of {limit:,} px a side"
+            )
+        copies = frames if animated and fmt in animation.FORMATS else 1
+        _check_picture(f"rendition {rendition.name!r}", target, copies, profile)

@@ -118,7 +118,7 @@ def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
 def decode(data: bytes, profile: Profile) -> Decoded:
     """Open, check the size, then decode once. Every error a decode raises rejects the image:
     a decoder that stopped part-way leaves a half-drawn picture that must never be rendered.
-    What it would cost is checked from the headers first (costs.py), in steps, each as
+    What it would cost is checked from the headers first (costs.py), in three steps, each as
     soon as what it needs is known and before anything that costs more."""
     with _too_costly():  # before Pillow opens the bytes: opening walks them too
         counted = costs.check_container(data, profile.input_formats)
@@ -143,6 +143,8 @@ def decode(data: bytes, profile: Profile) -> Decoded:
     width, height = image.size
     if orientation in _SWAPS_AXES:
         width, height = height, width
+    with _too_costly():  # before any pixel is decoded (a PNG's getexif may have, above)
+        costs.check_renditions((width, height), input_format, _has_alpha(image), keep, profile)
     original_mode = image.mode
     icc = image.info.get("icc_profile") or None
     xmp = _xmp(image)

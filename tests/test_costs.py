@@ -474,6 +474,64 @@ def test_an_apng_canvas_times_its_frames_is_refused_before_a_frame_is_decoded(ne
     assert "animation is 4 frames of 2000x2000 = 16,000,000 pixels" in reason
 
 
+# -- 3. renditions, from the upright size ---------------------------------------------------
+
+
+def tiff_line(width: int, height: int) -> bytes:
+    return images.encode(Image.new("L", (width, height), 128), "TIFF")
+
+
+def test_a_rendition_over_jpegs_side_limit_is_refused_before_decoding(never_decoded):
+    # thumbnail never upscales: a 1 x 70,000 source stays 1 x 70,000 at width 200.
+    reason = refused(tiff_line(1, 70_000), THUMBNAIL)
+    assert "rendition 'thumb' would be 1x70,000: a side of 70,000 px" in reason
+    assert "over JPEG's limit of 65,500 px a side" in reason
+
+
+def test_a_rendition_over_webps_side_limit_is_refused_before_decoding(never_decoded):
+    reason = refused(tiff_line(1, 20_000), WEB)
+    assert "rendition 'w1600' would be 1x20,000" in reason
+    assert "over WEBP's limit of 16,383 px a side" in reason
+
+
+def test_the_geometry_is_worked_out_after_the_exif_orientation():
+    # GIVEN a 20,000 x 1 JPEG: with the web profile it becomes 1600x1 and processes
+    data = images.jpeg(20_000, 1)
+    _, outputs = imaging.process(data, WEB)
+    assert {(o.width, o.height) for o in outputs} == {(1600, 1), (800, 1), (320, 1), (1, 1)}
+    # WHEN it says it is stored sideways (orientation 6) THEN upright it is 1 x 20,000
+    reason = refused(images.jpeg(20_000, 1, orientation=6), WEB)
+    assert "rendition 'w1600' would be 1x20,000" in reason
+
+
+def test_an_upscaled_rendition_larger_than_max_pixels_is_refused(never_decoded):
+    huge = profile(rendition("png", mode="width", width=16_384, upscale=True))
+    reason = refused(tiff_line(100, 10_000), huge)
+    assert "rendition 'r-png' would be 16,384x1,638,400: " in reason
+    assert "over the profile's max_pixels of 50,000,000" in reason
+
+
+@pytest.mark.parametrize("fmt", ["webp", "png"])
+def test_an_animated_rendition_counts_every_frame_it_keeps(fmt):
+    kept = profile(
+        rendition(fmt, mode="fit", width=4000, height=4000, upscale=True),
+        keep_animation=True,
+        max_pixels=40_000_000,
+    )
+    with pytest.raises(costs.TooCostly, match="4,000x2,667 x 4 frames: 42,672,000 pixels"):
+        costs.check_renditions((60, 40), "gif", False, 4, kept)
+    costs.check_renditions((60, 40), "gif", False, 1, kept)  # a still: one picture
+
+
+def test_the_encoder_limits_are_the_ones_pillow_really_has():
+    # One pixel over each limit fails in Pillow itself; the limit itself is written.
+    for fmt, name in (("jpeg", "JPEG"), ("webp", "WEBP")):
+        side = costs.ENCODER_MAX_SIDE[fmt]
+        images.encode(Image.new("L", (side, 1)), name)
+        with pytest.raises((OSError, ValueError)):
+            images.encode(Image.new("L", (side + 1, 1)), name)
+
+
 # -- real files: counted as Pillow counts them, and left alone ------------------------------
 
 
