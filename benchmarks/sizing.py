@@ -394,6 +394,28 @@ def constants(rows: list[Measured], fits: list[KindFit]) -> list[str]:
         values = ", ".join(f"{getattr(group, f)[0]:.4g}" for f in fields)
         sources = ", ".join(f"{f}: {getattr(group, f)[1]}" for f in fields)
         lines.append(f"{group.name} = Cost({values})  # {sources}")
+    return lines + coverage(rows)
+
+
+def coverage(rows: list[Measured]) -> list[str]:
+    """How the guard's constants, as committed, compare with what was just measured."""
+    from pipeline import guards
+
+    memory, cpu = [], []
+    for r in rows:
+        if not r.outcome.startswith("ok"):
+            continue
+        cost = guards.ANIMATED if _animated(r.kind) else guards.STILL
+        memory.append((guards.model_memory_mb(cost, r.pixels) / r.peak_mb, r))
+        cpu.append((guards.model_cpu_s(cost, r.pixels, RENDITIONS[r.profile]) / r.cpu_s, r))
+    lines = ["", "The committed constants (pipeline/guards.py, before margins) against these runs:"]
+    for what, ratios in (("memory", memory), ("CPU time", cpu)):
+        ratio, r = min(ratios, key=lambda pair: pair[0])
+        lines.append(
+            f"- {what}: model / measured is at least {ratio:.2f} "
+            f"({r.kind} {r.pixels / 1e6:.0f} Mpx {r.profile}); "
+            f"{sum(1 for x, _ in ratios if x < 1)} of {len(ratios)} points under 1"
+        )
     return lines
 
 
