@@ -166,11 +166,13 @@ def _check_memory(profile: Profile, memory_mb: int) -> None:
         return
     largest = largest_max_pixels(profile, lambda p: required_memory_mb(p) <= memory_mb)
     worst = cost(profile)
+    fix = f"raise imgpipe:memory to at least {memory}"
+    if largest:  # below the runtime's own memory no max_pixels fits at all
+        fix += f" or lower max_pixels to at most {largest:,}"
     raise DeployGuardError(
         f"imgpipe:memory is {memory_mb} MB, but {_accepts(profile)}, which need about "
         f"{memory:,} MB (measured: {RUNTIME_MEMORY_MB} MB + {worst.bytes_per_pixel:g} bytes a "
-        f'pixel for the costliest input kind, +{MEMORY_MARGIN - 1:.0%}; README "Sizing"): '
-        f"raise imgpipe:memory to at least {memory} or lower max_pixels to at most {largest:,}"
+        f'pixel for the costliest input kind, +{MEMORY_MARGIN - 1:.0%}; README "Sizing"): {fix}'
     )
 
 

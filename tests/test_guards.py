@@ -141,6 +141,16 @@ def test_capacity_refuses_too_little_memory_naming_the_profile_and_what_fits() -
     check_capacity(config, memory_mb=need, timeout_s=900)
 
 
+def test_below_the_runtimes_own_memory_only_more_memory_helps() -> None:
+    config = PipelineConfig.single(profile("p", max_pixels=1))
+    with pytest.raises(DeployGuardError) as caught:
+        check_capacity(config, memory_mb=128, timeout_s=60)
+    message = str(caught.value)
+    assert message.endswith(
+        f"raise imgpipe:memory to at least {required_memory_mb(config.profiles[0])}"
+    )
+
+
 def test_a_profile_lambda_cannot_hold_is_refused_with_the_largest_that_fits() -> None:
     # GIVEN a profile whose max_pixels needs more than Lambda's 10,240 MB
     giant = profile("giant", max_pixels=600_000_000)
