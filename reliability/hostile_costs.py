@@ -367,7 +367,11 @@ SHAPES = (
     Shape("APNG 7000x7000 RGBA, 10,000 frames", "budget/frames.apng", apng_many_frames),
     Shape("JPEG with 100,000 APP15 segments", "budget/segments.jpg", jpeg_many_segments),
     Shape("JPEG with a 16 MB ICC profile (255 APP2 chunks)", "budget/icc.jpg", jpeg_huge_icc),
-    Shape("PNG eXIf: 16,000 tags x 64 KB, all one block", "budget/exif.png", png_exif_entries),
+    Shape(
+        "PNG eXIf: 16,000 tags x 64 KB, all one block (Pillow caps tag data at the file size)",
+        "budget/exif.png",
+        png_exif_entries,
+    ),
     Shape("16-bit TIFF 7071x7071, orientation 6", "budget/16bit.tif", tiff_16bit),
     Shape("PNG with 1,000,000 empty IDAT chunks", "budget/idat.png", png_many_idat),
 )
