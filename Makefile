@@ -45,5 +45,5 @@ clean:
 # faults and a 200-image load through the local stack. `make reliability LONG=1` then runs
 # every long form (2,000 uploads, 40,000 fuzz inputs, heavier faults) into RELIABILITY.md.
 reliability: $(STAMP)
-	$(BIN)/python -m pytest -q tests/test_hostile_inputs.py tests/test_fuzz_decode.py tests/test_reliability_ordering.py tests/test_reliability_faults.py tests/test_reliability_load.py tests/test_integrity.py
+	$(BIN)/python -m pytest -q tests/test_hostile_inputs.py tests/test_fuzz_decode.py tests/test_reliability_ordering.py tests/test_reliability_faults.py tests/test_reliability_load.py tests/test_integrity.py tests/test_budget_inputs.py
 	$(if $(LONG),$(BIN)/python -m reliability report --long)

@@ -58,20 +58,30 @@ class Sample:
     expect: str  # "ok" or "failed"
 
 
-def alpha_png(width: int, height: int) -> bytes:
-    """An RGBA PNG: the photo inside an ellipse, transparent around it."""
+def alpha_photo(width: int, height: int) -> Image.Image:
+    """RGBA: the photo inside an ellipse, transparent around it."""
     image = photo(width, height).convert("RGBA")
     mask = Image.new("L", image.size, 0)
     inset = min(width, height) // 12
     ImageDraw.Draw(mask).ellipse((inset, inset, width - inset, height - inset), fill=255)
     image.putalpha(mask)
-    return encode(image, "PNG")
+    return image
+
+
+def alpha_png(width: int, height: int) -> bytes:
+    """An RGBA PNG: the photo inside an ellipse, transparent around it."""
+    return encode(alpha_photo(width, height), "PNG")
+
+
+def sixteen_bit_photo(width: int, height: int) -> Image.Image:
+    """16-bit greyscale (I;16) using the whole 0..65535 range."""
+    grey = photo(width, height).convert("L").convert("I").point(lambda v: v * 257)
+    return grey.convert("I;16")
 
 
 def sixteen_bit_png(width: int, height: int) -> bytes:
     """A 16-bit greyscale PNG using the whole 0..65535 range."""
-    grey = photo(width, height).convert("L").convert("I").point(lambda v: v * 257)
-    return encode(grey.convert("I;16"), "PNG")
+    return encode(sixteen_bit_photo(width, height), "PNG")
 
 
 def _heic(image: Image.Image) -> bytes:

@@ -75,7 +75,7 @@ class StackSettings:
     profile: str = "thumbnail"
     runtime: str = "python3.12"
     architecture: str = "arm64"
-    memory_mb: int = 1024
+    memory_mb: int = 1536  # covers the shipped profiles (max_pixels 50 M): README "Sizing"
     timeout_s: int = 60
     log_retention_days: int = 14
     # () = one catch-all route to `profile`; see pipeline/routing.py for the rules.

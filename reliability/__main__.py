@@ -1,4 +1,4 @@
-"""`python -m reliability COMMAND`: report [--long] | load | throttling | sigkill |
+"""`python -m reliability COMMAND`: report [--long | --budget] | load | throttling | sigkill |
 emulator_restart | ordering | integrity | fuzz. Each scenario prints its result as JSON."""
 
 from __future__ import annotations
@@ -31,11 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rerender", action="store_true", help="report: rewrite the Markdown from the last run"
     )
+    parser.add_argument(
+        "--budget",
+        action="store_true",
+        help="report: only the hostile shapes under 512/1024 MB (RELIABILITY.md's budget table)",
+    )
     for option in ("count", "kills", "restarts", "keys", "groups", "workers", "seed"):
         parser.add_argument(f"--{option}", type=int)
     parser.add_argument("--rate", type=float)
     parser.add_argument("--profile")
     args = parser.parse_args(argv)
+    if args.command == "report" and args.budget:
+        from reliability import budget
+
+        return budget.main()
     if args.command == "report":
         from reliability import report
 
@@ -45,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {
         k: v
         for k, v in vars(args).items()
-        if v is not None and k not in ("command", "long", "rerender")
+        if v is not None and k not in ("command", "long", "rerender", "budget")
     }
     with scenarios.quiet_logs():
         result = getattr(scenarios, args.command)(**options)

@@ -229,6 +229,8 @@ def render(results: dict[str, Any]) -> str:
         "- `make reliability` — the short form, as CI runs it (pytest, about 1 minute).",
         "- `make reliability LONG=1` or `python -m reliability report --long` — every long "
         "form; rewrites this file (`python -m reliability report`: the short forms).",
+        "- `python -m reliability report --budget` — the budget table: every hostile shape "
+        "through the handler held to 512 MB and 1024 MB (rewrites that section only).",
         "- `python -m reliability load --count 2000 --workers 2` — the load benchmark alone.",
         "- `python -m reliability fuzz --examples 100000 --seconds 1800` — a longer fuzz.",
         "",
@@ -236,9 +238,20 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _write(markdown: str) -> None:
+    """Write the report, keeping the budget table (its own command writes it: a long run)."""
+    from reliability import budget
+
+    old = REPORT.read_text() if REPORT.exists() else ""
+    if budget.BEGIN in old and budget.END in old:
+        kept = budget.BEGIN + old.split(budget.BEGIN, 1)[1].split(budget.END, 1)[0] + budget.END
+        markdown = budget.splice(markdown, kept)
+    REPORT.write_text(markdown)
+
+
 def rerender() -> int:
     """RELIABILITY.md again from the last run's figures (after a change to this layout)."""
-    REPORT.write_text(render(json.loads(RAW.read_text())))
+    _write(render(json.loads(RAW.read_text())))
     return 0
 
 
@@ -248,7 +261,7 @@ def main(long: bool) -> int:
     results["seconds"] = round(time.monotonic() - began, 1)
     RAW.parent.mkdir(parents=True, exist_ok=True)
     RAW.write_text(json.dumps(results, indent=1, default=str))
-    REPORT.write_text(render(results))
+    _write(render(results))
     clean = all(s["clean"] for s in results["scenarios"])
     clean = (
         clean and all(h["passed"] for h in results["hostile"]) and not results["fuzz"]["findings"]

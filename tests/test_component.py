@@ -356,7 +356,7 @@ def test_function_is_configured_from_settings_and_profile(deployed: Deployment) 
     assert function.name == names.function
     assert inputs["runtime"] == "python3.12"
     assert inputs["architectures"] == ["arm64"]
-    assert (inputs["memorySize"], inputs["timeout"]) == (1024, 60)
+    assert (inputs["memorySize"], inputs["timeout"]) == (1536, 60)
     assert inputs["handler"] == HANDLER == "lambda_pkg.handler.handler"
     assert inputs["role"] == mocks.one(ROLE).outputs["arn"]
     assert inputs["layers"] == [mocks.one(LAYER).outputs["arn"]]
@@ -527,12 +527,12 @@ def test_main_exports_the_outputs() -> None:
 
 
 def test_main_reads_stack_config(fake_layer: list[tuple[str, str]]) -> None:
-    config = {"profile": "web", "architecture": "x86_64", "memory": "512", "timeout": "30"}
+    config = {"profile": "web", "architecture": "x86_64", "memory": "2048", "timeout": "30"}
     mocks = run_main(config=config, stack="prod")
     function = mocks.one(FUNCTION)
     assert function.name == "imgpipe-prod-processor"
     assert function.inputs["architectures"] == ["x86_64"]
-    assert (function.inputs["memorySize"], function.inputs["timeout"]) == (512, 30)
+    assert (function.inputs["memorySize"], function.inputs["timeout"]) == (2048, 30)
     profile_config = PipelineConfig.from_json(
         function.inputs["environment"]["variables"]["PROFILE_CONFIG"]
     )

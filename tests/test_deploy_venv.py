@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 RUNNER = Path(__file__).with_name("program_runner.py")
 REQUIREMENTS = REPO / "requirements.txt"
 STACK_NAME = "prod"
-CONFIG = {"profile": "web", "architecture": "x86_64", "memory": "512"}
+CONFIG = {"profile": "web", "architecture": "x86_64", "memory": "2048"}
 
 
 def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -132,7 +132,7 @@ def test_the_program_deploys_from_requirements_txt_alone(
     assert registered == sorted((r.typ, r.name) for r in in_dev_venv)
     # The stack config reached the program through PULUMI_CONFIG, as Pulumi passes it.
     (function,) = [r["inputs"] for r in result["resources"] if r["type"] == FUNCTION]
-    assert (function["architectures"], function["memorySize"]) == (["x86_64"], 512)
+    assert (function["architectures"], function["memorySize"]) == (["x86_64"], 2048)
     profile_config = function["environment"]["variables"]["PROFILE_CONFIG"]
     assert PipelineConfig.from_json(profile_config) == PipelineConfig.single(load_named("web"))
 

@@ -29,7 +29,7 @@ def test_defaults_when_nothing_is_set() -> None:
         profile="thumbnail",
         runtime="python3.12",
         architecture="arm64",
-        memory_mb=1024,
+        memory_mb=1536,
         timeout_s=60,
         log_retention_days=14,
     )
