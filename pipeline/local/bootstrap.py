@@ -20,18 +20,20 @@ def _install_faults():
     crash_key = os.environ.get("IMGPIPE_FAULT_CRASH_ONCE")
     marker = os.environ.get("IMGPIPE_FAULT_MARKER", "")
     if crash_key:
-        imaging = sys.modules["lambda_pkg.imaging"]  # loaded by the handler's import
-        original = imaging.process
+        # The render's entry in the function's own process (it renders in a child it
+        # forks), so the crash is the function's, as if the worker were killed mid-image.
+        isolated = sys.modules["lambda_pkg.isolated"]  # loaded by the handler's import
+        original = isolated.process
 
-        def crashing_process(data, profile):
-            result = original(data, profile)
+        def crashing_process(*args):
+            result = original(*args)
             current = os.environ.get("IMGPIPE_CURRENT_KEYS", "")
             if crash_key in current and marker and not os.path.exists(marker):
                 open(marker, "w").close()
-                os._exit(137)  # as if the worker were killed mid-image
+                os._exit(137)
             return result
 
-        imaging.process = crashing_process
+        isolated.process = crashing_process
 
 
 def _raise_injected(key):
