@@ -145,7 +145,14 @@ class Worker:
         if child is None or child.memory_mb != budget.memory_mb:
             self._drop()
             child = _Child.fork(budget.memory_mb, self._on_start, keep=False)
-        payload = child.exchange(request, budget.child_memory_mb(), budget.deadline)
+        try:
+            payload = child.exchange(request, budget.child_memory_mb(), budget.deadline)
+        except BaseException:
+            # Interrupted mid-call (Ctrl-C, a signal's exception): the child may still be
+            # working on it, and its result must never be taken for the next call's.
+            self._child = None
+            child.end()
+            raise
         if payload is None or not child.keep:
             self._child = None
             status, usage = child.end()

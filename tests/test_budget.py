@@ -53,6 +53,11 @@ def pid() -> int:
     return os.getpid()
 
 
+def later(seconds: float, value: str) -> str:
+    time.sleep(seconds)
+    return value
+
+
 def refuse(text: str) -> None:
     raise imaging.ImageRejected(text)
 
@@ -147,6 +152,24 @@ def test_a_kept_child_that_died_between_calls_is_replaced_for_the_call(worker):
     os.kill(kept, signal.SIGKILL)
     time.sleep(0.1)
     assert worker.call(soon(30, 512), pid) not in (kept, os.getpid())
+
+
+def test_a_call_interrupted_here_never_hands_its_result_to_the_next(worker):
+    # GIVEN a call that this process gives up on halfway (a signal's exception)
+    worker.start(512)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            worker.call(soon(30, 512), later, 0.5, "the first call's")
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    # THEN the next call gets its own result, not the abandoned one's
+    assert worker.call(soon(30, 512), later, 0, "the second call's") == "the second call's"
 
 
 def test_the_child_s_share_shrinks_as_this_process_grows():
