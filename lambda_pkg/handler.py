@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambda_pkg.budget import Budget
 from lambda_pkg.events import S3Record, s3_records
 from lambda_pkg.metadata import MetadataStore
 from lambda_pkg.settings import Settings
@@ -45,13 +46,21 @@ def _runtime() -> tuple[Settings, Any, Any]:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info("Event received: %s", json.dumps(event))
     settings, s3, dynamodb = _runtime()
-    return process_event(event, settings, s3, dynamodb)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    budget = Budget.for_invocation(remaining() if remaining else None, settings.memory_mb)
+    return process_event(event, settings, s3, dynamodb, budget)
 
 
 def process_event(
-    event: dict[str, Any], settings: Settings, s3: Any, dynamodb: Any
+    event: dict[str, Any],
+    settings: Settings,
+    s3: Any,
+    dynamodb: Any,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
-    """Process every record; one record's failure never stops the others."""
+    """Process every record; one record's failure never stops the others. Each image is
+    rendered within `budget` (by default: Lambda's longest timeout, the settings' memory)."""
+    budget = budget or Budget.for_invocation(None, settings.memory_mb)
     summary = Summary()
     store = MetadataStore(dynamodb, settings.metadata_table)
     first_error: BaseException | None = None
@@ -60,7 +69,7 @@ def process_event(
         logger.info("No S3 records in the event (for example s3:TestEvent); nothing to do.")
     for record in records:
         try:
-            outcome = process_record(record, settings, s3, store)
+            outcome = process_record(record, settings, s3, store, budget)
         except Exception as exc:  # transient or unexpected: raise after the other records
             logger.exception("Record for key %r failed; it will be retried", _safe_key(record))
             summary.errors.append(f"{type(exc).__name__}: {exc}")

@@ -16,6 +16,9 @@ ENV_OUTPUT_BUCKET = "OUTPUT_BUCKET"
 ENV_METADATA_TABLE = "METADATA_TABLE"
 ENV_PROFILE_CONFIG = "PROFILE_CONFIG"
 FUNCTION_ENVIRONMENT = (ENV_OUTPUT_BUCKET, ENV_METADATA_TABLE, ENV_PROFILE_CONFIG)
+# Set by Lambda itself (and the local stack): the function's memory, which the per-image
+# budget (lambda_pkg/budget.py) divides. Unset elsewhere: no memory budget.
+ENV_MEMORY_SIZE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 
 
 class SettingsError(RuntimeError):
@@ -27,6 +30,7 @@ class Settings:
     output_bucket: str
     metadata_table: str
     config: PipelineConfig
+    memory_mb: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -38,7 +42,20 @@ class Settings:
             output_bucket=env[ENV_OUTPUT_BUCKET],
             metadata_table=env[ENV_METADATA_TABLE],
             config=PipelineConfig.from_json(env[ENV_PROFILE_CONFIG], source=ENV_PROFILE_CONFIG),
+            memory_mb=_memory_mb(env.get(ENV_MEMORY_SIZE)),
         )
+
+
+def _memory_mb(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        memory_mb = int(value)
+    except ValueError:
+        memory_mb = 0
+    if memory_mb <= 0:
+        raise SettingsError(f"{ENV_MEMORY_SIZE} must be a positive number of MB, got {value!r}")
+    return memory_mb
 
 
 def function_environment(

@@ -18,7 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambda_pkg import imaging, ownership
+from lambda_pkg import imaging, isolated, ownership
+from lambda_pkg.budget import Budget, BudgetExceeded, ChildCrashed, Unavailable
 from lambda_pkg.events import S3Record
 from lambda_pkg.metadata import (
     MetadataStore,
@@ -36,6 +37,8 @@ from lambda_pkg.settings import Settings
 logger = logging.getLogger("imgpipe")
 
 _MISSING_OBJECT_CODES = {"NoSuchKey", "404", "NotFound"}
+# What an image can end with that a retry cannot change: a failed item.
+_BAD_IMAGE = (imaging.ImageRejected, BudgetExceeded, ChildCrashed)
 S3_MAX_KEY_BYTES = 1024  # UTF-8 bytes; a longer key is KeyTooLongError (moto lets it pass)
 STORE_ATTEMPTS = 5  # compare-and-swap rounds while other events for the key keep landing
 SETTLE_ROUNDS = 3
@@ -54,9 +57,11 @@ class _Missing(Exception):
 class _Record:
     """The clients and facts one record's work shares."""
 
-    def __init__(self, record: S3Record, settings: Settings, s3: Any, store: MetadataStore) -> None:
+    def __init__(
+        self, record: S3Record, settings: Settings, s3: Any, store: MetadataStore, budget: Budget
+    ) -> None:
         self.record, self.settings, self.s3, self.store = record, settings, s3, store
-        self.key = record.key
+        self.key, self.budget = record.key, budget
 
     def source(self, size: int = 0) -> Source:
         return Source(self.record.bucket, self.key, size, self.record.sequencer)
@@ -87,8 +92,11 @@ class _Record:
         return self.unlisted(newest, self.store.released_by(self.key), *also)
 
 
-def process_record(record: S3Record, settings: Settings, s3: Any, store: MetadataStore) -> Outcome:
-    work = _Record(record, settings, s3, store)
+def process_record(
+    record: S3Record, settings: Settings, s3: Any, store: MetadataStore, budget: Budget
+) -> Outcome:
+    """One record; its image rendered within `budget` (lambda_pkg/budget.py)."""
+    work = _Record(record, settings, s3, store, budget)
     reason = _skip_reason(record, work.key, settings)
     if reason:
         logger.info("Skipping key %r: %s", work.key, reason)
@@ -123,6 +131,7 @@ def _step_aside(work: _Record, profile: Profile) -> Outcome:
 
 
 def _create(work: _Record, profile: Profile) -> Outcome:
+    isolated.start(work.budget.memory_mb)  # before the download: see isolated.start
     try:
         data, size = _download(work.s3, work.record, profile)
     except _Missing:
@@ -132,11 +141,11 @@ def _create(work: _Record, profile: Profile) -> Outcome:
         return _fail(work, profile, work.source(work.record.size or 0), exc)
     source = work.source(size)
     try:
-        decoded, outputs = imaging.process(data, profile)
-    except imaging.ImageRejected as exc:
+        decoded, outputs = isolated.process(data, profile, work.budget)
+    except _BAD_IMAGE as exc:
         return _fail(work, profile, source, exc)
-    except MemoryError:
-        raise  # a bigger function might succeed: let Lambda retry and keep the event
+    except (MemoryError, Unavailable):
+        raise  # this function's own trouble, not the image's: let Lambda retry
     except Exception as exc:  # a Pillow bug on hostile bytes is still a bad image
         logger.exception("Unexpected error decoding %r", work.key)
         return _fail(work, profile, source, exc)
@@ -241,10 +250,11 @@ def _rewrite(work: _Record, profile: Profile, keys: set[str]) -> None:
     """Write the current object's renditions to `keys` (those it has)."""
     if not keys:
         return
+    isolated.start(work.budget.memory_mb)
     try:
         data, _size = _download(work.s3, work.record, profile)
-        _decoded, outputs = imaging.process(data, profile)
-    except (_Missing, imaging.ImageRejected):
+        _decoded, outputs = isolated.process(data, profile, work.budget)
+    except (_Missing, *_BAD_IMAGE):
         return  # the object changed again; its own event brings item and renditions along
     for output in outputs:
         output_key = _output_key(output, work.key)

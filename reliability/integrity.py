@@ -251,7 +251,9 @@ def run_with_fault(world: World, scenario: Scenario, fail_at: int) -> Outcome:
 
 # Where in the first create the second event is handled: after its render (before it
 # claims any key), or after its claims, just before its first rendition is written.
-INTERLEAVINGS = {"render": (workflow.imaging, "process"), "write": (workflow, "_put_rendition")}
+# The render is patched where the handler calls it, in its own process: the child it
+# renders in (lambda_pkg/isolated.py) could not handle an event on the parent's emulator.
+INTERLEAVINGS = {"render": (workflow.isolated, "process"), "write": (workflow, "_put_rendition")}
 
 
 def during_render(

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambda_pkg import isolated
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.records import table_definition
 from lambda_pkg.settings import Settings
@@ -42,6 +43,15 @@ def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_render_process() -> Iterator[None]:
+    # The handler renders in a forked process it keeps (lambda_pkg/isolated.py): a copy of
+    # this one as it was when forked. Each test gets its own, forked after its patches.
+    isolated.stop()
+    yield
+    isolated.stop()
 
 
 class AwsWorld:

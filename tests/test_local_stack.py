@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from PIL import Image
 
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from pipeline import ops
@@ -20,6 +22,7 @@ from pipeline.local import sandbox
 from pipeline.local.emulator import CREDENTIALS
 from pipeline.local.runner import LocalStack
 from pipeline.local.workers import Heartbeat, PoolStats
+from pipeline.stack import StackSettings
 from tests import images
 
 pytestmark = pytest.mark.slow
@@ -196,6 +199,78 @@ def test_a_crash_mid_image_is_retried_and_the_image_still_completes(tmp_path):
         assert marker.exists()
         assert entry["status"] == "ok"
         assert stack.pool.stats.retried >= 1
+        assert ops.dead_letters(target, hold_s=0) == []
+
+
+def flat_png(width: int, height: int) -> bytes:
+    """A plain-coloured PNG: small to store and quick to make, as big as any to decode."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 110, 190)).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def wait_for_dead_letter(target, timeout_s=60):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        letters = ops.dead_letters(target, hold_s=0)
+        if letters:
+            return letters
+        time.sleep(0.2)
+    raise AssertionError("nothing reached the dead-letter queue")
+
+
+def test_an_image_past_the_memory_fails_in_its_budget_and_the_function_carries_on():
+    # GIVEN a 256 MB function, and an 8000x6000 PNG that decodes to 144 MB: more than what
+    # 256 MB leaves the render once the function's own process (~60 MB) is counted
+    settings = StackSettings(profile="thumbnail", memory_mb=256)
+    with new_stack(settings=settings, workers=1) as stack:
+        target = stack.target()
+        ops.upload_bytes(target, {"small.jpg": images.jpeg(640, 480)})
+        wait_final(target, ["small.jpg"])
+        pids = stack.pool.function_pids()
+        # WHEN it is uploaded
+        ops.upload_bytes(target, {"huge.png": flat_png(8000, 6000)})
+        (entry,) = wait_final(target, ["huge.png"]).values()
+        # THEN it failed on its memory budget, in one attempt, with the function still up
+        assert entry["status"] == "failed" and entry["error_type"] == "BudgetExceeded"
+        assert "exceeded the memory budget" in entry["error"]
+        assert "of the function's 256 MB" in entry["error"]
+        assert stack.pool.function_pids() == pids
+        assert stack.pool.stats.retried == 0
+        assert ops.dead_letters(target, hold_s=0) == []
+
+
+def test_a_function_past_its_memory_is_killed_and_reported_as_lambda_does():
+    # GIVEN a 256 MB function whose own process takes 300 MB more for one key
+    faults = {"IMGPIPE_FAULT_HOG_KEY": "hog.jpg", "IMGPIPE_FAULT_HOG_MB": "300"}
+    settings = StackSettings(profile="thumbnail", memory_mb=256)
+    with new_stack(settings=settings, fault_environment=faults) as stack:
+        target = stack.target()
+        ops.upload_bytes(
+            target, {"hog.jpg": images.jpeg(300, 200), "ok.jpg": images.jpeg(300, 200)}
+        )
+        # THEN each attempt is an out-of-memory kill, and the event ends on the DLQ
+        (letter,) = wait_for_dead_letter(target)
+        assert letter.keys == ["hog.jpg"] and letter.attempts == 3
+        assert letter.error.startswith("Runtime.OutOfMemory: RequestId: ")
+        assert letter.error.endswith("Error: Runtime exited with error: signal: killed")
+        assert ops.item(target, "hog.jpg") is None
+        # AND the other image, in a fresh function process, is fine
+        assert wait_final(target, ["ok.jpg"])["ok.jpg"]["status"] == "ok"
+
+
+def test_the_handler_sees_the_configured_timeout_and_fails_the_image_within_it():
+    # GIVEN a 2 s function (1 s of it kept for the writes) and a 48 MP PNG for `web`: seven
+    # renditions, several seconds of work on any machine
+    settings = StackSettings(profile="web", timeout_s=2)
+    with new_stack(profile="web", settings=settings, workers=1) as stack:
+        target = stack.target()
+        ops.upload_bytes(target, {"slow.png": flat_png(8000, 6000)})
+        (entry,) = wait_final(target, ["slow.png"]).values()
+        # THEN the image failed on its time budget, not a `Task timed out` of the function
+        assert entry["status"] == "failed" and entry["error_type"] == "BudgetExceeded"
+        assert "exceeded the time budget" in entry["error"]
+        assert stack.pool.stats.retried == 0
         assert ops.dead_letters(target, hold_s=0) == []
 
 

@@ -20,18 +20,42 @@ def _install_faults():
     crash_key = os.environ.get("IMGPIPE_FAULT_CRASH_ONCE")
     marker = os.environ.get("IMGPIPE_FAULT_MARKER", "")
     if crash_key:
-        imaging = sys.modules["lambda_pkg.imaging"]  # loaded by the handler's import
-        original = imaging.process
+        # The render's entry in the function's own process (it renders in a child it
+        # forks), so the crash is the function's, as if the worker were killed mid-image.
+        isolated = sys.modules["lambda_pkg.isolated"]  # loaded by the handler's import
+        original = isolated.process
 
-        def crashing_process(data, profile):
-            result = original(data, profile)
+        def crashing_process(*args):
+            result = original(*args)
             current = os.environ.get("IMGPIPE_CURRENT_KEYS", "")
             if crash_key in current and marker and not os.path.exists(marker):
                 open(marker, "w").close()
-                os._exit(137)  # as if the worker were killed mid-image
+                os._exit(137)
             return result
 
-        imaging.process = crashing_process
+        isolated.process = crashing_process
+
+
+def _hog(event_text):
+    """The out-of-memory fault: IMGPIPE_FAULT_HOG_MB megabytes, touched, held by the
+    function's own process while it handles an event naming IMGPIPE_FAULT_HOG_KEY."""
+    key = os.environ.get("IMGPIPE_FAULT_HOG_KEY")
+    if not key or key not in event_text:
+        return b""
+    return b"x" * (int(os.environ.get("IMGPIPE_FAULT_HOG_MB") or 0) * 1024 * 1024)
+
+
+class Context:
+    """What Lambda's runtime passes as the handler's `context` (the parts one would use)."""
+
+    def __init__(self, request_id, deadline_ms):
+        self.aws_request_id = request_id
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
 
 
 def _raise_injected(key):
@@ -61,14 +85,17 @@ def main() -> None:
     _install_faults()
     raise_key = os.environ.get("IMGPIPE_FAULT_RAISE")
     protocol.write(json.dumps({"ready": True}) + "\n")
+    held = []
     for line in sys.stdin:
         request = json.loads(line)
         event = request["event"]
         os.environ["IMGPIPE_CURRENT_KEYS"] = json.dumps(event)
+        context = Context(request["requestId"], request["deadlineMs"])
         try:
             if raise_key and raise_key in json.dumps(event):
                 _raise_injected(raise_key)
-            result = handler_module.handler(event, None)
+            held.append(_hog(json.dumps(event)))  # a leak: held while the handler runs
+            result = handler_module.handler(event, context)
             response = {"ok": True, "result": result}
         except Exception as exc:
             response = {
@@ -77,6 +104,7 @@ def main() -> None:
                 "errorMessage": str(exc),
                 "stackTrace": traceback.format_exc().splitlines(),
             }
+        held.clear()
         protocol.write(json.dumps(response, default=str) + "\n")
 
 

@@ -6,7 +6,7 @@ import os
 import time
 
 from lambda_pkg.profiles import PipelineConfig, load_named
-from lambda_pkg.settings import function_environment
+from lambda_pkg.settings import ENV_MEMORY_SIZE, function_environment
 from pipeline.local import provision, sandbox
 from pipeline.local.emulator import CREDENTIALS, REGION, Emulator, client
 from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
@@ -72,7 +72,7 @@ class LocalStack:
             "AWS_REGION": REGION,
             **CREDENTIALS,
             "AWS_LAMBDA_FUNCTION_NAME": self.names.function,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.settings.memory_mb),
+            ENV_MEMORY_SIZE: str(self.settings.memory_mb),
             **self.fault_environment,
         }
 
@@ -107,6 +107,7 @@ class LocalStack:
             function_arn=self.function_arn,
             workers=self.workers,
             timeout_s=self.settings.timeout_s,
+            memory_mb=self.settings.memory_mb,
             log_dir=self.log_dir,
             visibility_timeout_s=self.visibility_timeout_s,
             retry_delays_s=self._retry_delays_s,

@@ -4,6 +4,13 @@ The function zip and the layer zip are the very files `pulumi up` uploads (built
 pipeline/layer.py, the layer for this machine's interpreter). They are unpacked and the
 handler runs in a separate interpreter that sees only them, boto3 (which Lambda's runtime
 provides) and the standard library. A file missing from the zip fails here.
+
+Lambda's limits hold as in AWS: the handler's context says how much of the timeout is
+left, and past the timeout the invocation is `Task timed out`. The function's memory is
+checked every 50 ms over the process and what it forked (pipeline/local/memory.py says how
+it is counted, and why not RLIMIT_AS): past it the biggest process is killed, as the
+kernel's out-of-memory killer does in Lambda. When that is the function's own process, the
+invocation ends as Lambda reports it: `Runtime.OutOfMemory`, `signal: killed`.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import uuid
 import zipfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -23,8 +32,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline.layer import DEFAULT_CACHE_DIR, build_function_zip, build_layer_for_host
+from pipeline.local import memory
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+MEMORY_CHECK_S = 0.05  # a process allocating 4 GB/s overshoots by 200 MB before it is seen
+EXACT_CHECK_S = 0.5  # at most this often the page-table walk that counts shared pages once
+STARTUP_TIMEOUT_S = 60
 
 
 class InvocationError(Exception):
@@ -112,11 +125,14 @@ class FunctionProcess:
         environment: dict[str, str],
         timeout_s: float,
         log: TextIO | None = None,
+        memory_mb: int | None = None,
     ) -> None:
         self._image = image
         self._environment = environment
         self._timeout_s = timeout_s
         self._log = log
+        self._memory_mb = memory_mb
+        self._exact_at = 0.0  # when shared pages were last counted exactly
         self._process: subprocess.Popen[str] | None = None
         self._responses: queue.Queue[str | None] = queue.Queue()
         self.cold_starts = 0
@@ -128,13 +144,18 @@ class FunctionProcess:
     def invoke(self, event: dict[str, Any]) -> Any:
         process = self._ensure_started()
         assert process.stdin is not None
+        request_id = str(uuid.uuid4())
+        # As Lambda's runtime API does (Lambda-Runtime-Deadline-Ms): the context's remaining
+        # time counts down to this, whatever the pipe's delay.
+        deadline_ms = int((time.time() + self._timeout_s) * 1000)
+        request = {"event": event, "requestId": request_id, "deadlineMs": deadline_ms}
         try:
-            process.stdin.write(json.dumps({"event": event}) + "\n")
+            process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
         except (BrokenPipeError, OSError):
             self.stop()
             raise InvocationError("Runtime.ExitError", "the function process had exited") from None
-        response = self._next_response(self._timeout_s)
+        response = self._next_response(self._timeout_s, request_id)
         if response is None:
             code = self.stop()
             raise InvocationError("Runtime.ExitError", f"the function process exited ({code})")
@@ -143,13 +164,53 @@ class FunctionProcess:
             raise InvocationError(data.get("errorType", "Error"), data.get("errorMessage", ""))
         return data.get("result")
 
-    def _next_response(self, timeout_s: float) -> str | None:
-        try:
-            return self._responses.get(timeout=timeout_s)
-        except queue.Empty:
-            self.stop()
-            message = f"Task timed out after {timeout_s:.0f} s"
-            raise InvocationError("Sandbox.Timedout", message) from None
+    def _next_response(self, timeout_s: float, request_id: str = "init") -> str | None:
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                response = self._responses.get(timeout=min(left, MEMORY_CHECK_S))
+            except queue.Empty:
+                self._check_memory(request_id)
+                continue
+            self._check_memory(request_id)  # a peak since the last look counts too
+            return response
+        self.stop()
+        message = f"Task timed out after {timeout_s:.2f} seconds"
+        raise InvocationError("Sandbox.Timedout", message)
+
+    def _check_memory(self, request_id: str) -> None:
+        """Past the memory size, kill the biggest process; the function's own: out of memory.
+        The function's peak counts as well as its present, so a spike between two looks is
+        not missed."""
+        process = self._process
+        if self._memory_mb is None or process is None:
+            return
+        limit_kb = self._memory_mb * 1024
+        own_peak = memory.peak_kb(process.pid)
+        usage = memory.tree_kb(process.pid)
+        if own_peak <= limit_kb and sum(usage.values()) > limit_kb:
+            if time.monotonic() - self._exact_at < EXACT_CHECK_S:
+                return  # counted exactly a moment ago: the next look comes soon enough
+            self._exact_at = time.monotonic()
+            usage = memory.tree_pss_kb(process.pid)
+        if own_peak <= limit_kb and sum(usage.values()) <= limit_kb:
+            return
+        biggest = max(usage, key=usage.__getitem__, default=process.pid)
+        if biggest != process.pid and own_peak <= limit_kb:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(biggest, signal.SIGKILL)  # a forked child: the function carries on
+            return
+        self._out_of_memory(request_id, max(sum(usage.values()), own_peak) // 1024)
+
+    def _out_of_memory(self, request_id: str, used_mb: int) -> None:
+        self.stop()
+        if self._log is not None:
+            self._log.write(
+                f"REPORT RequestId: {request_id} Memory Size: {self._memory_mb} MB "
+                f"Max Memory Used: {used_mb} MB\n"
+            )
+        message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+        raise InvocationError("Runtime.OutOfMemory", message)
 
     def _ensure_started(self) -> subprocess.Popen[str]:
         if self._process is not None and self._process.poll() is None:
@@ -167,7 +228,7 @@ class FunctionProcess:
         )
         self.cold_starts += 1
         threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
-        ready = self._next_response(60)
+        ready = self._next_response(STARTUP_TIMEOUT_S)
         if ready is None or not json.loads(ready).get("ready"):
             code = self.stop()
             raise InvocationError("Runtime.ImportError", f"the function did not start ({code})")

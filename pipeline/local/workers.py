@@ -137,6 +137,7 @@ class WorkerPool:
         log_dir: Path,
         visibility_timeout_s: int,
         retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
+        memory_mb: int | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._event_queue_url = event_queue_url
@@ -145,6 +146,7 @@ class WorkerPool:
         self._environment = environment
         self._function_arn = function_arn
         self._timeout_s = timeout_s
+        self._memory_mb = memory_mb
         self._retry_delays_s = tuple(retry_delays_s)
         self._visibility_timeout_s = visibility_timeout_s
         self._log_dir = log_dir
@@ -183,7 +185,9 @@ class WorkerPool:
     def _run(self, number: int) -> None:
         sqs = client("sqs", self._endpoint)
         with open(self._log_dir / f"worker-{number}.log", "a", buffering=1) as log:
-            function = FunctionProcess(self._image, self._environment, self._timeout_s, log)
+            function = FunctionProcess(
+                self._image, self._environment, self._timeout_s, log, self._memory_mb
+            )
             with self._functions_lock:
                 self._functions.append(function)
             while not self._stopping.is_set():

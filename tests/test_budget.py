@@ -1,0 +1,273 @@
+"""The per-image budget: work past the memory or the deadline, or a crash, ends the child
+only; through the handler the image is `failed` with the reason, and the invocation returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import os
+import signal
+import time
+from unittest import mock
+
+import pytest
+from PIL import Image
+
+from lambda_pkg import budget, imaging
+from lambda_pkg.budget import Budget, BudgetExceeded, ChildCrashed, Worker
+from lambda_pkg.handler import handler, process_event
+from lambda_pkg.settings import function_environment
+from tests import images
+from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
+
+MIB = 1024 * 1024
+SLACK_S = 1.0  # the deadline's kill, the reaping and the failed item's write, on a busy machine
+
+
+# -- what the child runs: module functions, so a kept child finds them by name -------------
+
+
+def allocate_until_refused() -> int:
+    """Touch memory 16 MB at a time until an allocation fails."""
+    held = []
+    while True:
+        held.append(b"x" * (16 * MIB))
+
+
+def allocate_then_report() -> tuple[int, int]:
+    """Resident MB when called and at the peak, having allocated until refused."""
+    started = _status_mb("VmRSS")
+    with contextlib.suppress(MemoryError):
+        allocate_until_refused()
+    return started, _status_mb("VmHWM")
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def later(seconds: float, value: str) -> str:
+    time.sleep(seconds)
+    return value
+
+
+def refuse(text: str) -> None:
+    raise imaging.ImageRejected(text)
+
+
+def abort() -> None:
+    os.abort()
+
+
+def segfault() -> None:
+    ctypes.string_at(0)
+
+
+def soon(seconds: float, memory_mb: int | None = None) -> Budget:
+    return Budget(time.monotonic() + seconds, memory_mb)
+
+
+@pytest.fixture
+def worker():
+    made = Worker()
+    yield made
+    made.stop()
+
+
+# -- the worker --------------------------------------------------------------------------
+
+
+def test_memory_past_the_budget_ends_the_child_with_the_reason(worker):
+    # GIVEN a 512 MB function and a kept child
+    worker.start(512)
+    first = worker.call(soon(30, 512), pid)
+    # WHEN a call keeps allocating
+    with pytest.raises(BudgetExceeded) as raised:
+        worker.call(soon(30, 512), allocate_until_refused)
+    # THEN it is refused at what 512 MB leaves past this process and the reserve
+    allowed = 512 - _rss_mb() - budget.MEMORY_RESERVE_MB
+    message = str(raised.value)
+    assert message.startswith("exceeded the memory budget (")
+    assert abs(int(message.split("(")[1].split()[0]) - allowed) <= 2
+    assert "of the function's 512 MB" in message
+    # AND the next call runs in a new child, normally
+    assert worker.call(soon(30, 512), pid) not in (first, os.getpid())
+
+
+def test_what_the_child_may_touch_keeps_the_function_within_its_memory(worker):
+    # GIVEN a 256 MB function and a child that allocates until refused, then reports
+    worker.start(256)
+    started_mb, peak_mb = worker.call(soon(30, 256), allocate_then_report)
+    # THEN this process plus what the child added stayed within 256 MB less the reserve
+    assert _rss_mb() + (peak_mb - started_mb) <= 256 - budget.MEMORY_RESERVE_MB
+    # AND the child was allowed most of that (what it maps but never touches is the rest)
+    assert peak_mb - started_mb >= 256 - budget.MEMORY_RESERVE_MB - _rss_mb() - 40
+
+
+def test_work_past_the_deadline_is_killed_at_the_deadline(worker):
+    worker.start(None)
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded, match=r"exceeded the time budget \(1\.\d s\)"):
+        worker.call(soon(1.5), spin)
+    assert 1.5 <= time.monotonic() - started < 1.5 + SLACK_S
+
+
+def test_no_time_left_fails_without_forking(worker):
+    with (
+        mock.patch.object(os, "fork", side_effect=AssertionError("forked")),
+        pytest.raises(BudgetExceeded, match="no time left"),
+    ):
+        worker.call(soon(-1), pid)
+
+
+@pytest.mark.parametrize(("crash", "name"), [(abort, "SIGABRT"), (segfault, "SIGSEGV")])
+def test_a_crash_ends_the_child_only(worker, crash, name):
+    worker.start(512)
+    with pytest.raises(ChildCrashed, match=f"crashed \\({name}\\)"):
+        worker.call(soon(30, 512), crash)
+    # THEN this process carries on, and so does the next call
+    assert worker.call(soon(30, 512), pid) != os.getpid()
+
+
+def test_what_the_child_raises_comes_back_with_where_it_was_raised(worker):
+    worker.start(512)
+    kept = worker.call(soon(30, 512), pid)
+    with pytest.raises(imaging.ImageRejected, match="not a picture") as raised:
+        worker.call(soon(30, 512), refuse, "not a picture")
+    assert any("in refuse" in note for note in raised.value.__notes__)
+    # AND an exception is an ordinary end: the child is kept
+    assert worker.call(soon(30, 512), pid) == kept
+
+
+def test_a_kept_child_that_died_between_calls_is_replaced_for_the_call(worker):
+    worker.start(512)
+    kept = worker.call(soon(30, 512), pid)
+    os.kill(kept, signal.SIGKILL)
+    time.sleep(0.1)
+    assert worker.call(soon(30, 512), pid) not in (kept, os.getpid())
+
+
+def test_a_call_interrupted_here_never_hands_its_result_to_the_next(worker):
+    # GIVEN a call that this process gives up on halfway (a signal's exception)
+    worker.start(512)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            worker.call(soon(30, 512), later, 0.5, "the first call's")
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    # THEN the next call gets its own result, not the abandoned one's
+    assert worker.call(soon(30, 512), later, 0, "the second call's") == "the second call's"
+
+
+def test_the_child_s_share_shrinks_as_this_process_grows():
+    before = Budget(0, 2048).child_memory_mb()
+    held = b"x" * (64 * MIB)
+    after = Budget(0, 2048).child_memory_mb()
+    del held
+    assert 60 <= before - after <= 68
+    assert Budget(0, None).child_memory_mb() is None
+
+
+def test_the_invocation_s_time_less_a_reserve_is_the_deadline():
+    now = time.monotonic()
+    assert Budget.for_invocation(60_000, 1024).deadline == pytest.approx(now + 50, abs=0.5)
+    assert Budget.for_invocation(3_000, 1024).deadline == pytest.approx(now + 2, abs=0.5)
+    assert Budget.for_invocation(None, None).deadline == pytest.approx(now + 890, abs=0.5)
+
+
+# -- through the handler -------------------------------------------------------------------
+
+
+def run(aws, key, data, budget_=None, profile="thumbnail"):
+    aws.upload(key, data)
+    event = put_event(INPUT_BUCKET, key, len(data))
+    return process_event(event, aws.settings(profile), aws.s3, aws.dynamodb, budget_)
+
+
+def assert_failed(aws, key, error_type, reason):
+    item = aws.item(key)
+    assert item["status"] == "failed"
+    assert item["error_type"] == error_type
+    assert reason in item["error"]
+    assert item["renditions"] == []
+    assert aws.output_keys() == []
+
+
+def test_an_image_that_needs_more_memory_than_is_left_fails_with_the_reason(aws):
+    # GIVEN a 5000x4000 RGB PNG (60 MB decoded) and a function with 40 MB left past this
+    # process and the reserve
+    photo = Image.new("RGB", (5000, 4000), (30, 120, 200))
+    buffer = io.BytesIO()
+    photo.save(buffer, "PNG", compress_level=1)
+    memory_mb = _rss_mb() + budget.MEMORY_RESERVE_MB + 40
+    # WHEN its event is handled
+    result = run(aws, "big.png", buffer.getvalue(), Budget.for_invocation(60_000, memory_mb))
+    # THEN it is failed with the budget named, and the invocation returned normally
+    assert result == {"processed": 0, "failed": 1, "skipped": 0}
+    assert_failed(aws, "big.png", "BudgetExceeded", "exceeded the memory budget (")
+    assert f"of the function's {memory_mb} MB" in aws.item("big.png")["error"]
+
+
+def test_a_render_that_allocates_without_end_fails_and_the_next_image_is_fine(aws, monkeypatch):
+    monkeypatch.setattr(imaging, "process", lambda data, profile: allocate_until_refused())
+    limits = Budget.for_invocation(60_000, 512)
+    assert run(aws, "hog.jpg", images.jpeg(64, 48), limits)["failed"] == 1
+    assert_failed(aws, "hog.jpg", "BudgetExceeded", "exceeded the memory budget")
+    monkeypatch.undo()
+    assert run(aws, "fine.jpg", images.jpeg(640, 480), limits)["processed"] == 1
+
+
+def test_a_render_past_the_deadline_fails_within_the_invocation(aws, monkeypatch):
+    # GIVEN a render that never ends, and a context with 3 s left (1 s kept for the writes)
+    data = images.jpeg(64, 48)
+    aws.upload("spin.jpg", data)
+    monkeypatch.setattr(imaging, "process", lambda data, profile: spin())
+    context = mock.Mock(get_remaining_time_in_millis=mock.Mock(return_value=3_000))
+    env = function_environment(OUTPUT_BUCKET, TABLE, aws.settings().config)
+    # WHEN the entry point handles its event
+    from lambda_pkg import handler as handler_module
+
+    handler_module._runtime.cache_clear()
+    started = time.monotonic()
+    with mock.patch.dict("os.environ", {**env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}):
+        result = handler(put_event(INPUT_BUCKET, "spin.jpg", len(data)), context)
+    elapsed = time.monotonic() - started
+    handler_module._runtime.cache_clear()
+    # THEN it returned before the invocation's 3 s, the image failed on the time budget
+    assert result == {"processed": 0, "failed": 1, "skipped": 0}
+    assert elapsed < 3.0, f"took {elapsed:.1f} s"
+    assert_failed(aws, "spin.jpg", "BudgetExceeded", "exceeded the time budget (")
+
+
+@pytest.mark.parametrize(("crash", "name"), [(abort, "SIGABRT"), (segfault, "SIGSEGV")])
+def test_a_crashing_render_fails_the_image_not_the_function(aws, monkeypatch, crash, name):
+    monkeypatch.setattr(imaging, "process", lambda data, profile: crash())
+    limits = Budget.for_invocation(60_000, 512)
+    assert run(aws, "crash.jpg", images.jpeg(64, 48), limits)["failed"] == 1
+    assert_failed(aws, "crash.jpg", "ChildCrashed", f"crashed ({name})")
+    # AND the event is not retried into a crash loop: the image is done; others go on
+    monkeypatch.undo()
+    assert run(aws, "next.jpg", images.jpeg(640, 480), limits)["processed"] == 1
+
+
+def _rss_mb() -> int:
+    return _status_mb("VmRSS")
+
+
+def _status_mb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith(f"{field}:"))
+    return int(line.split()[1]) // 1024
