@@ -25,19 +25,6 @@ from reliability.hostile_costs import SHAPES, Shape
 pytestmark = pytest.mark.slow
 
 LIMITS = budget.Limits(memory_mb=1024, timeout_s=60)  # issue 12's; the default is 1536 MB
-PENDING = pytest.mark.xfail(
-    strict=True, reason="needs the cost model / budget from issue 12 items 1-2"
-)
-# Shapes that still run out of memory or time at 1024 MB on this branch (RELIABILITY.md):
-# each needs a refusal from the header (item 1) or a per-image budget (item 2).
-NOT_YET_HANDLED = {
-    "budget/scans.jpg",  # 15,000 progressive scans: ~100 CPU s
-    "budget/ifds.tif",  # 100,000 IFDs walked to count frames: ~65 CPU s
-    "budget/tall.png",  # 1 x 50,000,000: ~5 GB with `web`
-    "budget/strips-3m.tif",  # a tile per strip offset: ~1 GB
-    "budget/strips-6m.tif",  # ~2 GB
-    "budget/canvas.webp",  # a 7000x7000 canvas composed for 16x16 frames: ~1 GB
-}
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +33,7 @@ def world() -> Iterator[budget.FunctionWorld]:
         yield made
 
 
-def _param(shape: Shape) -> object:
-    marks = [PENDING] if shape.key in NOT_YET_HANDLED else []
-    return pytest.param(shape, id=shape.key.removeprefix("budget/"), marks=marks)
-
-
-@pytest.mark.parametrize("shape", [_param(s) for s in SHAPES])
+@pytest.mark.parametrize("shape", SHAPES, ids=[s.key.removeprefix("budget/") for s in SHAPES])
 def test_each_hostile_shape_ends_within_the_functions_memory_and_time(world, shape) -> None:
     # GIVEN a small file under every configured limit that costs far more than it weighs
     # WHEN its S3 event reaches the handler held to 1024 MB and 60 s
