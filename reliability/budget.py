@@ -393,11 +393,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Within budget (`ok` or `failed`): "
         + ", ".join(f"{within[k]} of {len(rows)} at {k} MB" for k in within)
-        + ". A shape killed at 1024 MB is a pending (xfail) case of "
-        "tests/test_budget_inputs.py until issue 12's header-only cost model (item 1) or "
-        "per-image budget (item 2) ends it as `failed`. At 512 MB, images the model sizes "
-        '(README "Sizing": max_pixels 50 M needs 1,229 MB) do not fit either; preview '
-        "refuses that stack.",
+        + ". tests/test_budget_inputs.py asserts the 1024 MB column in CI. At 512 MB the "
+        "per-image budget ends the large pictures as `failed`: images the sizing model admits "
+        '(README "Sizing": max_pixels 50 M needs 1,229 MB) do not fit, and preview refuses '
+        "such a stack.",
         "",
         f"| Shape | File | `imaging.process` | {heads} |",
         "|---|---:|---|" + "---|" * len(LIMITS),
