@@ -10,6 +10,7 @@ as Lambda would kill it and retry the event into the dead-letter queue. The full
 from __future__ import annotations
 
 import io
+import os
 import struct
 import sys
 from collections.abc import Iterator
@@ -105,3 +106,27 @@ def test_the_budget_section_is_replaced_in_place_or_put_before_the_commands() ->
     assert fresh == f"# Reliability\n\n{section}\n\n## Commands\n- x\n"
     old = fresh.replace("new table", "old table")
     assert budget.splice(old, section) == fresh
+
+
+def test_every_hostile_shape_ends_within_budget_through_the_local_stack() -> None:
+    # GIVEN the local stack holding its function to 1024 MB and 60 s, as Lambda would
+    from pipeline import ops
+    from pipeline.local.runner import LocalStack
+    from pipeline.stack import StackSettings
+
+    settings = StackSettings(profile="web", memory_mb=LIMITS.memory_mb, timeout_s=60)
+    name = f"budget{os.getpid() % 1000}"
+    with LocalStack(stack=name, settings=settings, workers=2, write_state=False) as stack:
+        target = stack.target()
+        # WHEN every hostile shape is uploaded at once
+        ops.upload_bytes(target, {shape.key: shape.make() for shape in SHAPES})
+        keys = [shape.key for shape in SHAPES]
+        results = ops.wait_for(
+            target, keys, lambda e: e.get("status") in ("ok", "failed"), timeout_s=300
+        )
+        # THEN each ends `ok` or `failed` in its first attempt: no timeout, no
+        # out-of-memory kill, nothing retried or dead-lettered
+        unfinished = {k: v for k, v in results.items() if v is None}
+        assert not unfinished, unfinished
+        assert stack.pool.stats.retried == 0
+        assert ops.dead_letters(target, hold_s=0) == []
