@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lambda_pkg.profiles import PipelineConfig, Profile
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
-from pipeline.layer import LAMBDA_DIRECT_UPLOAD_LIMIT, LAMBDA_UNZIPPED_LIMIT, unzipped_size
+from pipeline.layer import LAMBDA_UNZIPPED_LIMIT, over_direct_upload, unzipped_size
 from pipeline.stack import MEMORY_RANGE_MB, TIMEOUT_RANGE_S
 
 # Lambda: "The total size of all environment variables doesn't exceed 4 KB" (names + values).
@@ -194,13 +194,9 @@ def check_artifacts_fit(
     """Each zip within what one upload may carry, and function + layer unzipped under
     Lambda's 250 MB; return their unzipped total."""
     for what, path in (("layer", layer_zip), ("function", function_zip)):
-        zipped = Path(path).stat().st_size
-        if zipped > LAMBDA_DIRECT_UPLOAD_LIMIT:
-            raise DeployGuardError(
-                f"the {what} zip {path} is {zipped / 2**20:.1f} MiB, over the "
-                f"{LAMBDA_DIRECT_UPLOAD_LIMIT / 2**20:.0f} MiB Lambda accepts in a direct "
-                "upload: trim requirements/layer.txt"
-            )
+        too_big = over_direct_upload(path)
+        if too_big:
+            raise DeployGuardError(f"the {what} zip {path} {too_big}: trim requirements/layer.txt")
     layer, function = unzipped_size(layer_zip), unzipped_size(function_zip)
     total = layer + function
     if total > limit:

@@ -110,6 +110,17 @@ def unzipped_size(zip_path: Path) -> int:
         return sum(info.file_size for info in archive.infolist())
 
 
+def over_direct_upload(zip_path: Path) -> str | None:
+    """Why Lambda would refuse the zip in one upload request, or None."""
+    zipped = Path(zip_path).stat().st_size
+    if zipped <= LAMBDA_DIRECT_UPLOAD_LIMIT:
+        return None
+    return (
+        f"is {zipped / 2**20:.1f} MiB, over the {LAMBDA_DIRECT_UPLOAD_LIMIT / 2**20:.0f} MiB "
+        "Lambda accepts in a direct upload"
+    )
+
+
 def check_unzipped_size(zip_path: Path, limit: int = LAMBDA_UNZIPPED_LIMIT) -> int:
     """Raise if the zip would not fit in Lambda once unzipped; return its unzipped size."""
     size = unzipped_size(zip_path)
@@ -139,12 +150,9 @@ def check_prebuilt_layer(
             f"`imgpipe build-layer --arch {architecture} --python "
             f"{runtime.removeprefix('python')} --output {zip_path}`"
         )
-    zipped = zip_path.stat().st_size
-    if zipped > LAMBDA_DIRECT_UPLOAD_LIMIT:
-        raise ArtifactError(
-            f"imgpipe:layerZip: {zip_path} is {zipped / 2**20:.1f} MiB, over the "
-            f"{LAMBDA_DIRECT_UPLOAD_LIMIT / 2**20:.0f} MiB Lambda accepts in a direct upload"
-        )
+    too_big = over_direct_upload(zip_path)
+    if too_big:
+        raise ArtifactError(f"imgpipe:layerZip: {zip_path} {too_big}")
     try:
         with zipfile.ZipFile(zip_path) as archive:
             infos = [info for info in archive.infolist() if not info.is_dir()]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+import pipeline.layer
 from lambda_pkg.profiles import PipelineConfig, Profile, Route, load_named, profile_from_dict
 from lambda_pkg.settings import function_environment
-from pipeline import guards
 from pipeline.guards import (
     CPU_MARGIN,
     FULL_VCPU_MB,
@@ -206,6 +206,6 @@ def test_each_zip_must_fit_in_one_direct_upload(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     layer, function = zip_of(tmp_path / "l.zip", 600), zip_of(tmp_path / "f.zip", 500)
-    monkeypatch.setattr(guards, "LAMBDA_DIRECT_UPLOAD_LIMIT", layer.stat().st_size - 1)
+    monkeypatch.setattr(pipeline.layer, "LAMBDA_DIRECT_UPLOAD_LIMIT", layer.stat().st_size - 1)
     with pytest.raises(DeployGuardError, match=r"the layer zip .* Lambda accepts in a direct"):
         check_artifacts_fit(layer, function)
