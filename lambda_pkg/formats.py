@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from PIL import Image
 
+from lambda_pkg import headers
+
 # Profile names -> Pillow's format identifiers, for the open() allow-list.
 PILLOW_FORMATS = {
     "jpeg": ("JPEG", "MPO"),  # MPO: phones' multi-picture JPEG; the first picture is the photo
@@ -107,10 +109,8 @@ def png_damage(data: bytes) -> str | None:
     every row, so a file cut after its last row (before the zlib checksum and IEND) would
     otherwise come out as a picture. Pillow skips IDAT's CRCs: they are checked on the way,
     a few milliseconds per 10 MB."""
-    at = 8
-    while at + 12 <= len(data):
-        (length,) = struct.unpack(">I", data[at : at + 4])
-        kind, end = data[at + 4 : at + 8], at + 8 + length
+    for at, length, kind in headers.png_chunk_spans(data):
+        end = at + 8 + length
         if end + 4 > len(data):
             break
         (stored,) = struct.unpack(">I", data[end : end + 4])
@@ -118,5 +118,4 @@ def png_damage(data: bytes) -> str | None:
             return f"PNG chunk {kind.decode('latin-1')!r} at byte {at:,} fails its CRC"
         if kind == b"IEND":
             return None
-        at = end + 4
     return f"the PNG ends at byte {len(data):,} without its IEND chunk (the file is truncated)"

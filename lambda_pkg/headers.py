@@ -65,15 +65,22 @@ def jpeg_markers(data: bytes) -> Iterator[tuple[int, int]]:
         at += length
 
 
-def png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """Each chunk's type and, for the small ones the caller reads (acTL), its body."""
+def png_chunk_spans(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """Each chunk's offset, declared length and type, up to IEND or the end of the bytes;
+    a chunk whose declared length passes the end is still yielded, for the caller to judge."""
     at = 8
     while at + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, at)
-        yield kind, data[at + 8 : at + 8 + min(length, 64)]
+        yield at, length, kind
         if kind == b"IEND":
             return
         at += 12 + length
+
+
+def png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Each chunk's type and, for the small ones the caller reads (acTL), its body."""
+    for at, length, kind in png_chunk_spans(data):
+        yield kind, data[at + 8 : at + 8 + min(length, 64)]
 
 
 def png_frames_claimed(chunk: bytes) -> int:
