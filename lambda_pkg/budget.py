@@ -5,9 +5,10 @@ bug on hostile bytes) must still end as a `failed` item inside the invocation. A
 an out-of-memory kill instead makes Lambda retry twice and then dead-letter the event, and
 a redrive fails the same way. So the work runs in a child process:
 - memory: RLIMIT_AS on the child: its address space when forked plus what the function's
-  memory leaves after the parent's resident set and a reserve. A process never has more
-  resident than mapped, so the child cannot push the function past its memory: an
-  allocation beyond that fails in the child (MemoryError), and only the child ends;
+  memory leaves after the parent's resident set and a reserve. What a process maps anew
+  bounds what it can make resident, so an allocation past that fails in the child
+  (MemoryError) and only the child ends; the parent also kills a child whose resident
+  memory grows past it some other way (`_Child._watch_resident`);
 - time: the parent waits on the pipe until the deadline, then kills the child;
 - a crash (a decoder's segfault or abort) ends the child, never the function.
 The child is kept for the next call while calls return normally: a child per call costs

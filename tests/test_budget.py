@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 from unittest import mock
 
 import pytest
@@ -28,13 +29,13 @@ from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
 
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parent.parent
-SLACK_S = 1.0  # the deadline's kill, the reaping and the failed item's write, on a busy machine
+SLACK_S = 1.0  # past the deadline: the kill and the reaping, on a busy machine
 
 
 # -- what the child runs: module functions, so a kept child finds them by name -------------
 
 
-def allocate_until_refused() -> int:
+def allocate_until_refused() -> NoReturn:
     """Touch memory 16 MB at a time until an allocation fails."""
     held = []
     while True:
