@@ -5,9 +5,10 @@ bug on hostile bytes) must still end as a `failed` item inside the invocation. A
 an out-of-memory kill instead makes Lambda retry twice and then dead-letter the event, and
 a redrive fails the same way. So the work runs in a child process:
 - memory: RLIMIT_AS on the child: its address space when forked plus what the function's
-  memory leaves after the parent's resident set and a reserve. A process never has more
-  resident than mapped, so the child cannot push the function past its memory: an
-  allocation beyond that fails in the child (MemoryError), and only the child ends;
+  memory leaves after the parent's resident set and a reserve. What a process maps anew
+  bounds what it can make resident, so an allocation past that fails in the child
+  (MemoryError) and only the child ends; the parent also kills a child whose resident
+  memory grows past it some other way (`_Child._watch_resident`);
 - time: the parent waits on the pipe until the deadline, then kills the child;
 - a crash (a decoder's segfault or abort) ends the child, never the function.
 The child is kept for the next call while calls return normally: a child per call costs
@@ -54,6 +55,7 @@ _REQUESTS_FD, _RESULTS_FD = 3, 4  # the child's ends of the pipes, after it clos
 _EXIT_OUT_OF_MEMORY = 86  # the child's MemoryError: reported without allocating anything
 _M_ARENA_MAX = -8  # glibc mallopt()
 _PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
+_WATCH_S = 0.1  # how often the parent looks at the child's resident memory during a call
 # Inputs cross in memory both processes map: 64 MiB of address space (over the profiles'
 # default max_bytes); what an input wrote over 16 MiB is given back after its call.
 _SHARED_BYTES, _SHARED_KEPT_BYTES = 64 * MIB, 16 * MIB
@@ -231,6 +233,7 @@ class _Child:
         self.pidfd = os.pidfd_open(pid)
         self.limit_mb: int | None = None
         self.since = 0.0  # when the current call was sent (time.monotonic())
+        self.resident_kb: int | None = None  # the child's resident set before its first call
         self.sent = self.timed_out = False
 
     @classmethod
@@ -269,6 +272,9 @@ class _Child:
         """Send one call, return its result's pickle; None when the child ended first or
         the deadline came (`timed_out`)."""
         self.since, self.limit_mb = time.monotonic(), limit_mb
+        if self.resident_kb is None:  # idle, waiting for its first call: its baseline
+            with contextlib.suppress(OSError):
+                self.resident_kb = _status_kb("VmRSS", self.pid)
         try:
             request.send(self.requests, self.shared, limit_mb)
         except BrokenPipeError:
@@ -303,13 +309,28 @@ class _Child:
         """Whether `results` has more to read: False at the deadline (`timed_out`) or once
         the child has ended without writing more."""
         while (left := deadline - time.monotonic()) > 0:
-            readable, _, _ = select.select([self.results, self.pidfd], [], [], left)
-            if self.results in readable:
+            ready, _, _ = select.select([self.results, self.pidfd], [], [], min(left, _WATCH_S))
+            if self.results in ready:
                 return True
-            if readable:  # it ended: what it wrote before is in the pipe by now
+            if ready:  # it ended: what it wrote before is in the pipe by now
                 return bool(select.select([self.results], [], [], 0)[0])
+            self._watch_resident()
         self.timed_out = True
         return False
+
+    def _watch_resident(self) -> None:
+        """Kill the child once it holds more resident memory than its call may add.
+
+        RLIMIT_AS bounds what the child maps anew; what it inherited mapped but not
+        resident (the arenas of a parent's other threads, which glibc hands to the child's
+        threads) it can fill without mapping anything. A single-threaded parent, as
+        Lambda's runtime is, leaves next to none; this holds the budget whatever the parent.
+        """
+        if self.limit_mb is None or self.resident_kb is None:
+            return
+        with contextlib.suppress(OSError):
+            if _status_kb("VmRSS", self.pid) - self.resident_kb > self.limit_mb * 1024:
+                os.kill(self.pid, signal.SIGKILL)  # reported as out of memory (`_death`)
 
     def end(self) -> tuple[int, resource.struct_rusage]:
         with contextlib.suppress(ProcessLookupError):
@@ -450,7 +471,7 @@ def _death(
         if limit_mb is None:
             return BudgetExceeded(f"ran out of memory at {peak_mb} MB (no memory budget set)")
         return BudgetExceeded(memory)
-    if code == -signal.SIGKILL:  # not the parent's (that is the deadline): out of memory
+    if code == -signal.SIGKILL:  # not the deadline's: the OOM killer or `_watch_resident`
         return BudgetExceeded(f"{memory}: killed at {peak_mb} MB")
     if code < 0:
         name = signal.Signals(-code).name
@@ -459,13 +480,14 @@ def _death(
     return ChildCrashed(f"the process rendering it exited with status {code} and no result")
 
 
-def _status_kb(field: str) -> int:
-    """A size from /proc/self/status (VmRSS, VmSize), in kB."""
-    with open("/proc/self/status") as status:
+def _status_kb(field: str, pid: int | str = "self") -> int:
+    """A size from /proc/<pid>/status (VmRSS, VmSize), in kB; 0 for a process that has
+    ended but is not reaped yet (it has no memory left to report)."""
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
+    return 0
 
 
 _MEMORY = "exceeded the memory budget"

@@ -7,9 +7,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import mmap
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import NoReturn
 from unittest import mock
 
 import pytest
@@ -23,13 +28,14 @@ from tests import images
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
 
 MIB = 1024 * 1024
-SLACK_S = 1.0  # the deadline's kill, the reaping and the failed item's write, on a busy machine
+ROOT = Path(__file__).resolve().parent.parent
+SLACK_S = 1.0  # past the deadline: the kill and the reaping, on a busy machine
 
 
 # -- what the child runs: module functions, so a kept child finds them by name -------------
 
 
-def allocate_until_refused() -> int:
+def allocate_until_refused() -> NoReturn:
     """Touch memory 16 MB at a time until an allocation fails."""
     held = []
     while True:
@@ -42,6 +48,28 @@ def allocate_then_report() -> tuple[int, int]:
     with contextlib.suppress(MemoryError):
         allocate_until_refused()
     return started, _status_mb("VmHWM")
+
+
+def touch_report(child_mb: int) -> tuple[int, int, int, int]:
+    """Run in a fresh interpreter: this process's MB, the function's memory leaving the
+    child `child_mb`, and the child's resident MB before and at its peak."""
+    worker = Worker()
+    memory_mb = leaving(child_mb)
+    worker.start(memory_mb)
+    started_mb, peak_mb = worker.call(soon(30, memory_mb), allocate_then_report)
+    worker.stop()
+    return _rss_mb(), memory_mb, started_mb, peak_mb
+
+
+_INHERITED: mmap.mmap | None = None
+
+
+def fill_inherited_and_hold() -> None:
+    """Touch every page of `_INHERITED`, then hold them a while."""
+    assert _INHERITED is not None
+    for offset in range(0, len(_INHERITED), mmap.PAGESIZE):
+        _INHERITED[offset] = 1
+    time.sleep(2)
 
 
 def spin() -> None:
@@ -74,6 +102,12 @@ def soon(seconds: float, memory_mb: int | None = None) -> Budget:
     return Budget(time.monotonic() + seconds, memory_mb)
 
 
+def leaving(child_mb: int) -> int:
+    """A function memory size that leaves `child_mb` to a child, given this process's size
+    now (the test run's own grows as it goes)."""
+    return _rss_mb() + budget.MEMORY_RESERVE_MB + child_mb
+
+
 @pytest.fixture
 def worker():
     made = Worker()
@@ -85,30 +119,48 @@ def worker():
 
 
 def test_memory_past_the_budget_ends_the_child_with_the_reason(worker):
-    # GIVEN a 512 MB function and a kept child
-    worker.start(512)
-    first = worker.call(soon(30, 512), pid)
+    # GIVEN a function whose memory leaves 300 MB past this process and the reserve
+    memory_mb = leaving(300)
+    worker.start(memory_mb)
+    first = worker.call(soon(30, memory_mb), pid)
     # WHEN a call keeps allocating
     with pytest.raises(BudgetExceeded) as raised:
-        worker.call(soon(30, 512), allocate_until_refused)
-    # THEN it is refused at what 512 MB leaves past this process and the reserve
-    allowed = 512 - _rss_mb() - budget.MEMORY_RESERVE_MB
+        worker.call(soon(30, memory_mb), allocate_until_refused)
+    # THEN it is refused at those 300 MB, and says so
     message = str(raised.value)
     assert message.startswith("exceeded the memory budget (")
-    assert abs(int(message.split("(")[1].split()[0]) - allowed) <= 2
-    assert "of the function's 512 MB" in message
+    assert abs(int(message.split("(")[1].split()[0]) - 300) <= 2
+    assert f"of the function's {memory_mb} MB" in message
     # AND the next call runs in a new child, normally
-    assert worker.call(soon(30, 512), pid) not in (first, os.getpid())
+    assert worker.call(soon(30, memory_mb), pid) not in (first, os.getpid())
 
 
-def test_what_the_child_may_touch_keeps_the_function_within_its_memory(worker):
-    # GIVEN a 256 MB function and a child that allocates until refused, then reports
-    worker.start(256)
-    started_mb, peak_mb = worker.call(soon(30, 256), allocate_then_report)
-    # THEN this process plus what the child added stayed within 256 MB less the reserve
-    assert _rss_mb() + (peak_mb - started_mb) <= 256 - budget.MEMORY_RESERVE_MB
-    # AND the child was allowed most of that (what it maps but never touches is the rest)
-    assert peak_mb - started_mb >= 256 - budget.MEMORY_RESERVE_MB - _rss_mb() - 40
+def test_what_the_child_may_touch_keeps_the_function_within_its_memory():
+    # GIVEN a process shaped like the function's (one thread, none of this test run's
+    # leftovers) whose memory leaves 150 MB, and a child that allocates until refused
+    code = "from tests.test_budget import touch_report; print(*touch_report(150))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    parent_mb, memory_mb, started_mb, peak_mb = map(int, done.stdout.split())
+    # THEN that process plus what the child added stayed within the memory less the reserve
+    assert parent_mb + (peak_mb - started_mb) <= memory_mb - budget.MEMORY_RESERVE_MB
+    # AND the child was allowed most of it (what it maps but never touches is the rest)
+    assert peak_mb - started_mb >= 150 - 40
+
+
+def test_memory_the_child_inherited_unused_counts_against_its_budget_too(worker):
+    # GIVEN 512 MB mapped here and never touched, and a function leaving a child 150 MB
+    global _INHERITED
+    _INHERITED = mmap.mmap(-1, 512 * MIB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        memory_mb = leaving(150)
+        worker.start(memory_mb)
+        # WHEN the child fills the mapping it inherited (RLIMIT_AS sees nothing new mapped)
+        with pytest.raises(BudgetExceeded, match="exceeded the memory budget"):
+            worker.call(soon(30, memory_mb), fill_inherited_and_hold)
+    finally:
+        _INHERITED.close()
 
 
 def test_work_past_the_deadline_is_killed_at_the_deadline(worker):
@@ -129,34 +181,34 @@ def test_no_time_left_fails_without_forking(worker):
 
 @pytest.mark.parametrize(("crash", "name"), [(abort, "SIGABRT"), (segfault, "SIGSEGV")])
 def test_a_crash_ends_the_child_only(worker, crash, name):
-    worker.start(512)
+    worker.start(None)
     with pytest.raises(ChildCrashed, match=f"crashed \\({name}\\)"):
-        worker.call(soon(30, 512), crash)
+        worker.call(soon(30), crash)
     # THEN this process carries on, and so does the next call
-    assert worker.call(soon(30, 512), pid) != os.getpid()
+    assert worker.call(soon(30), pid) != os.getpid()
 
 
 def test_what_the_child_raises_comes_back_with_where_it_was_raised(worker):
-    worker.start(512)
-    kept = worker.call(soon(30, 512), pid)
+    worker.start(None)
+    kept = worker.call(soon(30), pid)
     with pytest.raises(imaging.ImageRejected, match="not a picture") as raised:
-        worker.call(soon(30, 512), refuse, "not a picture")
+        worker.call(soon(30), refuse, "not a picture")
     assert any("in refuse" in note for note in raised.value.__notes__)
     # AND an exception is an ordinary end: the child is kept
-    assert worker.call(soon(30, 512), pid) == kept
+    assert worker.call(soon(30), pid) == kept
 
 
 def test_a_kept_child_that_died_between_calls_is_replaced_for_the_call(worker):
-    worker.start(512)
-    kept = worker.call(soon(30, 512), pid)
+    worker.start(None)
+    kept = worker.call(soon(30), pid)
     os.kill(kept, signal.SIGKILL)
     time.sleep(0.1)
-    assert worker.call(soon(30, 512), pid) not in (kept, os.getpid())
+    assert worker.call(soon(30), pid) not in (kept, os.getpid())
 
 
 def test_a_call_interrupted_here_never_hands_its_result_to_the_next(worker):
     # GIVEN a call that this process gives up on halfway (a signal's exception)
-    worker.start(512)
+    worker.start(None)
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -165,11 +217,11 @@ def test_a_call_interrupted_here_never_hands_its_result_to_the_next(worker):
     signal.setitimer(signal.ITIMER_REAL, 0.2)
     try:
         with pytest.raises(KeyboardInterrupt):
-            worker.call(soon(30, 512), later, 0.5, "the first call's")
+            worker.call(soon(30), later, 0.5, "the first call's")
     finally:
         signal.signal(signal.SIGALRM, previous)
     # THEN the next call gets its own result, not the abandoned one's
-    assert worker.call(soon(30, 512), later, 0, "the second call's") == "the second call's"
+    assert worker.call(soon(30), later, 0, "the second call's") == "the second call's"
 
 
 def test_the_child_s_share_shrinks_as_this_process_grows():
@@ -223,7 +275,7 @@ def test_an_image_that_needs_more_memory_than_is_left_fails_with_the_reason(aws)
 
 def test_a_render_that_allocates_without_end_fails_and_the_next_image_is_fine(aws, monkeypatch):
     monkeypatch.setattr(imaging, "process", lambda data, profile: allocate_until_refused())
-    limits = Budget.for_invocation(60_000, 512)
+    limits = Budget.for_invocation(60_000, leaving(300))
     assert run(aws, "hog.jpg", images.jpeg(64, 48), limits)["failed"] == 1
     assert_failed(aws, "hog.jpg", "BudgetExceeded", "exceeded the memory budget")
     monkeypatch.undo()
@@ -242,7 +294,8 @@ def test_a_render_past_the_deadline_fails_within_the_invocation(aws, monkeypatch
 
     handler_module._runtime.cache_clear()
     started = time.monotonic()
-    with mock.patch.dict("os.environ", {**env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}):
+    memory = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(leaving(300))}
+    with mock.patch.dict("os.environ", {**env, **memory}):
         result = handler(put_event(INPUT_BUCKET, "spin.jpg", len(data)), context)
     elapsed = time.monotonic() - started
     handler_module._runtime.cache_clear()
@@ -255,7 +308,7 @@ def test_a_render_past_the_deadline_fails_within_the_invocation(aws, monkeypatch
 @pytest.mark.parametrize(("crash", "name"), [(abort, "SIGABRT"), (segfault, "SIGSEGV")])
 def test_a_crashing_render_fails_the_image_not_the_function(aws, monkeypatch, crash, name):
     monkeypatch.setattr(imaging, "process", lambda data, profile: crash())
-    limits = Budget.for_invocation(60_000, 512)
+    limits = Budget.for_invocation(60_000, leaving(300))
     assert run(aws, "crash.jpg", images.jpeg(64, 48), limits)["failed"] == 1
     assert_failed(aws, "crash.jpg", "ChildCrashed", f"crashed ({name})")
     # AND the event is not retried into a crash loop: the image is done; others go on
