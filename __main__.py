@@ -6,9 +6,9 @@ before any resource is registered, so `pulumi preview` fails instead of a later 
 
 import pulumi
 
-from pipeline.component import ImagePipeline, ImagePipelineArgs
-from pipeline.names import resource_names
-from pipeline.stack import (
+from pipeline.program.component import ImagePipeline, ImagePipelineArgs
+from pipeline.program.names import resource_names
+from pipeline.program.stack import (
     CONFIG_NAMESPACE,
     OUTPUT_ALARM_TOPIC,
     OUTPUT_DEAD_LETTER_QUEUE,

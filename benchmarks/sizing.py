@@ -1,5 +1,5 @@
 """Sizing from measurements: what `imaging.process` costs per input kind and pixel count,
-and the constants pipeline/guards.py sizes memory and timeout with.
+and the constants pipeline/program/guards.py sizes memory and timeout with.
 
     .venv/bin/python -m benchmarks.sizing [--rounds N] [--sizes 4,12,24,50] [--kinds png-rgba,...]
 
@@ -17,7 +17,7 @@ Inputs are generated once into .build/sizing/ and are the same bytes on every ru
 Then, per kind, a least-squares line through the points: MB = base + bytes-per-pixel x
 pixels, and CPU seconds per Mpx for the 1-rendition `thumbnail` and the 7-rendition `web`
 profile, split into a decode part and a per-rendition part. The worst kind's constants are
-printed ready to paste into pipeline/guards.py.
+printed ready to paste into pipeline/program/guards.py.
 """
 
 from __future__ import annotations
@@ -387,7 +387,7 @@ def constants(rows: list[Measured], fits: list[KindFit]) -> list[str]:
         f"{f.decode_s_per_mpx:.4f} | {f.rendition_s_per_mpx:.4f} | {f.rendition_s:.3f} |"
         for f in fits
     ]
-    lines += ["", "For pipeline/guards.py (each field the worst kind's, named after it):"]
+    lines += ["", "For pipeline/program/guards.py (each field the worst kind's, named after it):"]
     lines.append(f"RUNTIME_MEMORY_MB = {math.ceil(runtime_mb(rows, groups))}")
     for group in groups.values():
         fields = ("bytes_per_pixel", "decode_s_per_mpx", "rendition_s_per_mpx", "rendition_s")
@@ -399,7 +399,7 @@ def constants(rows: list[Measured], fits: list[KindFit]) -> list[str]:
 
 def coverage(rows: list[Measured]) -> list[str]:
     """How the guard's constants, as committed, compare with what was just measured."""
-    from pipeline import guards
+    from pipeline.program import guards
 
     memory, cpu = [], []
     for r in rows:
@@ -408,7 +408,10 @@ def coverage(rows: list[Measured]) -> list[str]:
         cost = guards.ANIMATED if _animated(r.kind) else guards.STILL
         memory.append((guards.model_memory_mb(cost, r.pixels) / r.peak_mb, r))
         cpu.append((guards.model_cpu_s(cost, r.pixels, RENDITIONS[r.profile]) / r.cpu_s, r))
-    lines = ["", "The committed constants (pipeline/guards.py, before margins) against these runs:"]
+    lines = [
+        "",
+        "The committed constants (pipeline/program/guards.py, before margins) against these runs:",
+    ]
     for what, ratios in (("memory", memory), ("CPU time", cpu)):
         ratio, r = min(ratios, key=lambda pair: pair[0])
         lines.append(

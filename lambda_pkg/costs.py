@@ -15,7 +15,7 @@ max_scans, each a named constant with its reason, checked at three points of ima
    encoder's largest side and the same pixel budget.
 
 Pixel budgets are in units of the profile's max_pixels, the number the deploy sizes the
-function's memory from (pipeline/guards.py): what passes here fits the memory sized for it.
+function's memory from (pipeline/program/guards.py): what passes here fits the memory sized for it.
 Every check is a pure function of the bytes, the header's numbers and the profile.
 """
 

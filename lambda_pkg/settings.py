@@ -1,6 +1,6 @@
 """The function's configuration: environment variables read in exactly one place.
 
-The Pulumi program (pipeline/component.py) and the local stack set these same names;
+The Pulumi program (pipeline/program/component.py) and the local stack set these same names;
 they import the constants from here so the two sides cannot drift.
 """
 

@@ -42,7 +42,7 @@ from lambda_pkg.events import s3_event
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.records import table_definition
 from lambda_pkg.settings import function_environment
-from pipeline.guards import FULL_VCPU_MB
+from pipeline.program.guards import FULL_VCPU_MB
 from reliability.hostile_costs import SHAPES, Shape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,7 +257,8 @@ class FunctionWorld:
 @contextlib.contextmanager
 def function_world() -> Iterator[FunctionWorld]:
     """moto's server in this process, with the stack's buckets and table."""
-    from pipeline.local.emulator import Emulator, client
+    from pipeline.aws import client
+    from pipeline.local.emulator import Emulator
 
     with Emulator() as emulator:
         s3, dynamodb = client("s3", emulator.endpoint), client("dynamodb", emulator.endpoint)
@@ -269,7 +270,7 @@ def function_world() -> Iterator[FunctionWorld]:
 
 def run_handler(world: FunctionWorld, shape: Shape, data: bytes, limits: Limits) -> Run:
     """Upload the shape and deliver its S3 event to the handler in a child held to `limits`."""
-    from pipeline.local.emulator import CREDENTIALS, REGION
+    from pipeline.aws import CREDENTIALS, REGION
 
     world.runs += 1
     key = f"{limits.memory_mb}mb-{world.runs}/{shape.key}"  # a fresh key: no older item

@@ -23,8 +23,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from lambda_pkg.records import current_owner, is_owner_record
-from pipeline import ops
-from pipeline.targets import Target
+from pipeline.cli import ops
+from pipeline.cli.targets import Target
 
 _deserializer = TypeDeserializer()
 

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lambda_pkg.events import s3_event
-from pipeline import ops
-from pipeline.local.emulator import client
+from pipeline.aws import client
+from pipeline.cli import ops
 from pipeline.local.runner import LocalStack
 from reliability import images as image_sets
 from reliability.invariants import Accounting, account, settle

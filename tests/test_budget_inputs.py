@@ -110,9 +110,9 @@ def test_the_budget_section_is_replaced_in_place_or_put_before_the_commands() ->
 
 def test_every_hostile_shape_ends_within_budget_through_the_local_stack() -> None:
     # GIVEN the local stack holding its function to 1024 MB and 60 s, as Lambda would
-    from pipeline import ops
+    from pipeline.cli import ops
     from pipeline.local.runner import LocalStack
-    from pipeline.stack import StackSettings
+    from pipeline.program.stack import StackSettings
 
     settings = StackSettings(profile="web", memory_mb=LIMITS.memory_mb, timeout_s=60)
     name = f"budget{os.getpid() % 1000}"

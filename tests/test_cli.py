@@ -16,9 +16,10 @@ from boto3.dynamodb.types import TypeSerializer
 
 from lambda_pkg import records
 from lambda_pkg.events import s3_event, s3_records
-from pipeline import cli, ops
-from pipeline.report import item_row, listing_rows, renditions_summary, table
-from pipeline.targets import from_outputs, state_file
+from pipeline.cli import commands as cli
+from pipeline.cli import ops
+from pipeline.cli.report import item_row, listing_rows, renditions_summary, table
+from pipeline.cli.targets import from_outputs, state_file
 from tests import images
 from tests.test_local_stack import new_stack, wait_final
 
@@ -319,8 +320,8 @@ def test_reprocess_rewrites_renditions_missing_from_the_output_bucket(served, mo
 
 def test_local_redeploys_an_edited_profile_and_refuses_a_broken_edit(tmp_path, capsys):
     from lambda_pkg.profiles import PROFILES_DIR
-    from pipeline.cli import _serve
-    from pipeline.stack import StackSettings
+    from pipeline.cli.commands import _serve
+    from pipeline.program.stack import StackSettings
 
     # GIVEN `imgpipe local` serving a copy of the thumbnail profile
     profile = tmp_path / "thumbnail.yaml"

@@ -25,11 +25,11 @@ from pulumi.runtime.mocks import MockMonitor
 
 from lambda_pkg.profiles import PipelineConfig, ProfileError, load_named
 from lambda_pkg.settings import function_environment
-from pipeline import component
-from pipeline.component import HANDLER, TYPE_TOKEN, ImagePipeline, ImagePipelineArgs
-from pipeline.iam import assume_role_policy, function_policy, tls_only_bucket_policy
-from pipeline.names import ResourceNames, resource_names
-from pipeline.stack import (
+from pipeline.program import component
+from pipeline.program.component import HANDLER, TYPE_TOKEN, ImagePipeline, ImagePipelineArgs
+from pipeline.program.iam import assume_role_policy, function_policy, tls_only_bucket_policy
+from pipeline.program.names import ResourceNames, resource_names
+from pipeline.program.stack import (
     OUTPUT_ALARM_TOPIC,
     OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_DEAD_LETTER_QUEUE_ARN,
@@ -574,7 +574,7 @@ def test_bad_config_fails_before_any_resource(
 
 def test_the_program_never_imports_pillow() -> None:
     # pipeline/ runs where Pulumi runs; Pillow is fetched for another platform, never loaded.
-    code = "import sys, pipeline.component; assert 'PIL' not in sys.modules, 'PIL imported'"
+    code = "import sys, pipeline.program.component; assert 'PIL' not in sys.modules, 'PIL imported'"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
     )

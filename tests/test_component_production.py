@@ -11,11 +11,11 @@ import pytest
 
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
-from pipeline.component import ImagePipeline, ImagePipelineArgs
-from pipeline.guards import DeployGuardError
-from pipeline.names import resource_names
-from pipeline.routing import RoutingError
-from pipeline.stack import StackSettings
+from pipeline.program.component import ImagePipeline, ImagePipelineArgs
+from pipeline.program.guards import DeployGuardError
+from pipeline.program.names import resource_names
+from pipeline.program.routing import RoutingError
+from pipeline.program.stack import StackSettings
 from tests.conftest import KMS_KEY_ARN
 from tests.test_component import (
     ACCOUNT,

@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 
 from lambda_pkg.profiles import PipelineConfig, load_named
-from pipeline import stack
-from pipeline.names import resource_names
+from pipeline.program import stack
+from pipeline.program.names import resource_names
 from tests.program_runner import PROJECT, mock_arn, mock_url, physical
 from tests.test_component import (
     FUNCTION,

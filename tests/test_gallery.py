@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from pipeline import gallery, ops
+from pipeline.cli import gallery, ops
 from tests import images
 from tests.test_local_stack import new_stack, wait_final
 

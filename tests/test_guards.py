@@ -1,4 +1,4 @@
-"""pipeline.guards: Lambda's limits and the measured sizing model, refused with clear messages."""
+"""program.guards: Lambda's limits and the measured sizing model, refused with clear messages."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.layer
+import pipeline.program.artifacts
 from lambda_pkg.profiles import PipelineConfig, Profile, Route, load_named, profile_from_dict
 from lambda_pkg.settings import function_environment
-from pipeline.guards import (
+from pipeline.program.guards import (
     CPU_MARGIN,
     FULL_VCPU_MB,
     IO_SECONDS,
@@ -33,8 +33,8 @@ from pipeline.guards import (
     required_memory_mb,
     required_timeout_s,
 )
-from pipeline.names import autonamed
-from pipeline.stack import StackSettings
+from pipeline.program.names import autonamed
+from pipeline.program.stack import StackSettings
 
 
 def profile(name: str, description: str = "", max_pixels: int = 50_000_000) -> Profile:
@@ -206,6 +206,8 @@ def test_each_zip_must_fit_in_one_direct_upload(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     layer, function = zip_of(tmp_path / "l.zip", 600), zip_of(tmp_path / "f.zip", 500)
-    monkeypatch.setattr(pipeline.layer, "LAMBDA_DIRECT_UPLOAD_LIMIT", layer.stat().st_size - 1)
+    monkeypatch.setattr(
+        pipeline.program.artifacts, "LAMBDA_DIRECT_UPLOAD_LIMIT", layer.stat().st_size - 1
+    )
     with pytest.raises(DeployGuardError, match=r"the layer zip .* Lambda accepts in a direct"):
         check_artifacts_fit(layer, function)

@@ -1,4 +1,4 @@
-"""pipeline.iam: the exact documents, and least privilege as a property."""
+"""pipeline.program.iam: the exact documents, and least privilege as a property."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.iam import assume_role_policy, function_policy, tls_only_bucket_policy
+from pipeline.program.iam import assume_role_policy, function_policy, tls_only_bucket_policy
 from tests.conftest import KMS_KEY_ARN
 
 INPUT = "arn:aws:s3:::imgpipe-dev-input-a1b2c3d"

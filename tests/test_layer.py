@@ -1,4 +1,4 @@
-"""pipeline.layer: the Pillow layer for Lambda's platforms and this host, and the function zip.
+"""program.artifacts: the Pillow layer for Lambda's platforms and this host, and the function zip.
 
 The layer tests run pip against PyPI (marked slow); everything else is local.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.layer import (
+from pipeline.program.artifacts import (
     LAMBDA_UNZIPPED_LIMIT,
     ArtifactError,
     build_function_zip,

@@ -40,7 +40,7 @@ from lambda_pkg.handler import process_event
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from lambda_pkg.records import table_definition
 from lambda_pkg.settings import Settings
-from pipeline.stack import StackSettings
+from pipeline.program.stack import StackSettings
 from tests import images
 from tests.conftest import load_event
 from tests.test_component import (

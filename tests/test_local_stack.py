@@ -17,12 +17,12 @@ from moto import mock_aws
 from PIL import Image
 
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
-from pipeline import ops
+from pipeline.aws import CREDENTIALS
+from pipeline.cli import ops
 from pipeline.local import sandbox
-from pipeline.local.emulator import CREDENTIALS
 from pipeline.local.runner import LocalStack
 from pipeline.local.workers import Heartbeat, PoolStats
-from pipeline.stack import StackSettings
+from pipeline.program.stack import StackSettings
 from tests import images
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""pipeline.names: every physical name within its service's limit, for every stack name.
+"""pipeline.program.names: every physical name within its service's limit, for every stack name.
 
 The component test at the end runs the real program under the mocks with the longest
 names Pulumi accepts and measures what each registered resource would be called in AWS.
@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from pipeline.component import ImagePipeline, ImagePipelineArgs
-from pipeline.names import (
+from pipeline.program.component import ImagePipeline, ImagePipelineArgs
+from pipeline.program.names import (
     AUTONAME_SUFFIX_LENGTH,
     NAME_PREFIX_SUFFIX_LENGTH,
     NAME_RULES,
@@ -20,7 +20,7 @@ from pipeline.names import (
     longest_prefix,
     resource_names,
 )
-from pipeline.stack import StackSettings
+from pipeline.program.stack import StackSettings
 from tests.test_component import (
     TYPE_TOKEN,
     PipelineMocks,

@@ -16,10 +16,10 @@ from lambda_pkg import records
 from lambda_pkg.events import s3_event, s3_records
 from lambda_pkg.profiles import PipelineConfig, Profile, load_named
 from lambda_pkg.records import table_definition
-from pipeline import ops
-from pipeline.local.emulator import client
-from pipeline.names import resource_names
-from pipeline.targets import Target
+from pipeline.aws import client
+from pipeline.cli import ops
+from pipeline.cli.targets import Target
+from pipeline.program.names import resource_names
 
 
 @pytest.fixture

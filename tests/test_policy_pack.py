@@ -42,10 +42,10 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 import imgpipe_policy
 from imgpipe_policy import PACK_NAME, POLICIES, UNKNOWN
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
-from pipeline import component
-from pipeline.component import ImagePipeline, ImagePipelineArgs
-from pipeline.names import resource_names
-from pipeline.stack import StackSettings
+from pipeline.program import component
+from pipeline.program.component import ImagePipeline, ImagePipelineArgs
+from pipeline.program.names import resource_names
+from pipeline.program.stack import StackSettings
 from tests.conftest import KMS_KEY_ARN
 from tests.test_component import (
     ALARM,

@@ -19,11 +19,13 @@ from typing import Any
 import pulumi
 import pytest
 
-from pipeline import cli, component, layer
-from pipeline.component import ImagePipeline, ImagePipelineArgs
-from pipeline.layer import ArtifactError, check_prebuilt_layer
-from pipeline.names import resource_names
-from pipeline.stack import StackSettings
+from pipeline.cli import commands as cli
+from pipeline.program import artifacts as layer
+from pipeline.program import component
+from pipeline.program.artifacts import ArtifactError, check_prebuilt_layer
+from pipeline.program.component import ImagePipeline, ImagePipelineArgs
+from pipeline.program.names import resource_names
+from pipeline.program.stack import StackSettings
 from tests.test_component import FUNCTION, LAYER, REPO, PipelineMocks, run_program
 
 GET_LAYER_VERSION = "aws:lambda/getLayerVersion:getLayerVersion"

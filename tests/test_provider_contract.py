@@ -32,7 +32,7 @@ import pulumi_aws as aws
 import pytest
 
 from lambda_pkg.profiles import Route
-from pipeline.stack import StackSettings
+from pipeline.program.stack import StackSettings
 from tests.conftest import KMS_KEY_ARN
 from tests.test_component import (
     deploy,

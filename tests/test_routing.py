@@ -1,4 +1,4 @@
-"""pipeline.routing: routes -> S3 notification rules that S3 accepts and the handler agrees with."""
+"""program.routing: routes -> S3 notification rules that S3 accepts and the handler agrees with."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
-from pipeline.routing import (
+from pipeline.program.routing import (
     RoutingError,
     check_no_self_trigger,
     notification_rules,
@@ -16,7 +16,7 @@ from pipeline.routing import (
     parse_routes,
     read_patterns,
 )
-from pipeline.stack import TRIGGER_EVENTS
+from pipeline.program.stack import TRIGGER_EVENTS
 
 EVENTS = TRIGGER_EVENTS
 AVATARS = Route("thumbnail", prefix="avatars/")

@@ -1,4 +1,4 @@
-"""pipeline.stack: config parsing, validation messages and resource names."""
+"""pipeline.program.stack: config parsing, validation messages and resource names."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from lambda_pkg.profiles import Route
-from pipeline import layer
-from pipeline.routing import RoutingError
-from pipeline.stack import (
+from pipeline.program import artifacts as layer
+from pipeline.program.routing import RoutingError
+from pipeline.program.stack import (
     LOG_RETENTION_DAYS,
     RUNTIMES,
     StackSettings,

@@ -8,10 +8,10 @@ from typing import Any
 
 from lambda_pkg.profiles import Route
 from lambda_pkg.records import table_definition
-from pipeline.local.emulator import REGION, client
-from pipeline.names import ResourceNames
-from pipeline.routing import notification_rules
-from pipeline.stack import TRIGGER_EVENTS
+from pipeline.aws import REGION, client
+from pipeline.program.names import ResourceNames
+from pipeline.program.routing import notification_rules
+from pipeline.program.stack import TRIGGER_EVENTS
 
 ACCOUNT = "123456789012"  # moto's default account
 

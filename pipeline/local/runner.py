@@ -7,12 +7,13 @@ import time
 
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.settings import ENV_MEMORY_SIZE, function_environment
+from pipeline.aws import CREDENTIALS, REGION, client
+from pipeline.cli.targets import DEFAULT_LOCAL_STACK, PROJECT, STATE_DIR, Target, state_file
 from pipeline.local import provision, sandbox
-from pipeline.local.emulator import CREDENTIALS, REGION, Emulator, client
+from pipeline.local.emulator import Emulator
 from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
-from pipeline.names import resource_names
-from pipeline.stack import StackSettings
-from pipeline.targets import DEFAULT_LOCAL_STACK, PROJECT, STATE_DIR, Target, state_file
+from pipeline.program.names import resource_names
+from pipeline.program.stack import StackSettings
 
 
 class LocalStack:

@@ -1,7 +1,7 @@
 """Run the handler from the deployment artifacts, the way Lambda would.
 
 The function zip and the layer zip are the very files `pulumi up` uploads (built by
-pipeline/layer.py, the layer for this machine's interpreter). They are unpacked and the
+pipeline/program/artifacts.py, the layer for this machine's interpreter). They are unpacked and the
 handler runs in a separate interpreter that sees only them, boto3 (which Lambda's runtime
 provides) and the standard library. A file missing from the zip fails here.
 
@@ -31,8 +31,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.layer import DEFAULT_CACHE_DIR, build_function_zip, build_layer_for_host
 from pipeline.local import memory
+from pipeline.program.artifacts import DEFAULT_CACHE_DIR, build_function_zip, build_layer_for_host
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 MEMORY_CHECK_S = 0.05  # a process allocating 4 GB/s overshoots by 200 MB before it is seen

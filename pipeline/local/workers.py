@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_pkg.events import s3_records
-from pipeline.local.emulator import client
+from pipeline.aws import client
 from pipeline.local.sandbox import FunctionProcess, InvocationError, RuntimeImage
 
 logger = logging.getLogger("imgpipe.local")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambda_pkg.profiles import PROFILES_DIR, PipelineConfig, Route, load_named
-from pipeline.routing import check_no_self_trigger, order_routes, parse_routes
+from pipeline.program.routing import check_no_self_trigger, order_routes, parse_routes
 
 CONFIG_NAMESPACE = "imgpipe"
 
@@ -78,7 +78,7 @@ class StackSettings:
     memory_mb: int = 1536  # covers the shipped profiles (max_pixels 50 M): README "Sizing"
     timeout_s: int = 60
     log_retention_days: int = 14
-    # () = one catch-all route to `profile`; see pipeline/routing.py for the rules.
+    # () = one catch-all route to `profile`; see pipeline/program/routing.py for the rules.
     routes: tuple[Route, ...] = ()
     retry_attempts: int = 2
     max_event_age_s: int = 21600

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from lambda_pkg.profiles import PipelineConfig, Profile
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
-from pipeline.layer import LAMBDA_UNZIPPED_LIMIT, over_direct_upload, unzipped_size
-from pipeline.stack import MEMORY_RANGE_MB, TIMEOUT_RANGE_S
+from pipeline.program.artifacts import LAMBDA_UNZIPPED_LIMIT, over_direct_upload, unzipped_size
+from pipeline.program.stack import MEMORY_RANGE_MB, TIMEOUT_RANGE_S
 
 # Lambda: "The total size of all environment variables doesn't exceed 4 KB" (names + values).
 LAMBDA_ENVIRONMENT_LIMIT = 4096

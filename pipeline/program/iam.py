@@ -44,7 +44,7 @@ def function_policy(
     """Least privilege for the handler, derived from the resources and the routes.
 
     `read_patterns` are the (prefix, suffix) pairs that trigger the function
-    (`pipeline.routing.read_patterns`): it may read exactly those objects and no others.
+    (`pipeline.program.routing.read_patterns`): it may read exactly those objects and no others.
     """
     prefix = output_prefix if output_prefix.endswith("/") else f"{output_prefix}/"
     # aws.cloudwatch.LogGroup.arn has no ":*" (the provider strips it); accept either form.

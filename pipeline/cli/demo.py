@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline import gallery, ops, report
+from pipeline.cli import gallery, ops, report
+from pipeline.cli.progress import ProgressBar
 from pipeline.local.runner import LocalStack
-from pipeline.progress import ProgressBar
 
 DEMO_STACK = "demo"
 INPUT_PREFIX = "input/"

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.layer import DEFAULT_CACHE_DIR
-from pipeline.names import ResourceNames, resource_names
-from pipeline.stack import (
+from pipeline.program.artifacts import DEFAULT_CACHE_DIR
+from pipeline.program.names import ResourceNames, resource_names
+from pipeline.program.stack import (
     OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_FUNCTION_NAME,
     OUTPUT_INPUT_BUCKET,
@@ -90,7 +90,7 @@ def resolve(endpoint: str | None = None, stack: str | None = None) -> Target:
 
 def local(endpoint: str, stack: str) -> Target:
     """An emulator started elsewhere: names are the shared ones, queues found by name."""
-    from pipeline.local.emulator import client
+    from pipeline.aws import client  # boto3 only for commands that talk to a stack
 
     names = resource_names(PROJECT, stack)
     sqs = client("sqs", endpoint)

@@ -1,7 +1,7 @@
 """The ImagePipeline component: every AWS resource of one stack, parented under one node.
 
 Reads no config (only `__main__.py` does) and creates no resource inside `apply()`:
-Outputs flow into inputs, and policies come from the pure functions in `pipeline.iam`.
+Outputs flow into inputs, and policies come from the pure functions in `pipeline.program.iam`.
 Everything that can be refused before a resource exists (routes, sizes, limits) is
 checked first, in `_validate`, so a bad stack fails `pulumi preview` with no partial state.
 """
@@ -19,27 +19,27 @@ import pulumi_aws as aws
 from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
 from lambda_pkg.records import table_definition
 from lambda_pkg.settings import function_environment
-from pipeline import routing
-from pipeline.guards import (
-    DeployGuardError,
-    check_artifacts_fit,
-    check_capacity,
-    check_environment_size,
-)
-from pipeline.iam import (
-    alarm_topic_key_policy,
-    assume_role_policy,
-    function_policy,
-    tls_only_bucket_policy,
-)
-from pipeline.layer import (
+from pipeline.program import routing
+from pipeline.program.artifacts import (
     ArtifactError,
     build_function_zip,
     build_layer,
     check_prebuilt_layer,
 )
-from pipeline.names import ResourceNames, autonamed
-from pipeline.stack import TRIGGER_EVENTS, StackSettings
+from pipeline.program.guards import (
+    DeployGuardError,
+    check_artifacts_fit,
+    check_capacity,
+    check_environment_size,
+)
+from pipeline.program.iam import (
+    alarm_topic_key_policy,
+    assume_role_policy,
+    function_policy,
+    tls_only_bucket_policy,
+)
+from pipeline.program.names import ResourceNames, autonamed
+from pipeline.program.stack import TRIGGER_EVENTS, StackSettings
 
 TYPE_TOKEN = "imgpipe:index:ImagePipeline"
 HANDLER = "lambda_pkg.handler.handler"
@@ -386,7 +386,7 @@ class ImagePipeline(pulumi.ComponentResource):
             compatible_runtimes=[settings.runtime],
             compatible_architectures=[settings.architecture],
             description=(
-                "Pillow, built by pipeline/layer.py from requirements/layer.txt"
+                "Pillow, built by pipeline/program/artifacts.py from requirements/layer.txt"
                 if built
                 else f"Pillow, prebuilt ({artifacts.layer_zip.name}, imgpipe:layerZip)"
             ),

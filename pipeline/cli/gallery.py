@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pipeline.ops import aws, items
-from pipeline.targets import Target
+from pipeline.cli.ops import aws, items
+from pipeline.cli.targets import Target
 
 # Originals a browser can show; others (TIFF, HEIC) are represented by their renditions.
 BROWSER_FORMATS = {"jpeg", "png", "gif", "webp", "avif", "bmp"}

@@ -18,8 +18,8 @@ from lambda_pkg.events import s3_event
 from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
 from lambda_pkg.records import is_owner_record, owner_index_query
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
-from pipeline.local.emulator import client
-from pipeline.targets import Target
+from pipeline.aws import client
+from pipeline.cli.targets import Target
 
 _deserializer = TypeDeserializer()
 Progress = Callable[[str], None]

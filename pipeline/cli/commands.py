@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from lambda_pkg.profiles import PROFILES_DIR, ProfileError
-from pipeline import gallery, ops, report
-from pipeline.layer import ArtifactError, build_layer, check_prebuilt_layer
-from pipeline.local.emulator import REGION
-from pipeline.progress import ProgressBar
-from pipeline.routing import RoutingError, describe
-from pipeline.stack import ARCHITECTURES, RUNTIMES, StackSettings, StackSettingsError
-from pipeline.targets import Target, TargetError, resolve
+from pipeline.aws import REGION
+from pipeline.cli import gallery, ops, report
+from pipeline.cli.progress import ProgressBar
+from pipeline.cli.targets import Target, TargetError, resolve
+from pipeline.program.artifacts import ArtifactError, build_layer, check_prebuilt_layer
+from pipeline.program.routing import RoutingError, describe
+from pipeline.program.stack import ARCHITECTURES, RUNTIMES, StackSettings, StackSettingsError
 
 logger = logging.getLogger("imgpipe.cli")
 PYTHONS = tuple(runtime.removeprefix("python") for runtime in RUNTIMES)
@@ -249,7 +249,7 @@ def _serve(
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pipeline.demo import run_demo
+    from pipeline.cli.demo import run_demo
 
     return run_demo(args.profile, args.out, args.workers)
 

@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = REPO_ROOT / ".build"
 LAYER_REQUIREMENTS = REPO_ROOT / "requirements" / "layer.txt"
 FUNCTION_PACKAGE = REPO_ROOT / "lambda_pkg"
