@@ -1,12 +1,14 @@
-"""The Pulumi program: stack config -> ImagePipeline -> stack outputs. Nothing else.
+"""The Pulumi program: stack config -> checks -> artifacts -> ImagePipeline -> outputs.
 
 The only place that reads `pulumi.Config`. A bad setting, route or profile raises here,
-before any resource is registered, so `pulumi preview` fails instead of a later upload.
+before any resource is registered, so `pulumi preview` fails instead of a later upload;
+so does an artifact that cannot be built, which is built before the component exists.
 """
 
 import pulumi
 
-from pipeline.program.component import ImagePipeline, ImagePipelineArgs
+from pipeline.program import prepare
+from pipeline.program.component import ImagePipeline, ImagePipelineArgs, validate
 from pipeline.program.names import resource_names
 from pipeline.program.stack import (
     CONFIG_NAMESPACE,
@@ -22,10 +24,12 @@ from pipeline.program.stack import (
 
 settings = StackSettings.from_values(pulumi.Config(CONFIG_NAMESPACE).get)
 names = resource_names(pulumi.get_project(), pulumi.get_stack())
+config = settings.pipeline_config()
+validate(config, settings, names)  # before the build: a bad route must not wait for pip
 
 pipeline = ImagePipeline(
     "image-pipeline",
-    ImagePipelineArgs(config=settings.pipeline_config(), settings=settings, names=names),
+    ImagePipelineArgs(config, settings, names, artifacts=prepare.artifacts(settings)),
 )
 
 pulumi.export(OUTPUT_INPUT_BUCKET, pipeline.input_bucket_name)

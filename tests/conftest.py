@@ -45,6 +45,14 @@ def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
+@pytest.fixture
+def fake_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """No pip build under Pulumi's mocks: a tiny layer zip; the pairs the program asked for."""
+    from tests.support import pulumi_program  # pulumi: only for the tests that use it
+
+    return pulumi_program.fake_layer(tmp_path, monkeypatch)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_render_process() -> Iterator[None]:
     # The handler renders in a forked process it keeps (lambda_pkg/isolated.py): a copy of

@@ -14,21 +14,15 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime.mocks import MockMonitor
 
 from lambda_pkg.profiles import PipelineConfig, ProfileError, load_named
 from lambda_pkg.settings import function_environment
-from pipeline.program import component
-from pipeline.program.component import HANDLER, TYPE_TOKEN, ImagePipeline, ImagePipelineArgs
+from pipeline.program.component import HANDLER, TYPE_TOKEN, ImagePipeline
 from pipeline.program.iam import assume_role_policy, function_policy, tls_only_bucket_policy
-from pipeline.program.names import ResourceNames, resource_names
+from pipeline.program.names import resource_names
 from pipeline.program.stack import (
     OUTPUT_ALARM_TOPIC,
     OUTPUT_DEAD_LETTER_QUEUE,
@@ -40,183 +34,43 @@ from pipeline.program.stack import (
     StackSettings,
     StackSettingsError,
 )
-
-REPO = Path(__file__).resolve().parent.parent
-ACCOUNT = "123456789012"
-REGION = "eu-west-1"
-SUFFIX = "-a1b2c3d"  # what Pulumi's autonaming would append
-CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
-
-BUCKET = "aws:s3/bucket:Bucket"
-PUBLIC_ACCESS = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
-ENCRYPTION = (
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+from tests.support.pulumi_program import (
+    ACCOUNT,
+    ALARM,
+    BUCKET,
+    BUCKET_POLICY,
+    CALLER_IDENTITY,
+    ENCRYPTION,
+    FUNCTION,
+    INVOKE_CONFIG,
+    KMS_KEY,
+    LAYER,
+    LIFECYCLE,
+    LOG_GROUP,
+    NOTIFICATION,
+    OWNERSHIP,
+    PERMISSION,
+    PUBLIC_ACCESS,
+    QUEUE,
+    RECURSION,
+    REGION,
+    REPO,
+    ROLE,
+    ROLE_POLICY,
+    SUFFIX,
+    TABLE,
+    TOPIC,
+    VERSIONING,
+    Deployment,
+    PipelineMocks,
+    arn,
+    deploy,
+    image_pipeline,
+    run_main,
+    run_program,
 )
-TABLE = "aws:dynamodb/table:Table"
-LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-LAYER = "aws:lambda/layerVersion:LayerVersion"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-FUNCTION = "aws:lambda/function:Function"
-PERMISSION = "aws:lambda/permission:Permission"
-NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
-OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
-BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
-VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
-LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
-QUEUE = "aws:sqs/queue:Queue"
-INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
-RECURSION = "aws:lambda/functionRecursionConfig:FunctionRecursionConfig"
-TOPIC = "aws:sns/topic:Topic"
-SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-KMS_KEY = "aws:kms/key:Key"
 
-
-@dataclass
-class Registered:
-    typ: str
-    name: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    id: str
-    urn: str = ""
-    parent: str = ""
-    dependencies: tuple[str, ...] = ()
-    protect: bool = False
-    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-@dataclass
-class PipelineMocks(pulumi.runtime.Mocks):
-    """Answers like AWS would (autonamed names, real-shaped ARNs) and records everything."""
-
-    resources: dict[str, Registered] = field(default_factory=dict)
-    calls: list[str] = field(default_factory=list)
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-        inputs, physical = dict(args.inputs), args.name + SUFFIX
-        outputs, resource_id = dict(inputs), f"{args.name}-id"
-        if args.typ == BUCKET:
-            outputs.update(bucket=physical, arn=f"arn:aws:s3:::{physical}")
-            resource_id = physical  # a bucket's id is its name
-        elif args.typ == TABLE:
-            outputs.update(name=physical, arn=arn("dynamodb", f"table/{physical}"))
-        elif args.typ == LOG_GROUP:
-            name = inputs["namePrefix"] + "20250101000000000000000001"
-            # pulumi-aws v7 strips the ":*" the API returns; so do the mocks.
-            outputs.update(name=name, arn=arn("logs", f"log-group:{name}"))
-        elif args.typ == LAYER:
-            outputs.update(arn=arn("lambda", f"layer:{inputs['layerName']}:1"))
-        elif args.typ == ROLE:
-            outputs.update(name=physical, arn=f"arn:aws:iam::{ACCOUNT}:role/{physical}")
-        elif args.typ == FUNCTION:
-            outputs.update(name=physical, arn=arn("lambda", f"function:{physical}"))
-        elif args.typ == QUEUE:
-            url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{physical}"
-            outputs.update(name=physical, arn=arn("sqs", physical), url=url)
-            resource_id = url  # a queue's id is its URL
-        elif args.typ == TOPIC:
-            outputs.update(name=physical, arn=arn("sns", physical))
-        elif args.typ == KMS_KEY:
-            key_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-            outputs.update(keyId=key_id, arn=arn("kms", f"key/{key_id}"))
-            resource_id = key_id
-        elif args.typ == ALARM:
-            outputs.update(name=physical, arn=arn("cloudwatch", f"alarm:{physical}"))
-        self.resources[args.name] = Registered(args.typ, args.name, inputs, outputs, resource_id)
-        return resource_id, outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        self.calls.append(args.token)
-        if args.token == CALLER_IDENTITY:
-            identity = {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci"}
-            return {**identity, "userId": "AIDACI", "id": ACCOUNT}
-        raise NotImplementedError(f"unexpected invoke {args.token}")
-
-    def of_type(self, typ: str) -> list[Registered]:
-        return [r for r in self.resources.values() if r.typ == typ]
-
-    def one(self, typ: str) -> Registered:
-        (found,) = self.of_type(typ)
-        return found
-
-
-class RecordingMonitor(MockMonitor):
-    """Adds what Mocks.new_resource is not told: URN, parent, dependencies, protect, and
-    each property's dependencies (what the engine hands a CrossGuard stack policy)."""
-
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        recorded = self.mocks.resources.get(request.name)
-        if recorded is not None:
-            recorded.urn, recorded.parent = response.urn, request.parent
-            recorded.dependencies = tuple(request.dependencies)
-            recorded.protect = request.protect
-            recorded.property_dependencies = {
-                key: tuple(deps.urns) for key, deps in request.propertyDependencies.items()
-            }
-        return response
-
-
-def arn(service: str, resource: str) -> str:
-    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}"
-
-
-def run_program(
-    program: Callable[[], Any],
-    config: dict[str, str] | None = None,
-    stack: str = "dev",
-    mocks: PipelineMocks | None = None,
-    preview: bool = False,
-) -> PipelineMocks:
-    """Run `program` under fresh mocks; whatever Output it returns is awaited (and checked)."""
-    mocks = mocks or PipelineMocks()
-    pulumi.runtime.reset_options(project="imgpipe", stack=stack)  # fresh root Stack
-    pulumi.runtime.set_all_config({f"imgpipe:{k}": v for k, v in (config or {}).items()})
-    pulumi.runtime.set_mocks(
-        mocks, project="imgpipe", stack=stack, preview=preview, monitor=RecordingMonitor(mocks)
-    )
-    pulumi.runtime.test(program)()
-    return mocks
-
-
-@pytest.fixture(autouse=True)
-def fake_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """A tiny layer zip instead of a pip build; the real build is tested in test_layer.py."""
-    path = tmp_path / "layer.zip"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("python/PIL/__init__.py", "")
-    requested: list[tuple[str, str]] = []
-
-    def build(runtime: str, architecture: str, *args: Any, **kwargs: Any) -> Path:
-        requested.append((runtime, architecture))
-        return path
-
-    monkeypatch.setattr(component, "build_layer", build)
-    return requested
-
-
-@dataclass
-class Deployment:
-    mocks: PipelineMocks
-    config: PipelineConfig
-    names: ResourceNames
-
-    def physical(self, name: str) -> str:
-        return name + SUFFIX
-
-
-def deploy(
-    profile: str = "thumbnail",
-    settings: StackSettings | None = None,
-    config: PipelineConfig | None = None,
-) -> Deployment:
-    config = config or PipelineConfig.single(load_named(profile))
-    names = resource_names("imgpipe", "dev")
-    args = ImagePipelineArgs(config=config, settings=settings or StackSettings(), names=names)
-    mocks = run_program(lambda: ImagePipeline("image-pipeline", args))
-    return Deployment(mocks, config, names)
+pytestmark = pytest.mark.usefixtures("fake_layer")  # no pip build under the mocks
 
 
 @pytest.fixture(params=["thumbnail", "web"])
@@ -451,10 +305,10 @@ def test_settings_reach_the_function_layer_and_logs(fake_layer: list[tuple[str, 
 
 def test_component_outputs_are_the_physical_names() -> None:
     names = resource_names("imgpipe", "dev")
-    args = ImagePipelineArgs(PipelineConfig.single(load_named("web")), StackSettings(), names)
+    config = PipelineConfig.single(load_named("web"))
 
     def program() -> pulumi.Output:
-        pipeline = ImagePipeline("image-pipeline", args)
+        pipeline = image_pipeline(config, StackSettings(), names)
 
         def check(values: list[str]) -> None:
             assert values == [
@@ -487,7 +341,7 @@ def test_a_failing_output_check_fails_the_test() -> None:
 def deploy_inline() -> ImagePipeline:
     names = resource_names("imgpipe", "dev")
     config = PipelineConfig.single(load_named("thumbnail"))
-    return ImagePipeline("image-pipeline", ImagePipelineArgs(config, StackSettings(), names))
+    return image_pipeline(config, StackSettings(), names)
 
 
 def _fail(value: str) -> None:
@@ -495,19 +349,6 @@ def _fail(value: str) -> None:
 
 
 # -- the program (__main__.py) ----------------------------------------------------------
-
-
-def run_main(config: dict[str, str] | None = None, stack: str = "dev") -> PipelineMocks:
-    exported: dict[str, Any] = {}
-
-    def program() -> pulumi.Output:
-        runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
-        outputs = pulumi.runtime.get_root_resource().outputs
-        return pulumi.Output.all(**outputs).apply(exported.update)
-
-    mocks = run_program(program, config=config, stack=stack)
-    mocks.exported = exported  # type: ignore[attr-defined]
-    return mocks
 
 
 def test_main_exports_the_outputs() -> None:

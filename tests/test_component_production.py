@@ -11,13 +11,12 @@ import pytest
 
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
-from pipeline.program.component import ImagePipeline, ImagePipelineArgs
 from pipeline.program.guards import DeployGuardError
 from pipeline.program.names import resource_names
 from pipeline.program.routing import RoutingError
 from pipeline.program.stack import StackSettings
 from tests.conftest import KMS_KEY_ARN
-from tests.test_component import (
+from tests.support.pulumi_program import (
     ACCOUNT,
     ALARM,
     BUCKET,
@@ -36,9 +35,11 @@ from tests.test_component import (
     VERSIONING,
     PipelineMocks,
     deploy,
-    fake_layer,  # noqa: F401 (fixture: no pip build under the mocks)
+    image_pipeline,
     run_main,
 )
+
+pytestmark = pytest.mark.usefixtures("fake_layer")  # no pip build under the mocks
 
 ROUTES = (Route("thumbnail", prefix="avatars/"), Route("web", prefix="graphics/", suffix=".png"))
 
@@ -280,9 +281,8 @@ def test_bad_routing_or_sizing_fails_before_any_resource(
 
 def test_misordered_routes_are_refused() -> None:
     config = routed(Route("thumbnail"), *ROUTES)  # catch-all first: S3 and handler disagree
-    args = ImagePipelineArgs(config, StackSettings(), resource_names("imgpipe", "dev"))
     with pytest.raises(DeployGuardError, match="catch-all last"):
-        ImagePipeline("image-pipeline", args)
+        image_pipeline(config, StackSettings(), resource_names("imgpipe", "dev"))
 
 
 # -- function settings ------------------------------------------------------------------

@@ -34,15 +34,14 @@ from lambda_pkg.profiles import PipelineConfig, load_named
 from pipeline.program import stack
 from pipeline.program.names import resource_names
 from tests.program_runner import PROJECT, mock_arn, mock_url, physical
-from tests.test_component import (
+from tests.support.pulumi_program import (
     FUNCTION,
     TOPIC,
-    fake_layer,  # noqa: F401 (fixture: the in-process run below builds no layer either)
     run_main,
 )
 from tests.test_prebuilt_layer import layer_zip
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_layer")]
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = Path(__file__).with_name("program_runner.py")

@@ -43,15 +43,16 @@ from lambda_pkg.settings import Settings
 from pipeline.program.stack import StackSettings
 from tests import images
 from tests.conftest import load_event
-from tests.test_component import (
+from tests.support.pulumi_program import (
     BUCKET,
     REGION,
     ROLE,
     ROLE_POLICY,
     TABLE,
     deploy,
-    fake_layer,  # noqa: F401 (fixture: no pip build under the mocks)
 )
+
+pytestmark = pytest.mark.usefixtures("fake_layer")  # no pip build under the mocks
 
 ROUTES = (Route("thumbnail", prefix="avatars/"), Route("web", prefix="graphics/", suffix=".png"))
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from pipeline.program.component import ImagePipeline, ImagePipelineArgs
+from pipeline.program.component import TYPE_TOKEN
 from pipeline.program.names import (
     AUTONAME_SUFFIX_LENGTH,
     NAME_PREFIX_SUFFIX_LENGTH,
@@ -21,12 +21,13 @@ from pipeline.program.names import (
     resource_names,
 )
 from pipeline.program.stack import StackSettings
-from tests.test_component import (
-    TYPE_TOKEN,
+from tests.support.pulumi_program import (
     PipelineMocks,
-    fake_layer,  # noqa: F401 (fixture: no pip build under the mocks)
+    image_pipeline,
     run_program,
 )
+
+pytestmark = pytest.mark.usefixtures("fake_layer")  # no pip build under the mocks
 
 BUCKET_NAME = re.compile(r"^(?!xn--|sthree-)[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$")
 # Pulumi's own limit on project and stack names.
@@ -154,8 +155,8 @@ def physical_name(mocks: PipelineMocks, typ: str, name: str) -> str:
 )
 def test_every_registered_name_fits_for_the_longest_stack_name(settings: StackSettings) -> None:
     names = resource_names("P" * LONGEST_PULUMI_NAME, "S" * LONGEST_PULUMI_NAME)
-    args = ImagePipelineArgs(StackSettings().pipeline_config(), settings, names)
-    mocks = run_program(lambda: ImagePipeline("image-pipeline", args))
+    config = StackSettings().pipeline_config()
+    mocks = run_program(lambda: image_pipeline(config, settings, names))
     planned = set(names.planned())
     seen = set()
     for resource in mocks.resources.values():

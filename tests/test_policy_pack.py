@@ -43,11 +43,11 @@ import imgpipe_policy
 from imgpipe_policy import PACK_NAME, POLICIES, UNKNOWN
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from pipeline.program import component
-from pipeline.program.component import ImagePipeline, ImagePipelineArgs
+from pipeline.program.component import ImagePipeline
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
 from tests.conftest import KMS_KEY_ARN
-from tests.test_component import (
+from tests.support.pulumi_program import (
     ALARM,
     BUCKET,
     BUCKET_POLICY,
@@ -63,9 +63,11 @@ from tests.test_component import (
     TOPIC,
     PipelineMocks,
     Registered,
-    fake_layer,  # noqa: F401 (fixture: no pip build under the mocks)
+    image_pipeline,
     run_program,
 )
+
+pytestmark = pytest.mark.usefixtures("fake_layer")  # no pip build under the mocks
 
 POLICY_DIR = REPO / "policy"
 THUMBNAIL = PipelineConfig.single(load_named("thumbnail"))
@@ -187,9 +189,11 @@ def run(
     config: PipelineConfig = THUMBNAIL,
     preview: bool = False,
 ) -> PipelineMocks:
-    args = ImagePipelineArgs(config, settings or StackSettings(), resource_names("imgpipe", "dev"))
+    names = resource_names("imgpipe", "dev")
+    settings = settings or StackSettings()
     mocks = PreviewMocks() if preview else PipelineMocks()
-    return run_program(lambda: cls("image-pipeline", args), mocks=mocks, preview=preview)
+    program = lambda: image_pipeline(config, settings, names, cls=cls)  # noqa: E731
+    return run_program(program, mocks=mocks, preview=preview)
 
 
 def resources(mocks: PipelineMocks) -> list[Registered]:

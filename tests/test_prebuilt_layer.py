@@ -21,12 +21,18 @@ import pytest
 
 from pipeline.cli import commands as cli
 from pipeline.program import artifacts as layer
-from pipeline.program import component
+from pipeline.program import prepare
 from pipeline.program.artifacts import ArtifactError, check_prebuilt_layer
-from pipeline.program.component import ImagePipeline, ImagePipelineArgs
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
-from tests.test_component import FUNCTION, LAYER, REPO, PipelineMocks, run_program
+from tests.support.pulumi_program import (
+    FUNCTION,
+    LAYER,
+    REPO,
+    PipelineMocks,
+    image_pipeline,
+    run_program,
+)
 
 GET_LAYER_VERSION = "aws:lambda/getLayerVersion:getLayerVersion"
 GET_REGION = "aws:index/getRegion:getRegion"
@@ -243,12 +249,12 @@ def no_build(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> Path:
         raise AssertionError("a prebuilt layer must not be built")
 
-    monkeypatch.setattr(component, "build_layer", refuse)
+    monkeypatch.setattr(prepare, "build_layer", refuse)
 
 
 def deploy(settings: StackSettings, mocks: PipelineMocks | None = None) -> PipelineMocks:
-    args = ImagePipelineArgs(settings.pipeline_config(), settings, resource_names("imgpipe", "dev"))
-    return run_program(lambda: ImagePipeline("image-pipeline", args), mocks=mocks)
+    config, names = settings.pipeline_config(), resource_names("imgpipe", "dev")
+    return run_program(lambda: image_pipeline(config, settings, names), mocks=mocks)
 
 
 def test_layer_zip_is_deployed_as_it_is_without_a_build(tmp_path: Path, no_build: None) -> None:
@@ -329,7 +335,7 @@ def unreachable_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("PIP_EXTRA_INDEX_URL", raising=False)
     cache = tmp_path / "empty-build-cache"
     monkeypatch.setattr(
-        component, "build_layer", functools.partial(layer.build_layer, cache_dir=cache)
+        prepare, "build_layer", functools.partial(layer.build_layer, cache_dir=cache)
     )
     return cache
 

@@ -34,11 +34,12 @@ import pytest
 from lambda_pkg.profiles import Route
 from pipeline.program.stack import StackSettings
 from tests.conftest import KMS_KEY_ARN
-from tests.test_component import (
+from tests.support.pulumi_program import (
     deploy,
-    fake_layer,  # noqa: F401 (fixture: no pip build under the mocks)
     run_program,
 )
+
+pytestmark = pytest.mark.usefixtures("fake_layer")  # no pip build under the mocks
 
 # pulumi.Input is Union[T, Awaitable[T], "Output[T]"]: its forward reference needs these.
 _HINT_NAMES = {"Output": pulumi.Output, "T": Any}

@@ -3,14 +3,14 @@
 Reads no config (only `__main__.py` does) and creates no resource inside `apply()`:
 Outputs flow into inputs, and policies come from the pure functions in `pipeline.program.iam`.
 Everything that can be refused before a resource exists (routes, sizes, limits) is
-checked first, in `_validate`, so a bad stack fails `pulumi preview` with no partial state.
+checked first, in `validate`, so a bad stack fails `pulumi preview` with no partial state;
+the artifacts come in built and checked (`prepare.artifacts`), as paths.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -20,15 +20,8 @@ from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
 from lambda_pkg.records import table_definition
 from lambda_pkg.settings import function_environment
 from pipeline.program import routing
-from pipeline.program.artifacts import (
-    ArtifactError,
-    build_function_zip,
-    build_layer,
-    check_prebuilt_layer,
-)
 from pipeline.program.guards import (
     DeployGuardError,
-    check_artifacts_fit,
     check_capacity,
     check_environment_size,
 )
@@ -39,6 +32,7 @@ from pipeline.program.iam import (
     tls_only_bucket_policy,
 )
 from pipeline.program.names import ResourceNames, autonamed
+from pipeline.program.prepare import Artifacts
 from pipeline.program.stack import TRIGGER_EVENTS, StackSettings
 
 TYPE_TOKEN = "imgpipe:index:ImagePipeline"
@@ -55,90 +49,11 @@ class ImagePipelineArgs:
     config: PipelineConfig
     settings: StackSettings
     names: ResourceNames
+    artifacts: Artifacts  # built by `prepare.artifacts` before the component is constructed
 
 
-@dataclass(frozen=True)
-class Artifacts:
-    """What the function is made of, built and checked before any resource is registered."""
-
-    function_zip: Path
-    layer_zip: Path | None  # None: the stack attaches `layer_arn` instead
-    layer_arn: str | None = None
-
-
-def prepare(args: ImagePipelineArgs) -> Artifacts:
-    """Every check that can fail, and every build, before the first registration.
-
-    A failure here (a bad route, a guard, pip unable to reach an index, a layer for the
-    wrong platform) raises with nothing created, with or without `pulumi preview` first.
-    """
-    validate(args)
-    settings = args.settings
-    function_zip = build_function_zip()
-    if settings.layer_arn:
-        check_layer_version(settings.layer_arn, settings.runtime, settings.architecture)
-        return Artifacts(function_zip, None, settings.layer_arn)
-    if settings.layer_zip:
-        layer_zip = settings.layer_zip
-        check_prebuilt_layer(layer_zip, settings.runtime, settings.architecture)
-    else:
-        try:
-            layer_zip = build_layer(settings.runtime, settings.architecture)
-        except ArtifactError as exc:
-            raise ArtifactError(
-                f"{exc}\n\nNothing was created. Deploying builds the Pillow layer with pip, "
-                "which needs a package index. Without one, build the layer where there is "
-                f"one (`imgpipe build-layer --arch {settings.architecture} --python "
-                f"{settings.runtime.removeprefix('python')}`) and set imgpipe:layerZip to "
-                "the zip, or set imgpipe:layerArn to a published layer version."
-            ) from None
-    check_artifacts_fit(layer_zip, function_zip)
-    return Artifacts(function_zip, layer_zip)
-
-
-def check_layer_version(arn: str, runtime: str, architecture: str) -> None:
-    """Ask Lambda about a prebuilt layer version; refuse one declared for another platform.
-
-    A synchronous invoke, so the answer arrives before any resource is registered. A layer
-    that declares no runtimes or architectures cannot be checked and is accepted.
-    """
-    # Lambda attaches layers from the function's own region only.
-    region = aws.get_region().region
-    layer_region = arn.split(":")[3]
-    if region and layer_region != region:
-        raise ArtifactError(
-            f"imgpipe:layerArn: {arn} is in {layer_region}, but the stack deploys to {region} "
-            "(aws:region); Lambda attaches layers from the function's region only: publish "
-            "the layer there"
-        )
-    try:
-        found = aws.lambda_.get_layer_version(layer_version_arn=arn)
-    except Exception as exc:  # the provider's message says why (missing, not shared, ...)
-        raise ArtifactError(
-            f"imgpipe:layerArn: cannot read layer version {arn}: {exc}. Nothing was created."
-        ) from exc
-    runtimes = list(found.compatible_runtimes or [])
-    architectures = list(found.compatible_architectures or [])
-    if runtimes and runtime not in runtimes:
-        raise ArtifactError(
-            f"imgpipe:layerArn: {arn} declares runtimes {', '.join(runtimes)}, not {runtime} "
-            "(imgpipe:runtime); publish it for that runtime or change imgpipe:runtime"
-        )
-    if architectures and architecture not in architectures:
-        raise ArtifactError(
-            f"imgpipe:layerArn: {arn} declares architectures {', '.join(architectures)}, not "
-            f"{architecture} (imgpipe:architecture)"
-        )
-    if not runtimes or not architectures:
-        pulumi.log.warn(
-            f"imgpipe:layerArn: {arn} declares no compatible runtimes or architectures; "
-            f"make sure it was built for {runtime} on {architecture}"
-        )
-
-
-def validate(args: ImagePipelineArgs) -> None:
+def validate(config: PipelineConfig, settings: StackSettings, names: ResourceNames) -> None:
     """Everything refusable before a resource exists: a bad stack leaves no partial state."""
-    config, settings, names = args.config, args.settings, args.names
     ordered = routing.order_routes(config.routes)
     if ordered != config.routes:
         # The handler takes the first match; S3 has no order. They agree only in this order.
@@ -175,7 +90,7 @@ class ImagePipeline(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ImagePipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        self._artifacts = prepare(args)
+        validate(args.config, args.settings, args.names)
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
@@ -373,7 +288,7 @@ class ImagePipeline(pulumi.ComponentResource):
         )
 
     def _create_layer(self) -> None:
-        settings, artifacts = self._args.settings, self._artifacts
+        settings, artifacts = self._args.settings, self._args.artifacts
         self.layer: aws.lambda_.LayerVersion | None = None
         if artifacts.layer_zip is None:
             self.layer_version_arn: pulumi.Input[str] = artifacts.layer_arn or ""
@@ -448,7 +363,7 @@ class ImagePipeline(pulumi.ComponentResource):
             reserved_concurrent_executions=settings.reserved_concurrency,
             handler=HANDLER,
             role=self.role.arn,
-            code=pulumi.FileArchive(str(self._artifacts.function_zip)),
+            code=pulumi.FileArchive(str(self._args.artifacts.function_zip)),
             layers=[self.layer_version_arn],
             # Active: Lambda samples and records each invocation in X-Ray (imgpipe:tracing).
             # Always sent: the provider keeps an omitted mode, so "off" must say PassThrough.

@@ -1,0 +1,1 @@
+"""What several test files share: generated images, Pulumi's mocks, AWS fixtures."""
