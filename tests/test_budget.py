@@ -4,7 +4,6 @@ only; through the handler the image is `failed` with the reason, and the invocat
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import io
 import mmap
@@ -14,7 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 from unittest import mock
 
 import pytest
@@ -24,8 +22,9 @@ from lambda_pkg import budget, imaging
 from lambda_pkg.budget import Budget, BudgetExceeded, ChildCrashed, Worker
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.settings import function_environment
-from tests import images
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
+from tests.support import images
+from tests.support.budget_probe import allocate_until_refused, leaving, rss_mb, soon
 
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,32 +32,6 @@ SLACK_S = 1.0  # past the deadline: the kill and the reaping, on a busy machine
 
 
 # -- what the child runs: module functions, so a kept child finds them by name -------------
-
-
-def allocate_until_refused() -> NoReturn:
-    """Touch memory 16 MB at a time until an allocation fails."""
-    held = []
-    while True:
-        held.append(b"x" * (16 * MIB))
-
-
-def allocate_then_report() -> tuple[int, int]:
-    """Resident MB when called and at the peak, having allocated until refused."""
-    started = _status_mb("VmRSS")
-    with contextlib.suppress(MemoryError):
-        allocate_until_refused()
-    return started, _status_mb("VmHWM")
-
-
-def touch_report(child_mb: int) -> tuple[int, int, int, int]:
-    """Run in a fresh interpreter: this process's MB, the function's memory leaving the
-    child `child_mb`, and the child's resident MB before and at its peak."""
-    worker = Worker()
-    memory_mb = leaving(child_mb)
-    worker.start(memory_mb)
-    started_mb, peak_mb = worker.call(soon(30, memory_mb), allocate_then_report)
-    worker.stop()
-    return _rss_mb(), memory_mb, started_mb, peak_mb
 
 
 _INHERITED: mmap.mmap | None = None
@@ -98,16 +71,6 @@ def segfault() -> None:
     ctypes.string_at(0)
 
 
-def soon(seconds: float, memory_mb: int | None = None) -> Budget:
-    return Budget(time.monotonic() + seconds, memory_mb)
-
-
-def leaving(child_mb: int) -> int:
-    """A function memory size that leaves `child_mb` to a child, given this process's size
-    now (the test run's own grows as it goes)."""
-    return _rss_mb() + budget.MEMORY_RESERVE_MB + child_mb
-
-
 @pytest.fixture
 def worker():
     made = Worker()
@@ -138,7 +101,7 @@ def test_memory_past_the_budget_ends_the_child_with_the_reason(worker):
 def test_what_the_child_may_touch_keeps_the_function_within_its_memory():
     # GIVEN a process shaped like the function's (one thread, none of this test run's
     # leftovers) whose memory leaves 150 MB, and a child that allocates until refused
-    code = "from tests.test_budget import touch_report; print(*touch_report(150))"
+    code = "from tests.support.budget_probe import touch_report; print(*touch_report(150))"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
@@ -264,7 +227,7 @@ def test_an_image_that_needs_more_memory_than_is_left_fails_with_the_reason(aws)
     photo = Image.new("RGB", (5000, 4000), (30, 120, 200))
     buffer = io.BytesIO()
     photo.save(buffer, "PNG", compress_level=1)
-    memory_mb = _rss_mb() + budget.MEMORY_RESERVE_MB + 40
+    memory_mb = rss_mb() + budget.MEMORY_RESERVE_MB + 40
     # WHEN its event is handled
     result = run(aws, "big.png", buffer.getvalue(), Budget.for_invocation(60_000, memory_mb))
     # THEN it is failed with the budget named, and the invocation returned normally
@@ -314,13 +277,3 @@ def test_a_crashing_render_fails_the_image_not_the_function(aws, monkeypatch, cr
     # AND the event is not retried into a crash loop: the image is done; others go on
     monkeypatch.undo()
     assert run(aws, "next.jpg", images.jpeg(640, 480), limits)["processed"] == 1
-
-
-def _rss_mb() -> int:
-    return _status_mb("VmRSS")
-
-
-def _status_mb(field: str) -> int:
-    with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith(f"{field}:"))
-    return int(line.split()[1]) // 1024

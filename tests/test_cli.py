@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,9 @@ from pipeline.cli import commands as cli
 from pipeline.cli import ops
 from pipeline.cli.report import item_row, listing_rows, renditions_summary, table
 from pipeline.cli.targets import from_outputs, state_file
-from tests import images
-from tests.test_local_stack import new_stack, wait_final
+from tests.support import images
+from tests.support.local_stack import new_stack, wait_final
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -336,25 +338,39 @@ def test_local_redeploys_an_edited_profile_and_refuses_a_broken_edit(tmp_path, c
     settings = StackSettings()
     server = threading.Thread(target=_serve, args=(Stack(), settings, tmp_path, stop))
     server.start()
+    errors: list[str] = []
+
+    def touched_until(done: Callable[[], bool]) -> Callable[[], bool]:
+        """Touch the profile (newer each time) every 3 s until `done`: the watcher may take
+        its first look at the file after the first touch, and checks once a second."""
+        last_touch = 0.0
+
+        def check() -> bool:
+            nonlocal last_touch
+            errors.append(capsys.readouterr().err)
+            if done():
+                return True
+            if time.monotonic() - last_touch >= 3:
+                last_touch = time.monotonic()
+                os.utime(profile, (time.time() + 5, time.time() + 5))
+            return False
+
+        return check
+
     try:
         # WHEN the profile is edited, THEN the new one is deployed
-        time.sleep(1.2)
         profile.write_text(profile.read_text().replace("quality: 85", "quality: 70"))
-        os.utime(profile, (time.time() + 5, time.time() + 5))
-        for _ in range(50):
-            if deployed:
-                break
-            time.sleep(0.1)
+        wait_until(touched_until(lambda: bool(deployed)), 30, 0.05, "the edit deployed")
         assert [c.profiles[0].renditions[0].quality for c in deployed] == [70]
-        # WHEN it is broken, THEN nothing is deployed and the error says why
+        # WHEN it is broken, THEN the error says why, and nothing more is deployed
         profile.write_text(profile.read_text().replace("quality: 70", "quality: 700"))
-        os.utime(profile, (time.time() + 10, time.time() + 10))
-        time.sleep(2.5)
+        refused = touched_until(lambda: "not deployed" in "".join(errors))
+        wait_until(refused, 30, 0.05, "the broken edit refused")
         assert len(deployed) == 1
     finally:
         stop.set()
         server.join(5)
-    assert "renditions[0].quality: got 700" in capsys.readouterr().err
+    assert "renditions[0].quality: got 700" in "".join(errors) + capsys.readouterr().err
 
 
 def test_local_refuses_bad_routes_with_a_clear_error():

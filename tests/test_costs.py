@@ -21,7 +21,7 @@ from PIL import Image, ImageFile, TiffImagePlugin, WebPImagePlugin
 from imgpipe_samples import samples
 from lambda_pkg import costs, formats, headers, imaging
 from lambda_pkg.profiles import Profile, load_named, profile_from_dict
-from tests import images
+from tests.support import images
 
 THUMBNAIL = load_named("thumbnail")
 WEB = load_named("web")

@@ -21,7 +21,7 @@ from PIL import Image, ImageChops, ImageFile, ImageStat
 
 from lambda_pkg import formats, geometry, imaging, transforms
 from lambda_pkg.profiles import Profile, Rendition, Resize
-from tests import images
+from tests.support import images
 
 KEY = "processed/{key}/{rendition}.{ext}"
 STORED = (4000, 3000)

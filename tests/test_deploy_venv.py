@@ -34,12 +34,12 @@ from lambda_pkg.profiles import PipelineConfig, load_named
 from pipeline.program import stack
 from pipeline.program.names import resource_names
 from tests.program_runner import PROJECT, mock_arn, mock_url, physical
+from tests.support.layers import layer_zip
 from tests.support.pulumi_program import (
     FUNCTION,
     TOPIC,
     run_main,
 )
-from tests.test_prebuilt_layer import layer_zip
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_layer")]
 

@@ -9,7 +9,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from lambda_pkg import formats, imaging
 from lambda_pkg.profiles import Profile, Rendition, Resize
-from tests import images
+from tests.support import images
 
 
 def profile_of(*renditions: Rendition, **options) -> Profile:

@@ -12,8 +12,8 @@ from html.parser import HTMLParser
 import pytest
 
 from pipeline.cli import gallery, ops
-from tests import images
-from tests.test_local_stack import new_stack, wait_final
+from tests.support import images
+from tests.support.local_stack import new_stack, wait_final
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -18,8 +18,8 @@ from lambda_pkg.handler import handler, process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
 from lambda_pkg.profiles import PipelineConfig, load_named, profile_from_dict
 from lambda_pkg.settings import Settings, function_environment
-from tests import images
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, load_event, put_event
+from tests.support import images
 
 
 def run(aws, key: str, data: bytes, profile: str = "thumbnail", key_as_sent: str | None = None):

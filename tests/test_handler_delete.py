@@ -9,8 +9,8 @@ from botocore.exceptions import ClientError
 
 from lambda_pkg.handler import process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
-from tests import images
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, load_event, put_event
+from tests.support import images
 
 CREATED = "0055AED6DCD90281E5"
 DELETED = "0055AED6DCD90281E6"  # later than CREATED

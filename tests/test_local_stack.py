@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import boto3
 import pytest
@@ -17,44 +16,14 @@ from moto import mock_aws
 from PIL import Image
 
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
-from pipeline.aws import CREDENTIALS
 from pipeline.cli import ops
 from pipeline.local import sandbox
-from pipeline.local.runner import LocalStack
 from pipeline.local.workers import Heartbeat, PoolStats
 from pipeline.program.stack import StackSettings
-from tests import images
+from tests.support import images
+from tests.support.local_stack import aws_cli, new_stack, wait_final
 
 pytestmark = pytest.mark.slow
-FAST_RETRIES = (0.1, 0.2)
-_stack_numbers = itertools.count()
-AWS_CLI = Path(sys.executable).with_name("aws")
-
-
-def new_stack(**options) -> LocalStack:
-    # moto's backends are per process: every stack in this test run gets its own names.
-    name = f"t{os.getpid() % 1000}-{next(_stack_numbers)}"
-    options.setdefault("workers", 2)
-    options.setdefault("retry_delays_s", FAST_RETRIES)
-    return LocalStack(stack=name, write_state=False, **options)
-
-
-def aws_cli(endpoint: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}
-    return subprocess.run(
-        [str(AWS_CLI), "--endpoint-url", endpoint, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-
-
-def wait_final(target, keys, timeout_s=60):
-    results = ops.wait_for(target, keys, lambda e: e.get("status") in ("ok", "failed"), timeout_s)
-    missing = [k for k, v in results.items() if v is None]
-    assert not missing, f"never processed: {missing}"
-    return results
 
 
 def test_upload_with_the_aws_cli_to_renditions_and_items_then_clean_shutdown(tmp_path):

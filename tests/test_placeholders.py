@@ -10,7 +10,7 @@ from PIL import Image
 
 from lambda_pkg import imaging, placeholders
 from lambda_pkg.profiles import Profile, Rendition, Resize
-from tests import images
+from tests.support import images
 
 
 def reference_hash(image: Image.Image, x: int, y: int) -> str:

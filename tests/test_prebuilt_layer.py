@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 import runpy
-import struct
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from pipeline.program import prepare
 from pipeline.program.artifacts import ArtifactError, check_prebuilt_layer
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
+from tests.support.layers import PINNED, elf_header, layer_zip
 from tests.support.pulumi_program import (
     FUNCTION,
     LAYER,
@@ -37,43 +36,6 @@ from tests.support.pulumi_program import (
 GET_LAYER_VERSION = "aws:lambda/getLayerVersion:getLayerVersion"
 GET_REGION = "aws:index/getRegion:getRegion"
 LAYER_ARN = "arn:aws:lambda:eu-west-1:123456789012:layer:pillow-arm64:7"
-ELF = {"arm64": 183, "x86_64": 62}
-MACHINE = {"arm64": "aarch64", "x86_64": "x86_64"}
-# What requirements/layer.txt pins, as dist-info directory names spell them.
-PINNED = {"pillow": "13.0.0", "pillow_heif": "1.8.1"}
-
-
-def elf_header(architecture: str) -> bytes:
-    """The first 20 bytes of a little-endian 64-bit ELF shared object for `architecture`."""
-    return b"\x7fELF\x02\x01\x01" + b"\0" * 9 + struct.pack("<HH", 3, ELF[architecture])
-
-
-def layer_zip(
-    path: Path,
-    architecture: str = "arm64",
-    python: str = "312",
-    tags: tuple[str, ...] | None = None,
-    extra: dict[str, bytes] | None = None,
-    root: str = "python/",
-    versions: dict[str, str] | None = None,
-) -> Path:
-    """A layer with every pinned distribution (dist-info with METADATA and WHEEL) under
-    `root`, and one compiled module, for `architecture` and CPython `python`."""
-    machine = MACHINE[architecture]
-    tags = tags or (f"cp{python}-cp{python}-manylinux_2_28_{machine}",)
-    wheel = "Wheel-Version: 1.0\nRoot-Is-Purelib: false\n" + "".join(f"Tag: {t}\n" for t in tags)
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, version in (versions or PINNED).items():
-            archive.writestr(f"{root}{name}-{version}.dist-info/METADATA", f"Name: {name}\n")
-            archive.writestr(f"{root}{name}-{version}.dist-info/WHEEL", wheel)
-        archive.writestr(f"{root}PIL/__init__.py", "")
-        archive.writestr(
-            f"{root}PIL/_imaging.cpython-{python}-{machine}-linux-gnu.so",
-            elf_header(architecture) + b"\0" * 64,
-        )
-        for name, data in (extra or {}).items():
-            archive.writestr(name, data)
-    return path
 
 
 # -- the zip checks -----------------------------------------------------------------------

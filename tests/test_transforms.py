@@ -9,7 +9,7 @@ from PIL import Image, ImageChops, ImageFilter, ImageStat
 
 from lambda_pkg import gravity, imaging, transforms
 from lambda_pkg.profiles import Profile, Rendition, Resize
-from tests import images
+from tests.support import images
 
 
 def run(data: bytes, resize: Resize, fmt: str = "png", background="#ffffff", **options):
