@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambda_pkg.profile_fields import is_name
 from lambda_pkg.profiles import PROFILES_DIR, PipelineConfig, Route, load_named
 from pipeline.routing import check_no_self_trigger, order_routes, parse_routes
 
@@ -58,8 +59,6 @@ LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
-
-_PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class StackSettingsError(ValueError):
@@ -121,7 +120,7 @@ class StackSettings:
             return str(default) if raw is None or raw == "" else str(raw).strip()
 
         profile = value("profile", defaults.profile)
-        if not _PROFILE_RE.match(profile):
+        if not is_name(profile):
             raise StackSettingsError("profile", profile, "a profile name like 'thumbnail'")
         runtime = value("runtime", defaults.runtime)
         if runtime not in RUNTIMES:
@@ -143,7 +142,7 @@ class StackSettings:
         raw_routes = get("routes")
         routes = parse_routes(raw_routes, profile) if raw_routes else ()
         for route in routes:
-            if not _PROFILE_RE.match(route.profile):
+            if not is_name(route.profile):
                 raise StackSettingsError("routes", route.profile, "profile names like 'thumbnail'")
         alarm_email = value("alarmEmail", "") or None
         if alarm_email is not None and not _EMAIL_RE.match(alarm_email):
