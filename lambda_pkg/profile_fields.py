@@ -20,6 +20,7 @@ from typing import Any
 # Profile and rendition names: they become parts of S3 keys and stack config values.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 NAME_ALLOWED = "lower-case letters, digits, '-' and '_'"
+PROFILE_NAME_ALLOWED = "a profile name like 'thumbnail'"  # where a profile is named
 COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 COLOUR_ALLOWED = "a colour like '#ffffff'"
 _NAME_RE = re.compile(NAME_PATTERN)

@@ -28,6 +28,7 @@ from lambda_pkg.profile_fields import (
     require_mapping,
     specs,
 )
+from lambda_pkg.routes import Route, route_from_dict
 
 OUTPUT_PREFIX = "processed/"
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
@@ -155,18 +156,6 @@ class Profile:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Route:
-    """Keys starting with `prefix` and ending with `suffix` go to profile `profile`."""
-
-    profile: str
-    prefix: str = ""
-    suffix: str = ""
-
-    def matches(self, key: str) -> bool:
-        return key.startswith(self.prefix) and key.endswith(self.suffix)
-
-
 # Encoder options and the concrete formats each applies to; `same` may become any of them.
 FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {
     name: spec.formats for name, spec in specs(Rendition).items() if spec.formats
@@ -217,21 +206,11 @@ class PipelineConfig:
             profile_from_dict(p, source, path=f"profiles[{i}]") for i, p in enumerate(raw_profiles)
         )
         names = [p.name for p in profiles]
-        routes = []
-        for i, raw in enumerate(require_list(data.get("routes"), source, "routes", True)):
-            where = f"routes[{i}]"
-            require_mapping(raw, source, where, frozenset({"profile", "prefix", "suffix"}))
-            name = raw.get("profile")
-            if name not in names:
-                raise ProfileError(source, f"{where}.profile", name, f"one of {', '.join(names)}")
-            routes.append(
-                Route(
-                    profile=name,
-                    prefix=read_str(raw.get("prefix", ""), source, f"{where}.prefix"),
-                    suffix=read_str(raw.get("suffix", ""), source, f"{where}.suffix"),
-                )
-            )
-        return cls(profiles=profiles, routes=tuple(routes))
+        raw_routes = require_list(data.get("routes"), source, "routes", non_empty=True)
+        routes = tuple(
+            route_from_dict(r, source, f"routes[{i}]", names) for i, r in enumerate(raw_routes)
+        )
+        return cls(profiles=profiles, routes=routes)
 
 
 def load_profile(path: str | Path) -> Profile:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambda_pkg.profile_fields import is_name
+from lambda_pkg.profile_fields import PROFILE_NAME_ALLOWED, is_name
 from lambda_pkg.profiles import PROFILES_DIR, PipelineConfig, Route, load_named
-from pipeline.routing import check_no_self_trigger, order_routes, parse_routes
+from pipeline.routing import RouteEntryError, check_no_self_trigger, order_routes, parse_routes
 
 CONFIG_NAMESPACE = "imgpipe"
 
@@ -121,7 +121,7 @@ class StackSettings:
 
         profile = value("profile", defaults.profile)
         if not is_name(profile):
-            raise StackSettingsError("profile", profile, "a profile name like 'thumbnail'")
+            raise StackSettingsError("profile", profile, PROFILE_NAME_ALLOWED)
         runtime = value("runtime", defaults.runtime)
         if runtime not in RUNTIMES:
             allowed = f"one of {', '.join(RUNTIMES)}"
@@ -138,12 +138,7 @@ class StackSettings:
         if retention not in LOG_RETENTION_DAYS:
             allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
             raise StackSettingsError("logRetentionDays", retention, f"one of {allowed}")
-        # Routing problems raise RoutingError, whose messages already name imgpipe:routes.
-        raw_routes = get("routes")
-        routes = parse_routes(raw_routes, profile) if raw_routes else ()
-        for route in routes:
-            if not is_name(route.profile):
-                raise StackSettingsError("routes", route.profile, "profile names like 'thumbnail'")
+        routes = _routes(get("routes"), profile)
         alarm_email = value("alarmEmail", "") or None
         if alarm_email is not None and not _EMAIL_RE.match(alarm_email):
             raise StackSettingsError("alarmEmail", alarm_email, "an e-mail address, or unset")
@@ -209,6 +204,15 @@ class StackSettings:
         )
         check_no_self_trigger(settings.resolved_routes(), settings.single_bucket)
         return settings
+
+
+def _routes(raw: str | None, profile: str) -> tuple[Route, ...]:
+    """A malformed entry is a bad setting, named down to its field (imgpipe:routes[0].profile);
+    routes that cannot be deployed together raise RoutingError, which names imgpipe:routes."""
+    try:
+        return parse_routes(raw, profile) if raw else ()
+    except RouteEntryError as bad:
+        raise StackSettingsError(bad.path, bad.value, bad.allowed) from None
 
 
 def _bool(key: str, raw: str) -> bool:

@@ -460,3 +460,10 @@ def test_the_serialised_form_leaves_out_unset_defaulted_and_other_formats_option
     }
     # AND `same` may become any format, so every option stays
     assert plain(dataclasses.replace(png, format="same"))["quality"] == 85
+
+
+def test_route_entries_are_checked_against_the_profiles_of_the_config():
+    config = PipelineConfig.single(load_named("thumbnail"))
+    text = config.to_json().replace('"prefix":""', '"prefix":"a/*"')
+    with pytest.raises(ProfileError, match=r"routes\[0\]\.prefix: got 'a/\*'; allowed: literal"):
+        PipelineConfig.from_json(text)
