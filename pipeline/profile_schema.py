@@ -1,8 +1,9 @@
 """profiles/schema.json: a JSON Schema of the profile format, for editors.
 
-Generated from the constants of the one schema module (lambda_pkg/profiles.py), so the
-two cannot drift (a test compares the committed file with this output). It helps an
-editor complete and flag keys; the Python validator stays the authority: rules a JSON
+Generated from the field declarations of the one schema module (lambda_pkg/profiles.py,
+lambda_pkg/profile_fields.py): every pattern, limit, choice and default comes from there,
+so the two cannot drift (a test compares the committed file with this output). It helps
+an editor complete and flag keys; the Python validator stays the authority: rules a JSON
 Schema cannot say (key templates that could collide, options that do not apply to a
 format) are only checked there.
 
@@ -15,132 +16,80 @@ import json
 from typing import Any
 
 from lambda_pkg import profiles as p
+from lambda_pkg.profile_fields import COLOUR_PATTERN, NAME_PATTERN, Spec, defaults, specs
 
-NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
-COLOUR_PATTERN = "^#[0-9a-fA-F]{6}$"
-
-
-def _size() -> dict[str, Any]:
-    return {"type": "integer", "minimum": 1, "maximum": p.MAX_DIMENSION}
+_STRINGS = {"name": NAME_PATTERN, "colour": COLOUR_PATTERN, "template": f"^{p.OUTPUT_PREFIX}"}
 
 
-def _resize() -> dict[str, Any]:
-    boxed = [
-        {"if": {"properties": {"mode": {"const": m}}}, "then": {"required": ["width", "height"]}}
-        for m in ("fit", "cover", "pad")
-    ]
-    return {
+def _value(spec: Spec) -> dict[str, Any]:
+    """The part of a property that says what a value may be."""
+    if spec.kind == "int":
+        bounds = {"minimum": spec.low, "maximum": spec.high}
+        return {"type": "integer", **{k: v for k, v in bounds.items() if v is not None}}
+    if spec.kind in _STRINGS:
+        return {"type": "string", "pattern": _STRINGS[spec.kind]}
+    if spec.kind == "choice":
+        return {"enum": list(spec.choices)}
+    if spec.kind == "choices":
+        return {"type": "array", "minItems": 1, "items": {"enum": list(spec.choices)}}
+    if spec.kind == "object":
+        return _object(spec.of)
+    if spec.kind == "objects":
+        return {"type": "array", "minItems": 1, "items": _object(spec.of)}
+    return {"type": {"bool": "boolean", "str": "string"}[spec.kind]}
+
+
+def _property(spec: Spec, default: Any) -> dict[str, Any]:
+    schema = _value(spec)
+    # Defaults worth showing an editor: a scalar (not unset, not an empty string).
+    if isinstance(default, bool | int | str) and default != "":
+        schema["default"] = default
+    description = spec.description or (f"for {', '.join(spec.formats)}" if spec.formats else "")
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _shown_order(item: tuple[str, Spec]) -> tuple[bool, bool]:
+    # As profiles are written: options for some formats after the common fields, and the
+    # list of renditions last.
+    return bool(item[1].formats), item[1].kind == "objects"
+
+
+def _object(cls: type) -> dict[str, Any]:
+    declared, default = specs(cls), defaults(cls)
+    schema: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["mode"],
+        "required": [name for name, spec in declared.items() if spec.required],
         "properties": {
-            "mode": {
-                "enum": list(p.RESIZE_MODES),
-                "description": (
-                    "fit: inside a box; width/height: one side; cover: exact size, cropped; "
-                    "pad: exact size, letterboxed"
-                ),
-            },
-            "width": _size(),
-            "height": _size(),
-            "upscale": {"type": "boolean", "default": False},
-            "gravity": {
-                "enum": list(p.GRAVITIES),
-                "default": "center",
-                "description": "cover only",
-            },
-            "background": {"type": "string", "pattern": COLOUR_PATTERN, "description": "pad only"},
-            "kernel": {
-                "enum": list(p.KERNELS),
-                "default": "lanczos",
-                "description": "resampling kernel of the final resize pass",
-            },
-        },
-        "allOf": [
-            *boxed,
-            {
-                "if": {"properties": {"mode": {"const": "width"}}},
-                "then": {"required": ["width"], "not": {"required": ["height"]}},
-            },
-            {
-                "if": {"properties": {"mode": {"const": "height"}}},
-                "then": {"required": ["height"], "not": {"required": ["width"]}},
-            },
-        ],
-    }
-
-
-def _rendition() -> dict[str, Any]:
-    defaults = p.Rendition(name="x", resize=p.Resize("fit"), format="jpeg", key="")
-    limits = {
-        "quality": (1, 100),
-        "compress_level": (0, 9),
-        "method": (0, 6),
-        "speed": (0, 10),
-    }
-    options: dict[str, Any] = {}
-    for option, formats in p.FORMAT_OPTIONS.items():
-        default = getattr(defaults, option)
-        if isinstance(default, bool):
-            schema: dict[str, Any] = {"type": "boolean"}
-        elif option == "subsampling":
-            schema = {"enum": list(p.SUBSAMPLINGS)}
-        else:
-            low, high = limits[option]
-            schema = {"type": "integer", "minimum": low, "maximum": high}
-        schema.update(default=default, description=f"for {', '.join(formats)}")
-        options[option] = schema
-    placeholders = ", ".join("{" + f + "}" for f in p.KEY_FIELDS)
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "resize", "format", "key"],
-        "properties": {
-            "name": {"type": "string", "pattern": NAME_PATTERN},
-            "resize": _resize(),
-            "format": {"enum": list(p.OUTPUT_FORMATS)},
-            "key": {
-                "type": "string",
-                "pattern": f"^{p.OUTPUT_PREFIX}",
-                "description": f"output key template; placeholders: {placeholders}",
-            },
-            "sharpen": {"type": "integer", "minimum": 0, "maximum": p.MAX_SHARPEN, "default": 0},
-            **options,
+            name: _property(spec, default[name])
+            for name, spec in sorted(declared.items(), key=_shown_order)
         },
     }
+    if "mode" in declared:
+        schema["allOf"] = _mode_sizes()
+    return schema
+
+
+def _mode_sizes() -> list[dict[str, Any]]:
+    """Each resize mode requires its sizes and, when it takes one, refuses the other."""
+    sizes = tuple(dict.fromkeys(size for needs in p.MODE_SIZES.values() for size in needs))
+    rules = []
+    for mode, needs in sorted(p.MODE_SIZES.items(), key=lambda item: len(item[1]) < len(sizes)):
+        then: dict[str, Any] = {"required": list(needs)}
+        others = [size for size in sizes if size not in needs]
+        if others:
+            then["not"] = {"required": others}
+        rules.append({"if": {"properties": {"mode": {"const": mode}}}, "then": then})
+    return rules
 
 
 def schema() -> dict[str, Any]:
-    defaults = p.Profile(name="x", renditions=())
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "imgpipe processing profile",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["renditions"],
-        "properties": {
-            "name": {"type": "string", "pattern": NAME_PATTERN},
-            "description": {"type": "string"},
-            "max_pixels": {"type": "integer", "minimum": 1, "default": defaults.max_pixels},
-            "max_bytes": {"type": "integer", "minimum": 1, "default": defaults.max_bytes},
-            "input_formats": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"enum": list(p.INPUT_FORMATS)},
-            },
-            "background": {"type": "string", "pattern": COLOUR_PATTERN, "default": "#ffffff"},
-            "flatten_folders": {"type": "boolean", "default": False},
-            "keep_metadata": {"type": "boolean", "default": False},
-            "icc": {"enum": list(p.ICC_MODES), "default": defaults.icc},
-            "keep_animation": {"type": "boolean", "default": False},
-            "max_frames": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": p.MAX_FRAMES,
-                "default": defaults.max_frames,
-            },
-            "renditions": {"type": "array", "minItems": 1, "items": _rendition()},
-        },
+        **_object(p.Profile),
     }
 
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from lambda_pkg.profile_fields import READERS, defaults, plain, read, specs
 from lambda_pkg.profiles import (
+    FORMAT_OPTIONS,
     PipelineConfig,
+    Profile,
     ProfileError,
+    Rendition,
+    Resize,
     Route,
     available_profiles,
     load_named,
@@ -409,3 +415,55 @@ def test_shipped_profiles_fit_the_lambda_environment():
         routes=tuple(Route(n, prefix=f"{n}/") for n in available_profiles()),
     )
     assert len(config.to_json()) < 3000  # Lambda allows 4 KB for all variables together
+
+
+# -- the declarations -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [Profile, Rendition, Resize])
+def test_every_default_passes_its_own_declaration(cls):
+    for name, spec in specs(cls).items():
+        default = defaults(cls)[name]
+        if default is dataclasses.MISSING or default is None or spec.kind not in READERS:
+            continue
+        value = list(default) if isinstance(default, tuple) else default
+        assert read(spec, value, "declared", name) == default, name
+
+
+def test_encoder_options_and_their_formats_are_the_declared_ones():
+    assert FORMAT_OPTIONS == {
+        "quality": ("jpeg", "webp", "avif"),
+        "progressive": ("jpeg",),
+        "subsampling": ("jpeg",),
+        "optimize": ("jpeg", "png"),
+        "compress_level": ("png",),
+        "lossless": ("webp",),
+        "method": ("webp",),
+        "speed": ("avif",),
+    }
+
+
+def test_the_serialised_form_leaves_out_unset_defaulted_and_other_formats_options():
+    # GIVEN a png rendition: quality does not apply; compress_level is set, lossless at default
+    resize = Resize("width", width=100)
+    png = Rendition("p", resize, "png", "processed/{key}.{ext}", optimize=False, compress_level=9)
+    # WHEN serialised
+    data = plain(png)
+    # THEN height (unset), quality (jpeg/webp/avif only) and defaulted options are left out
+    assert data == {
+        "name": "p",
+        "resize": {"mode": "width", "width": 100, "upscale": False},
+        "format": "png",
+        "key": "processed/{key}.{ext}",
+        "optimize": False,
+        "compress_level": 9,
+    }
+    # AND `same` may become any format, so every option stays
+    assert plain(dataclasses.replace(png, format="same"))["quality"] == 85
+
+
+def test_route_entries_are_checked_against_the_profiles_of_the_config():
+    config = PipelineConfig.single(load_named("thumbnail"))
+    text = config.to_json().replace('"prefix":""', '"prefix":"a/*"')
+    with pytest.raises(ProfileError, match=r"routes\[0\]\.prefix: got 'a/\*'; allowed: literal"):
+        PipelineConfig.from_json(text)

@@ -6,8 +6,12 @@ import json
 
 import pytest
 
-from lambda_pkg.profiles import PipelineConfig, Route, load_named
+from lambda_pkg.profiles import PipelineConfig, ProfileError, Route, load_named
+from pipeline.program.component import validate
+from pipeline.program.guards import DeployGuardError
+from pipeline.program.names import resource_names
 from pipeline.program.routing import (
+    RouteEntryError,
     RoutingError,
     check_no_self_trigger,
     notification_rules,
@@ -16,7 +20,7 @@ from pipeline.program.routing import (
     parse_routes,
     read_patterns,
 )
-from pipeline.program.stack import TRIGGER_EVENTS
+from pipeline.program.stack import TRIGGER_EVENTS, StackSettings
 
 EVENTS = TRIGGER_EVENTS
 AVATARS = Route("thumbnail", prefix="avatars/")
@@ -139,3 +143,43 @@ def test_the_handler_and_s3_agree_on_every_key(key: str) -> None:
     with_rest = PipelineConfig(config.profiles, order_routes([*routes, REST]))
     expected = profile.name if profile else "thumbnail"
     assert with_rest.profile_for(key).name == expected
+
+
+# -- one validator for a route entry ----------------------------------------------------
+
+BAD_ENTRIES = [
+    "avatars/",
+    {"profile": "web", "sufix": ".png"},
+    {"profile": "web", "prefix": 3},
+    {"profile": "web", "prefix": "a/*"},
+    {"profile": "web", "suffix": "x" * 1025},
+]
+
+
+@pytest.mark.parametrize("entry", BAD_ENTRIES)
+def test_stack_config_and_profile_config_refuse_a_route_alike(entry) -> None:
+    # GIVEN the same bad entry in imgpipe:routes and in the function's PROFILE_CONFIG
+    config = PipelineConfig.single(load_named("web"))
+    text = json.dumps({"profiles": [config.profiles[0].to_dict()], "routes": [entry]})
+    with pytest.raises(RouteEntryError) as from_stack:
+        parse_routes(json.dumps([entry]), "web")
+    with pytest.raises(ProfileError) as from_function:
+        PipelineConfig.from_json(text)
+    # THEN both name the same field, value and what is allowed
+    assert str(from_stack.value) == "imgpipe:" + str(from_function.value).removeprefix(
+        "PROFILE_CONFIG: "
+    )
+
+
+def test_route_profiles_are_profile_names() -> None:
+    with pytest.raises(RoutingError, match=r"routes\[0\]\.profile: got '\.\./etc'; .*'thumbnail'"):
+        parse_routes('[{"prefix": "a/", "profile": "../etc"}]', "thumbnail")
+
+
+def test_the_component_refuses_a_route_to_a_profile_it_does_not_ship() -> None:
+    # GIVEN a config built in Python whose route names a profile it does not carry
+    config = PipelineConfig(profiles=(load_named("thumbnail"),), routes=(Route("web"),))
+    names = resource_names("imgpipe", "dev")
+    # THEN the component refuses it with the route validator's words
+    with pytest.raises(DeployGuardError, match=r"routes\[0\]\.profile: got 'web'; allowed: one"):
+        validate(config, StackSettings(), names)

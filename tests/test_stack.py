@@ -206,3 +206,9 @@ def test_the_example_stack_file_shows_every_key_with_a_valid_example() -> None:
     for key, value in commented.items():
         settings = StackSettings.from_values({key: str(value)}.get)  # each example parses
         assert settings != StackSettings(), key
+
+
+def test_a_malformed_route_entry_is_a_bad_setting_named_to_its_field() -> None:
+    with pytest.raises(StackSettingsError) as caught:
+        settings_from(routes='[{"prefix": "a/*", "profile": "web"}]')
+    assert str(caught.value).startswith("imgpipe:routes[0].prefix: got 'a/*'; allowed: literal")

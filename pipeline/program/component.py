@@ -10,14 +10,15 @@ the artifacts come in built and checked (`prepare.artifacts`), as paths.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
+from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig, ProfileError
 from lambda_pkg.records import table_definition
+from lambda_pkg.routes import route_from_dict
 from lambda_pkg.settings import function_environment
 from pipeline.program import routing
 from pipeline.program.guards import (
@@ -62,13 +63,12 @@ def validate(config: PipelineConfig, settings: StackSettings, names: ResourceNam
             f"(got {[routing.describe(r) for r in config.routes]}); build it from "
             "StackSettings.resolved_routes()"
         )
-    shipped = {p.name for p in config.profiles}
-    for route in config.routes:
-        if route.profile not in shipped:
-            raise DeployGuardError(
-                f"route {routing.describe(route)} names profile '{route.profile}', which is not "
-                f"in PipelineConfig.profiles ({', '.join(sorted(shipped))})"
-            )
+    shipped = sorted(p.name for p in config.profiles)
+    for i, route in enumerate(config.routes):
+        try:
+            route_from_dict(asdict(route), "PipelineConfig", f"routes[{i}]", shipped)
+        except ProfileError as problem:
+            raise DeployGuardError(str(problem)) from None
     routing.check_no_self_trigger(config.routes, settings.single_bucket)
     check_capacity(config, settings.memory_mb, settings.timeout_s)
     output_bucket = names.input_bucket if settings.single_bucket else names.output_bucket

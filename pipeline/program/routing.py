@@ -18,19 +18,24 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lambda_pkg.profiles import OUTPUT_PREFIX, Route
+from lambda_pkg.profiles import OUTPUT_PREFIX, ProfileError, Route
+from lambda_pkg.routes import route_from_dict
 
 # Notification rule: (events, filter prefix, filter suffix); "" means no filter.
 NotificationRule = tuple[tuple[str, ...], str, str]
 
-# S3 filter values are literal, but IAM resource patterns treat these as wildcards: a route
-# prefix containing one would widen the function's read grant beyond what triggers it.
-_IAM_WILDCARDS = ("*", "?")
-_MAX_FILTER_LENGTH = 1024  # S3's key length limit; a longer filter can never match
-
 
 class RoutingError(ValueError):
     """The routes cannot be deployed; the message says which routes and why."""
+
+
+class RouteEntryError(RoutingError):
+    """One entry of imgpipe:routes is malformed (lambda_pkg.routes says how)."""
+
+    def __init__(self, problem: ProfileError) -> None:
+        # path is relative to the imgpipe namespace: routes[0].prefix
+        self.path, self.value, self.allowed = problem.path, problem.value, problem.allowed
+        super().__init__(f"imgpipe:{self.path}: got {self.value!r}; allowed: {self.allowed}")
 
 
 def parse_routes(raw: str | None, default_profile: str) -> tuple[Route, ...]:
@@ -53,30 +58,10 @@ def parse_routes(raw: str | None, default_profile: str) -> tuple[Route, ...]:
 
 
 def _route(entry: Any, index: int) -> Route:
-    where = f"imgpipe:routes[{index}]"
-    if not isinstance(entry, dict):
-        raise RoutingError(f"{where}: got {entry!r}; allowed: an object with profile/prefix/suffix")
-    unknown = sorted(set(entry) - {"profile", "prefix", "suffix"})
-    if unknown:
-        raise RoutingError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
-                           "profile, prefix, suffix")  # fmt: skip
-    profile = entry.get("profile")
-    if not isinstance(profile, str) or not profile:
-        raise RoutingError(f"{where}.profile: got {profile!r}; allowed: a profile name")
-    values = {}
-    for name in ("prefix", "suffix"):
-        value = entry.get(name, "")
-        if not isinstance(value, str):
-            raise RoutingError(f"{where}.{name}: got {value!r}; allowed: a string")
-        if any(c in value for c in _IAM_WILDCARDS):
-            raise RoutingError(
-                f"{where}.{name}: got {value!r}; allowed: literal text (S3 filters do not "
-                "support wildcards: write the prefix and suffix as separate fields)"
-            )
-        if len(value) > _MAX_FILTER_LENGTH:
-            raise RoutingError(f"{where}.{name}: longer than {_MAX_FILTER_LENGTH} characters")
-        values[name] = value
-    return Route(profile=profile, prefix=values["prefix"], suffix=values["suffix"])
+    try:
+        return route_from_dict(entry, "imgpipe", f"routes[{index}]")
+    except ProfileError as problem:
+        raise RouteEntryError(problem) from None
 
 
 def is_catch_all(route: Route) -> bool:

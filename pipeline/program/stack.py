@@ -12,8 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambda_pkg.profile_fields import PROFILE_NAME_ALLOWED, is_name
 from lambda_pkg.profiles import PROFILES_DIR, PipelineConfig, Route, load_named
-from pipeline.program.routing import check_no_self_trigger, order_routes, parse_routes
+from pipeline.program.routing import (
+    RouteEntryError,
+    check_no_self_trigger,
+    order_routes,
+    parse_routes,
+)
 
 CONFIG_NAMESPACE = "imgpipe"
 
@@ -58,8 +64,6 @@ LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
-
-_PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class StackSettingsError(ValueError):
@@ -121,8 +125,8 @@ class StackSettings:
             return str(default) if raw is None or raw == "" else str(raw).strip()
 
         profile = value("profile", defaults.profile)
-        if not _PROFILE_RE.match(profile):
-            raise StackSettingsError("profile", profile, "a profile name like 'thumbnail'")
+        if not is_name(profile):
+            raise StackSettingsError("profile", profile, PROFILE_NAME_ALLOWED)
         runtime = value("runtime", defaults.runtime)
         if runtime not in RUNTIMES:
             allowed = f"one of {', '.join(RUNTIMES)}"
@@ -139,12 +143,7 @@ class StackSettings:
         if retention not in LOG_RETENTION_DAYS:
             allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
             raise StackSettingsError("logRetentionDays", retention, f"one of {allowed}")
-        # Routing problems raise RoutingError, whose messages already name imgpipe:routes.
-        raw_routes = get("routes")
-        routes = parse_routes(raw_routes, profile) if raw_routes else ()
-        for route in routes:
-            if not _PROFILE_RE.match(route.profile):
-                raise StackSettingsError("routes", route.profile, "profile names like 'thumbnail'")
+        routes = _routes(get("routes"), profile)
         alarm_email = value("alarmEmail", "") or None
         if alarm_email is not None and not _EMAIL_RE.match(alarm_email):
             raise StackSettingsError("alarmEmail", alarm_email, "an e-mail address, or unset")
@@ -210,6 +209,15 @@ class StackSettings:
         )
         check_no_self_trigger(settings.resolved_routes(), settings.single_bucket)
         return settings
+
+
+def _routes(raw: str | None, profile: str) -> tuple[Route, ...]:
+    """A malformed entry is a bad setting, named down to its field (imgpipe:routes[0].profile);
+    routes that cannot be deployed together raise RoutingError, which names imgpipe:routes."""
+    try:
+        return parse_routes(raw, profile) if raw else ()
+    except RouteEntryError as bad:
+        raise StackSettingsError(bad.path, bad.value, bad.allowed) from None
 
 
 def _bool(key: str, raw: str) -> bool:

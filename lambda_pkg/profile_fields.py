@@ -1,0 +1,200 @@
+"""How a profile field is declared, once: type, limits, choices, default, formats.
+
+Every field of `Profile`, `Rendition` and `Resize` (lambda_pkg/profiles.py) is a dataclass
+field made by `declare`: its default is the dataclass default, the rest a `Spec` in the
+field's metadata. The validator (`read_fields`), the serialised form (`plain`) and
+profiles/schema.json (pipeline/profile_schema.py) all read these declarations, so a
+limit, a choice or a default is written in one place.
+
+Pure standard library: the Pulumi program imports it, and it must never load Pillow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Profile and rendition names: they become parts of S3 keys and stack config values.
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+NAME_ALLOWED = "lower-case letters, digits, '-' and '_'"
+PROFILE_NAME_ALLOWED = "a profile name like 'thumbnail'"  # where a profile is named
+COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+COLOUR_ALLOWED = "a colour like '#ffffff'"
+_NAME_RE = re.compile(NAME_PATTERN)
+_COLOUR_RE = re.compile(COLOUR_PATTERN)
+_SPEC = "spec"
+
+
+class ProfileError(ValueError):
+    """A profile is invalid. The message names file, field path, bad value, what is allowed."""
+
+    def __init__(self, source: str, path: str, value: Any, allowed: str) -> None:
+        self.source, self.path, self.value, self.allowed = source, path, value, allowed
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"{where}: got {value!r}; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one field accepts. `kind` is one of READERS, or `object`/`objects`/`template`,
+    which the validator reads itself (a nested mapping, a list of them, a key template)."""
+
+    kind: str
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+    of: type | None = None  # object(s): the nested dataclass
+    formats: tuple[str, ...] = ()  # an encoder option: the concrete formats it applies to
+    modes: tuple[str, ...] = ()  # a resize option: the modes it applies to
+    required: bool = False  # a profile must give it
+    nullable: bool = False  # null in a profile means unset
+    # Left out of the serialised form while at its default: options added after the seed,
+    # so PROFILE_CONFIG stays small (Lambda's 4 KB environment) and old hashes stay.
+    omit_default: bool = False
+    description: str = ""
+
+
+def declare(default: Any = dataclasses.MISSING, **spec: Any) -> Any:
+    """A dataclass field with its declaration; `default` as for `dataclasses.field`."""
+    return dataclasses.field(default=default, metadata={_SPEC: Spec(**spec)})
+
+
+def specs(cls: type) -> dict[str, Spec]:
+    """The declared fields of a profile dataclass, in declaration order."""
+    return {f.name: f.metadata[_SPEC] for f in dataclasses.fields(cls)}
+
+
+def defaults(cls: type) -> dict[str, Any]:
+    """Each field's default; `dataclasses.MISSING` where there is none."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def applies(spec: Spec, fmt: str) -> bool:
+    """Whether an option applies to a rendition format; `same` may become any format."""
+    return not spec.formats or fmt == "same" or fmt in spec.formats
+
+
+def join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def read_fields(
+    cls: type, raw: Mapping[str, Any], source: str, path: str, known: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`known` plus every other field `raw` gives, read by its declaration. Fields left out
+    take the dataclass default."""
+    values = dict(known)
+    for name, spec in specs(cls).items():
+        if name in values or name not in raw or (spec.nullable and raw[name] is None):
+            continue
+        values[name] = read(spec, raw[name], source, join(path, name))
+    return values
+
+
+def read(spec: Spec, value: Any, source: str, path: str) -> Any:
+    return READERS[spec.kind](spec, value, source, path)
+
+
+def plain(record: Any) -> dict[str, Any]:
+    """A profile dataclass as a profile would spell it: unset (None) fields, options at their
+    default (`omit_default`) and options for another format left out."""
+    data: dict[str, Any] = {}
+    fmt = getattr(record, "format", "same")
+    for f in dataclasses.fields(record):
+        spec, value = f.metadata[_SPEC], getattr(record, f.name)
+        if value is None or (spec.omit_default and value == f.default):
+            continue
+        if applies(spec, fmt):
+            data[f.name] = _plain_value(value)
+    return data
+
+
+def _plain_value(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return plain(value)
+    if isinstance(value, tuple):
+        return [_plain_value(item) for item in value]
+    return value
+
+
+# -- readers: one per kind ----------------------------------------------------------------
+
+
+def require_mapping(value: Any, source: str, path: str, allowed_keys: frozenset[str]) -> None:
+    if not isinstance(value, Mapping):
+        raise ProfileError(source, path or "(top level)", value, "a mapping of keys to values")
+    for key in value:
+        if key not in allowed_keys:
+            allowed = f"one of the keys {', '.join(sorted(allowed_keys))}"
+            raise ProfileError(source, join(path, str(key)), key, allowed)
+
+
+def require_list(value: Any, source: str, path: str, non_empty: bool = False) -> list[Any]:
+    if not isinstance(value, list) or (non_empty and not value):
+        raise ProfileError(source, path, value, "a non-empty list" if non_empty else "a list")
+    return value
+
+
+def read_bool(value: Any, source: str, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ProfileError(source, path, value, "true or false")
+    return value
+
+
+def read_choice(value: Any, choices: tuple[str, ...], source: str, path: str) -> str:
+    if value not in choices:
+        raise ProfileError(source, path, value, f"one of {', '.join(choices)}")
+    return value
+
+
+def read_str(value: Any, source: str, path: str) -> str:
+    if not isinstance(value, str):
+        raise ProfileError(source, path, value, "a string")
+    return value
+
+
+def read_int(value: Any, source: str, path: str, low: int, high: int | None = None) -> int:
+    # bool is an int in Python; `width: true` is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        limit = f"a whole number >= {low}" + (f" and <= {high}" if high else "")
+        raise ProfileError(source, path, value, limit)
+    if high is not None and value > high:
+        raise ProfileError(source, path, value, f"a whole number from {low} to {high}")
+    return value
+
+
+def is_name(value: Any) -> bool:
+    """A valid profile or rendition name."""
+    return isinstance(value, str) and bool(_NAME_RE.match(value))
+
+
+def _name(spec: Spec, value: Any, source: str, path: str) -> str:
+    if not is_name(value):
+        raise ProfileError(source, path, value, NAME_ALLOWED)
+    return value
+
+
+def _colour(spec: Spec, value: Any, source: str, path: str) -> str:
+    if not isinstance(value, str) or not _COLOUR_RE.match(value):
+        raise ProfileError(source, path, value, COLOUR_ALLOWED)
+    return value.lower()
+
+
+def _choices(spec: Spec, value: Any, source: str, path: str) -> tuple[str, ...]:
+    for i, item in enumerate(require_list(value, source, path, non_empty=True)):
+        read_choice(item, spec.choices, source, f"{path}[{i}]")
+    return tuple(dict.fromkeys(value))
+
+
+READERS: dict[str, Callable[[Spec, Any, str, str], Any]] = {
+    "int": lambda spec, value, source, path: read_int(value, source, path, spec.low, spec.high),
+    "bool": lambda spec, value, source, path: read_bool(value, source, path),
+    "str": lambda spec, value, source, path: read_str(value, source, path),
+    "choice": lambda spec, value, source, path: read_choice(value, spec.choices, source, path),
+    "choices": _choices,
+    "name": _name,
+    "colour": _colour,
+}
