@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format install clean reliability bench
+.PHONY: demo test test-fast lint format install clean reliability bench
 
 install: $(STAMP)
 
@@ -24,6 +24,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The edit loop: tests/unit and tests/functional without the tests marked slow, on every
+# core. `make test` (above) stays the one command that runs everything.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -n auto -m "not slow" tests/unit tests/functional
 
 # Speed, memory and quality against the seed and libvips: benchmarks/README.md.
 bench: $(STAMP) requirements/bench.txt
@@ -45,5 +51,5 @@ clean:
 # faults and a 200-image load through the local stack. `make reliability LONG=1` then runs
 # every long form (2,000 uploads, 40,000 fuzz inputs, heavier faults) into RELIABILITY.md.
 reliability: $(STAMP)
-	$(BIN)/python -m pytest -q tests/test_hostile_inputs.py tests/test_fuzz_decode.py tests/test_reliability_ordering.py tests/test_reliability_faults.py tests/test_reliability_load.py tests/test_integrity.py tests/test_budget_inputs.py
+	$(BIN)/python -m pytest -q tests/reliability
 	$(if $(LONG),$(BIN)/python -m reliability report --long)

@@ -394,7 +394,8 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Within budget (`ok` or `failed`): "
         + ", ".join(f"{within[k]} of {len(rows)} at {k} MB" for k in within)
-        + ". tests/test_budget_inputs.py asserts the 1024 MB column in CI. At 512 MB the "
+        + ". tests/reliability/test_budget_inputs.py asserts the 1024 MB column in CI. "
+        "At 512 MB the "
         "per-image budget ends the large pictures as `failed`: images the sizing model admits "
         '(README "Sizing": max_pixels 50 M needs 1,229 MB) do not fit, and preview refuses '
         "such a stack.",

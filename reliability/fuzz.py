@@ -3,8 +3,8 @@
 Allowed outcomes are success and `imaging.ImageRejected`. Anything else (another exception
 type, or an example running past the time limit) is a finding: the input is saved under
 .build/fuzz-failures/ with the traceback beside it, and the run fails. A hard crash of the
-interpreter is caught by whoever started it (tests/test_fuzz_decode.py runs this in a child
-process): the input being tried is always on disk first, as `in-progress.bin`.
+interpreter is caught by whoever started it (tests/reliability/test_fuzz_decode.py runs this
+in a child process): the input being tried is always on disk first, as `in-progress.bin`.
 
 Deterministic: hypothesis runs in batches, each with a fixed seed and no example database,
 so the short CI form tries the same inputs every time; the long form simply runs more

@@ -3,7 +3,7 @@
 Every case is made in code (nothing downloaded). The expectation is the contract: a bad
 input becomes a `failed` item whose `error` says why (and `error_type` names the class),
 with no output written; an awkward but valid one (CMYK, 16-bit, odd EXIF, odd key) is
-processed. Used by tests/test_hostile_inputs.py and by the report.
+processed. Used by tests/reliability/test_hostile_inputs.py and by the report.
 """
 
 from __future__ import annotations

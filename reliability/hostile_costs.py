@@ -3,7 +3,8 @@ that cost far more memory or time than the function has (issue 12).
 
 Each generator is deterministic and takes well under a few seconds; most files are a few
 hundred KB. `reliability/budget.py` runs them through `imaging.process` and through the
-handler under Lambda's memory and time limits; tests/test_budget_inputs.py is the CI form.
+handler under Lambda's memory and time limits;
+tests/reliability/test_budget_inputs.py is the CI form.
 """
 
 from __future__ import annotations

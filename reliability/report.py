@@ -194,7 +194,7 @@ def render(results: dict[str, Any]) -> str:
         "through the handler with moto. Decoding the whole catalogue in a fresh interpreter "
         f"peaks at {memory['peak_mb']} MB RSS ({memory['baseline_mb']} MB after start-up; the "
         f"worst single case adds {memory['worst_growth_mb']} MB): bombs are refused from "
-        "their headers. Reproduce: `python -m pytest tests/test_hostile_inputs.py`.",
+        "their headers. Reproduce: `python -m pytest tests/reliability/test_hostile_inputs.py`.",
         "",
         "| Input | Expected | Got | Error type: reason |",
         "|---|---|---|---|",

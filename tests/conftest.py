@@ -15,10 +15,20 @@ from lambda_pkg.records import table_definition
 from lambda_pkg.settings import Settings
 
 EVENTS = Path(__file__).parent / "events"
+# Every test in these folders is slow (servers, pip, Chromium, loads); elsewhere a test
+# says so itself with @pytest.mark.slow. `make test-fast` runs everything else.
+SLOW_TIERS = ("reliability", "end_to_end")
 INPUT_BUCKET = "imgpipe-test-input"
 OUTPUT_BUCKET = "imgpipe-test-output"
 TABLE = "imgpipe-test-metadata"
 KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        if item.path.relative_to(tests).parts[0] in SLOW_TIERS:
+            item.add_marker(pytest.mark.slow)
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from pipeline.program import prepare
 from pipeline.program.component import ImagePipeline, ImagePipelineArgs, validate
 from pipeline.program.names import ResourceNames, resource_names
 from pipeline.program.stack import StackSettings
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 SUFFIX = "-a1b2c3d"  # what Pulumi's autonaming would append

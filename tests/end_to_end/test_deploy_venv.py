@@ -10,7 +10,7 @@ Pulumi's language host runs (pulumi/pulumi, sdk/python/toolchain/pip.go, Install
 with the venv activated (toolchain.go, ActivateVirtualEnv: its bin/ first on PATH,
 VIRTUAL_ENV set, PYTHONHOME dropped). It then runs the program with the venv's python
 through its exec shim, which changes to the project root and calls runpy.run_path(".").
-This module does the same in a temporary directory, then runs tests/program_runner.py (the
+This module does the same in a temporary directory, then runs tests/support/program_runner.py (the
 shim's steps, under Pulumi's mocks) with that python.
 """
 
@@ -33,18 +33,18 @@ import pytest
 from lambda_pkg.profiles import PipelineConfig, load_named
 from pipeline.program import stack
 from pipeline.program.names import resource_names
-from tests.program_runner import PROJECT, mock_arn, mock_url, physical
+from tests.support import REPO
 from tests.support.layers import layer_zip
+from tests.support.program_runner import PROJECT, mock_arn, mock_url, physical
 from tests.support.pulumi_program import (
     FUNCTION,
     TOPIC,
     run_main,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_layer")]
+pytestmark = pytest.mark.usefixtures("fake_layer")
 
-REPO = Path(__file__).resolve().parent.parent
-RUNNER = Path(__file__).with_name("program_runner.py")
+RUNNER = REPO / "tests" / "support" / "program_runner.py"
 REQUIREMENTS = REPO / "requirements.txt"
 STACK_NAME = "prod"
 CONFIG = {"profile": "web", "architecture": "x86_64", "memory": "2048"}

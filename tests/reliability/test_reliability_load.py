@@ -4,11 +4,7 @@ The benchmark form is `python -m reliability load --count 2000` (or `report --lo
 
 from __future__ import annotations
 
-import pytest
-
 from reliability import scenarios
-
-pytestmark = pytest.mark.slow
 
 
 def test_two_hundred_mixed_uploads_all_accounted_for_with_latency_measured():

@@ -15,7 +15,6 @@ from pipeline.cli import gallery, ops
 from tests.support import images
 from tests.support.local_stack import new_stack, wait_final
 
-pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The probe runs after the page's load event and writes what the browser decoded.
 PROBE = """<script>

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from reliability import fuzz
+from tests.support import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 # Found by this fuzzer: a TIFF whose second IFD has no dimensions (TypeError from n_frames).
 TIFF_SECOND_IFD_WITHOUT_SIZE = bytes.fromhex(
     "49492a00080000000a0000010400010000003000000001010400010000002000000002010300030000"

@@ -7,12 +7,8 @@ from __future__ import annotations
 import http.client
 import json
 
-import pytest
-
 from reliability import scenarios
 from reliability.proxy import FaultPlan, FaultProxy, service_of
-
-pytestmark = pytest.mark.slow
 
 
 def _assert_clean(result: scenarios.RunResult) -> None:

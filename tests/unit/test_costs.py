@@ -558,6 +558,7 @@ def test_a_multi_page_tiff_still_decodes_with_its_page_count():
     assert decoded.frame_count == 3 and decoded.original_size == (40, 30)
 
 
+@pytest.mark.slow  # every sample through both profiles: make test runs it
 def test_every_sample_image_still_processes():
     for name, (_, expect, data) in samples().items():
         if expect != "ok":

@@ -18,6 +18,7 @@ from pipeline.program.stack import (
     StackSettingsError,
 )
 from tests.conftest import KMS_KEY_ARN
+from tests.support import REPO
 
 
 def settings_from(**values: str) -> StackSettings:
@@ -172,7 +173,7 @@ def test_routes_name_profiles_that_are_profile_names() -> None:
 
 # -- Pulumi.example.yaml ----------------------------------------------------------------
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "Pulumi.example.yaml"
+EXAMPLE = REPO / "Pulumi.example.yaml"
 COMMENTED_KEY = re.compile(r"^\s*#\s*imgpipe:(\w+):\s*(\S.*?)\s*(?:#.*)?$")
 
 

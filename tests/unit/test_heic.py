@@ -33,6 +33,7 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
     return ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean[0]
 
 
+@pytest.mark.slow  # HEIC encodes of 800x600 photos: make test runs it
 def test_a_big_enough_embedded_thumbnail_is_decoded_instead_of_the_photo():
     data = images.heic(800, 600, thumbnails=[240])
     decoded, (output,) = imaging.process(data, widths(160))
@@ -43,6 +44,7 @@ def test_a_big_enough_embedded_thumbnail_is_decoded_instead_of_the_photo():
     assert mean_difference(result, full_decode_reference(data, result.size)) < 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("thumbnails", "sizes"),
     [

@@ -24,25 +24,7 @@ from lambda_pkg.profiles import (
     load_profile,
     render_key,
 )
-
-VALID: dict[str, Any] = {
-    "name": "sample",
-    "renditions": [
-        {
-            "name": "small",
-            "resize": {"mode": "fit", "width": 400, "height": 300},
-            "format": "webp",
-            "quality": 80,
-            "key": "processed/{key}/{rendition}.{ext}",
-        },
-        {
-            "name": "big",
-            "resize": {"mode": "width", "width": 1200},
-            "format": "jpeg",
-            "key": "processed/{key}/{rendition}.{ext}",
-        },
-    ],
-}
+from tests.support.profiles import VALID
 
 
 def write(tmp_path: Path, data: Any, name: str = "sample.yaml") -> Path:

@@ -23,8 +23,6 @@ from pipeline.program.stack import StackSettings
 from tests.support import images
 from tests.support.local_stack import aws_cli, new_stack, wait_final
 
-pytestmark = pytest.mark.slow
-
 
 def test_upload_with_the_aws_cli_to_renditions_and_items_then_clean_shutdown(tmp_path):
     # GIVEN a local stack with the web profile and a folder with a photo and a broken file
@@ -232,7 +230,7 @@ def test_the_handler_sees_the_configured_timeout_and_fails_the_image_within_it()
     # GIVEN a 1 s function, all of it kept for the writes (the reserve is at least 1 s), and
     # a 48 MP PNG for `web`. Not a 2 s function: on an idle machine the render can finish
     # inside the second it leaves, and the test would depend on the machine's load. A
-    # render killed at its deadline is tests/test_budget.py's.
+    # render killed at its deadline is tests/functional/test_budget.py's.
     settings = StackSettings(profile="web", timeout_s=1)
     with new_stack(profile="web", settings=settings, workers=1) as stack:
         target = stack.target()

@@ -3,8 +3,8 @@
 A renamed top-level argument already fails under the mocks (TypeError); what slips through
 to deploy time are nested dict keys (`rule={"object_ownership": ...}`) and string values
 (`recursive_loop="Terminate"`): the mocks accept anything there. So the real component runs
-under the mocks of tests/test_component.py while every pulumi_aws resource's arguments are
-recorded as the program passed them, and each one is checked, recursively, against:
+under the mocks of tests/support/pulumi_program.py while every pulumi_aws resource's
+arguments are recorded as the program passed them, and each one is checked, recursively, against:
 - the type hints of the resource's keyword `__init__` and of the `*ArgsDict` / `*Args` types
   they name: every dict key must be a key of the TypedDict, every value of an admitted type;
 - a pulumi_aws enum the hint admits (`Union[str, Runtime]`): the string must be a member;

@@ -1,6 +1,6 @@
 """Run the Pulumi program as Pulumi's language host does, but against Pulumi's mocks.
 
-tests/test_deploy_venv.py runs this file with the python of a venv built from the root
+tests/end_to_end/test_deploy_venv.py runs this file with the python of a venv built from the root
 requirements.txt alone, so it may import only the standard library and `pulumi`.
 
     python program_runner.py <stack> <work dir>

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -23,11 +22,11 @@ from lambda_pkg.budget import Budget, BudgetExceeded, ChildCrashed, Worker
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.settings import function_environment
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
-from tests.support import images
+from tests.support import REPO, images
 from tests.support.budget_probe import allocate_until_refused, leaving, rss_mb, soon
 
 MIB = 1024 * 1024
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 SLACK_S = 1.0  # past the deadline: the kill and the reaping, on a busy machine
 
 

@@ -21,12 +21,10 @@ from pipeline.cli import commands as cli
 from pipeline.cli import ops
 from pipeline.cli.report import item_row, listing_rows, renditions_summary, table
 from pipeline.cli.targets import from_outputs, state_file
-from tests.support import images
+from tests.support import REPO, images
 from tests.support.local_stack import new_stack, wait_final
 from tests.support.polling import wait_until
 
-pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parent.parent
 IMGPIPE = [sys.executable, "-m", "pipeline"]
 AWS_CLI = Path(sys.executable).with_name("aws")
 

@@ -25,8 +25,8 @@ from pipeline.program.artifacts import (
     check_unzipped_size,
     manylinux_platforms,
 )
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 ELF_MACHINE = {"arm64": 183, "x86_64": 62}  # EM_AARCH64, EM_X86_64
 SO_TAG = {"arm64": "aarch64", "x86_64": "x86_64"}
 

@@ -23,8 +23,6 @@ from lambda_pkg.profiles import load_named
 from reliability import budget
 from reliability.hostile_costs import SHAPES, Shape
 
-pytestmark = pytest.mark.slow
-
 LIMITS = budget.Limits(memory_mb=1024, timeout_s=60)  # issue 12's; the default is 1536 MB
 
 

@@ -18,7 +18,7 @@ from lambda_pkg import profile_fields, profiles
 from lambda_pkg.profile_fields import defaults, specs
 from lambda_pkg.profiles import PROFILES_DIR, ProfileError, available_profiles, profile_from_dict
 from pipeline import profile_schema
-from tests.test_profiles import VALID
+from tests.support.profiles import VALID
 
 SCHEMA = json.loads((PROFILES_DIR / "schema.json").read_text())
 

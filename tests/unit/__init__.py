@@ -1,0 +1,1 @@
+"""Fast tests of pure pieces: no AWS, no Pulumi engine, no servers."""
