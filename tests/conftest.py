@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_pkg import isolated
+from lambda_pkg import clients, handler, isolated
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.records import table_definition
 from lambda_pkg.settings import Settings
@@ -52,6 +52,13 @@ def _fresh_render_process() -> Iterator[None]:
     isolated.stop()
     yield
     isolated.stop()
+
+
+def fresh_container() -> None:
+    """Start the entry point over as a new Lambda container would: settings read from the
+    environment again, clients made again."""
+    handler._settings.cache_clear()
+    clients.client.cache_clear()
 
 
 class AwsWorld:
