@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
-from lambda_pkg import records
+from lambda_pkg import records, wire
 from lambda_pkg.events import s3_event, s3_records
 from pipeline import cli, ops
 from pipeline.report import item_row, listing_rows, renditions_summary, table
@@ -228,7 +227,7 @@ def served():
         }
         ops.aws(target, "dynamodb").put_item(
             TableName=stack.names.metadata_table,
-            Item={k: TypeSerializer().serialize(v) for k, v in owner.items()},
+            Item=wire.encode(owner),
         )
         yield stack
 
