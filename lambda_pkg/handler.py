@@ -11,14 +11,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambda_pkg import clients
 from lambda_pkg.budget import Budget
 from lambda_pkg.events import S3Record, s3_records
 from lambda_pkg.metadata import MetadataStore
 from lambda_pkg.settings import Settings
-from lambda_pkg.workflow import process_record
+from lambda_pkg.workflow import Outcome, process_record
 
 logger = logging.getLogger("imgpipe")
 logger.setLevel(logging.INFO)
@@ -26,26 +28,24 @@ logger.setLevel(logging.INFO)
 
 @dataclass
 class Summary:
-    processed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    errors: list[str] = field(default_factory=list)
+    """What the invocation returns: how many records ended each way."""
+
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"processed": self.processed, "failed": self.failed, "skipped": self.skipped}
+        return {outcome.value: self.outcomes[outcome] for outcome in Outcome}
 
 
 @functools.cache
-def _runtime() -> tuple[Settings, Any, Any]:
-    """Settings and clients, made once per container (cold start), not per event."""
-    import boto3  # provided by the Lambda runtime
-
-    return Settings.from_env(), boto3.client("s3"), boto3.client("dynamodb")
+def _settings() -> Settings:
+    """Read once per container (cold start), not per event."""
+    return Settings.from_env()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info("Event received: %s", json.dumps(event))
-    settings, s3, dynamodb = _runtime()
+    settings = _settings()
+    s3, dynamodb = clients.client("s3"), clients.client("dynamodb")
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     budget = Budget.for_invocation(remaining() if remaining else None, settings.memory_mb)
     return process_event(event, settings, s3, dynamodb, budget)
@@ -72,10 +72,9 @@ def process_event(
             outcome = process_record(record, settings, s3, store, budget)
         except Exception as exc:  # transient or unexpected: raise after the other records
             logger.exception("Record for key %r failed; it will be retried", _safe_key(record))
-            summary.errors.append(f"{type(exc).__name__}: {exc}")
             first_error = first_error or exc
             continue
-        setattr(summary, outcome.value, getattr(summary, outcome.value) + 1)
+        summary.outcomes[outcome] += 1
     if first_error is not None:
         raise first_error
     return summary.as_dict()

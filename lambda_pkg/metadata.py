@@ -8,9 +8,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from lambda_pkg import wire
 from lambda_pkg.imaging import Decoded, Output
 from lambda_pkg.profiles import Profile
 from lambda_pkg.records import (
@@ -38,8 +38,6 @@ SEED_ATTRIBUTES = (
     "timestamp",
 )
 CLAIM_ATTEMPTS = 5
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # ISO-8601 UTC, as the seed's `timestamp`
@@ -172,20 +170,20 @@ class MetadataStore:
 
     def item(self, key: str) -> dict[str, Any] | None:
         response = self._client.get_item(
-            TableName=self._table, Key={"image_name": {"S": key}}, ConsistentRead=True
+            TableName=self._table, Key=wire.key(key), ConsistentRead=True
         )
         raw = response.get("Item")
-        return None if raw is None else _deserialise(raw)
+        return None if raw is None else wire.decode(raw)
 
     def stored_sequencer(self, key: str) -> str | None:
         """The cheap early check: the sequencer of the stored item, if any."""
         response = self._client.get_item(
             TableName=self._table,
-            Key={"image_name": {"S": key}},
+            Key=wire.key(key),
             ProjectionExpression="sequencer",
             ConsistentRead=True,
         )
-        return response.get("Item", {}).get("sequencer", {}).get("S")
+        return wire.decode(response.get("Item", {})).get("sequencer")
 
     def replace(self, item: dict[str, Any], previous: dict[str, Any] | None) -> bool:
         """Store `item` only if the stored item is still exactly `previous` (None: no item).
@@ -197,7 +195,7 @@ class MetadataStore:
         item = {**item, "revision": revision}
         request: dict[str, Any] = {
             "TableName": self._table,
-            "Item": {name: _serializer.serialize(value) for name, value in item.items()},
+            "Item": wire.encode(item),
         }
         if previous is None:
             request["ConditionExpression"] = "attribute_not_exists(image_name)"
@@ -239,8 +237,7 @@ class MetadataStore:
     def _indexed(self, owner: str) -> set[str]:
         query = owner_index_query(self._table, owner)
         pages = self._client.get_paginator("query").paginate(**query)
-        names = (raw["image_name"]["S"] for page in pages for raw in page.get("Items", []))
-        return {name.removeprefix(OWNER_PREFIX) for name in names}
+        return {name.removeprefix(OWNER_PREFIX) for name in wire.names(pages)}
 
     def claim(self, output_key: str, source: Source) -> dict[str, Any] | None:
         """Make `source`'s event the owner of `output_key`. None when it is; else the current
@@ -301,7 +298,7 @@ class MetadataStore:
             self._client.update_item,
             {
                 "TableName": self._table,
-                "Key": {"image_name": {"S": owner_record_name(output_key)}},
+                "Key": wire.key(owner_record_name(output_key)),
                 "UpdateExpression": "SET #owner = :released, released_at = :now REMOVE sequencer",
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": {"#owner": "owner"},
@@ -330,7 +327,7 @@ class MetadataStore:
             self._client.update_item,
             {
                 "TableName": self._table,
-                "Key": {"image_name": {"S": owner_record_name(output_key)}},
+                "Key": wire.key(owner_record_name(output_key)),
                 "UpdateExpression": update,
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": {"#owner": "owner"},
@@ -347,7 +344,3 @@ class MetadataStore:
                 return False
             raise
         return True
-
-
-def _deserialise(raw: dict[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in raw.items()}

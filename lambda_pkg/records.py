@@ -52,6 +52,7 @@ def is_reserved_source_key(key: str) -> bool:
 # claimed by an invocation that died before storing its item), and under its released mark
 # the keys it let go that nobody has claimed since.
 TABLE_KEY = "image_name"
+OWNER_ATTRIBUTE = "owner"
 OWNER_INDEX = "owner"
 
 
@@ -61,13 +62,13 @@ def table_definition() -> dict[str, Any]:
         "KeySchema": [{"AttributeName": TABLE_KEY, "KeyType": "HASH"}],
         "AttributeDefinitions": [
             {"AttributeName": TABLE_KEY, "AttributeType": "S"},
-            {"AttributeName": "owner", "AttributeType": "S"},
+            {"AttributeName": OWNER_ATTRIBUTE, "AttributeType": "S"},
         ],
         "BillingMode": "PAY_PER_REQUEST",
         "GlobalSecondaryIndexes": [
             {
                 "IndexName": OWNER_INDEX,
-                "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
+                "KeySchema": [{"AttributeName": OWNER_ATTRIBUTE, "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
         ],
@@ -80,6 +81,6 @@ def owner_index_query(table: str, owner: str) -> dict[str, Any]:
         "TableName": table,
         "IndexName": OWNER_INDEX,
         "KeyConditionExpression": "#owner = :owner",
-        "ExpressionAttributeNames": {"#owner": "owner"},
+        "ExpressionAttributeNames": {"#owner": OWNER_ATTRIBUTE},
         "ExpressionAttributeValues": {":owner": {"S": owner}},
     }

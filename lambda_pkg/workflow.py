@@ -45,6 +45,8 @@ SETTLE_ROUNDS = 3
 
 
 class Outcome(StrEnum):
+    """How one record ended; the value is the handler summary's count name."""
+
     PROCESSED = "processed"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -150,7 +152,17 @@ def _create(work: _Record, profile: Profile) -> Outcome:
         logger.exception("Unexpected error decoding %r", work.key)
         return _fail(work, profile, source, exc)
     logger.info("Original image size: %dx%d", *decoded.original_size)
+    return _write(work, profile, source, decoded, outputs)
 
+
+def _write(
+    work: _Record,
+    profile: Profile,
+    source: Source,
+    decoded: imaging.Decoded,
+    outputs: list[imaging.Output],
+) -> Outcome:
+    """Claim every output key, write the renditions, store the `ok` item."""
     keys = [_output_key(output, work.key) for output in outputs]
     problem = _key_problem(outputs, keys)
     if problem:  # S3 or the item could never hold these keys: fail now, before any write

@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lambda_pkg import wire
 from lambda_pkg.events import s3_event
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.records import table_definition
@@ -250,8 +251,8 @@ class FunctionWorld:
     runs: int = 0
 
     def item(self, key: str) -> dict[str, Any]:
-        raw = self.dynamodb.get_item(TableName=TABLE, Key={"image_name": {"S": key}})
-        return {k: next(iter(v.values())) for k, v in raw.get("Item", {}).items()}
+        raw = self.dynamodb.get_item(TableName=TABLE, Key=wire.key(key))
+        return wire.decode(raw.get("Item", {}))
 
 
 @contextlib.contextmanager

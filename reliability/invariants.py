@@ -20,13 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
+from lambda_pkg import wire
 from lambda_pkg.records import current_owner, is_owner_record
 from pipeline.cli import ops
 from pipeline.cli.targets import Target
-
-_deserializer = TypeDeserializer()
 
 
 @dataclass
@@ -44,7 +41,7 @@ def snapshot(s3: Any, dynamodb: Any, input_bucket: str, output_bucket: str, tabl
     owners: dict[str, str] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for raw in page.get("Items", []):
-            entry = {k: _deserializer.deserialize(v) for k, v in raw.items()}
+            entry = wire.decode(raw)
             if not is_owner_record(entry):
                 items[entry["image_name"]] = entry
             elif current_owner(entry):

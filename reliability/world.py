@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 
+from lambda_pkg import wire
 from lambda_pkg.events import s3_event
 from lambda_pkg.handler import process_event
 from lambda_pkg.profiles import PipelineConfig, Profile
@@ -20,7 +20,6 @@ from lambda_pkg.settings import Settings
 INPUT_BUCKET = "imgpipe-rel-input"
 OUTPUT_BUCKET = "imgpipe-rel-output"
 TABLE = "imgpipe-rel-metadata"
-_deserializer = TypeDeserializer()
 
 
 class World:
@@ -53,10 +52,8 @@ class World:
         )
 
     def item(self, key: str) -> dict[str, Any] | None:
-        raw = self.dynamodb.get_item(
-            TableName=TABLE, Key={"image_name": {"S": key}}, ConsistentRead=True
-        ).get("Item")
-        return None if raw is None else {k: _deserializer.deserialize(v) for k, v in raw.items()}
+        raw = self.dynamodb.get_item(TableName=TABLE, Key=wire.key(key), ConsistentRead=True)
+        return wire.decode(raw["Item"]) if "Item" in raw else None
 
     def output(self, key: str) -> bytes:
         return self.s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read()

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_pkg import isolated
+from lambda_pkg import clients, handler, isolated, wire
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.records import table_definition
 from lambda_pkg.settings import Settings
@@ -72,6 +72,13 @@ def _fresh_render_process() -> Iterator[None]:
     isolated.stop()
 
 
+def fresh_container() -> None:
+    """Start the entry point over as a new Lambda container would: settings read from the
+    environment again, clients made again."""
+    handler._settings.cache_clear()
+    clients.client.cache_clear()
+
+
 class AwsWorld:
     """Moto-backed buckets and table, shaped as the Pulumi program creates them."""
 
@@ -89,16 +96,11 @@ class AwsWorld:
         self.s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=data)
 
     def item(self, key: str) -> dict[str, Any] | None:
-        from boto3.dynamodb.types import TypeDeserializer
-
-        raw = self.dynamodb.get_item(TableName=TABLE, Key={"image_name": {"S": key}}).get("Item")
-        if raw is None:
-            return None
-        deserializer = TypeDeserializer()
-        return {name: deserializer.deserialize(value) for name, value in raw.items()}
+        raw = self.raw_item(key)
+        return None if raw is None else wire.decode(raw)
 
     def raw_item(self, key: str) -> dict[str, Any] | None:
-        return self.dynamodb.get_item(TableName=TABLE, Key={"image_name": {"S": key}}).get("Item")
+        return self.dynamodb.get_item(TableName=TABLE, Key=wire.key(key)).get("Item")
 
     def output(self, key: str) -> bytes:
         return self.s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read()

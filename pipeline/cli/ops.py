@@ -7,21 +7,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
+from lambda_pkg import wire
 from lambda_pkg.events import s3_event
 from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
-from lambda_pkg.records import is_owner_record, owner_index_query
+from lambda_pkg.records import TABLE_KEY, is_owner_record, owner_index_query
 from lambda_pkg.settings import ENV_PROFILE_CONFIG
 from pipeline.aws import client
 from pipeline.cli.targets import Target
 
-_deserializer = TypeDeserializer()
 Progress = Callable[[str], None]
 
 
@@ -29,19 +27,9 @@ def aws(target: Target, service: str) -> Any:
     return client(service, target.endpoint)
 
 
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; the commands show plain ints."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def _item(raw: dict[str, Any]) -> dict[str, Any]:
-    return {name: _plain(_deserializer.deserialize(value)) for name, value in raw.items()}
+    """DynamoDB numbers come back as Decimal; the commands show plain ints."""
+    return wire.plain(wire.decode(raw))
 
 
 def items(target: Target, attributes: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -51,7 +39,7 @@ def items(target: Target, attributes: tuple[str, ...] = ()) -> list[dict[str, An
     dynamodb = aws(target, "dynamodb")
     scan: dict[str, Any] = {"TableName": target.names.metadata_table}
     if attributes:
-        wanted = ("image_name", "record_type", *attributes)
+        wanted = (TABLE_KEY, "record_type", *attributes)
         names = {f"#a{i}": name for i, name in enumerate(wanted)}
         scan.update(ProjectionExpression=", ".join(names), ExpressionAttributeNames=names)
     found = []
@@ -64,7 +52,7 @@ def items(target: Target, attributes: tuple[str, ...] = ()) -> list[dict[str, An
 def item(target: Target, key: str) -> dict[str, Any] | None:
     raw = aws(target, "dynamodb").get_item(
         TableName=target.names.metadata_table,
-        Key={"image_name": {"S": key}},
+        Key=wire.key(key),
         ConsistentRead=True,
     )
     return _item(raw["Item"]) if "Item" in raw else None
@@ -202,8 +190,7 @@ def claimed_sequencer(target: Target, source_key: str) -> str:
     must carry it, or it counts as older than the claims and steps aside."""
     query = owner_index_query(target.names.metadata_table, source_key)
     pages = aws(target, "dynamodb").get_paginator("query").paginate(**query)
-    names = [raw["image_name"]["S"] for page in pages for raw in page.get("Items", [])]
-    records = (item(target, name) or {} for name in names)
+    records = (item(target, name) or {} for name in wire.names(pages))
     return max((r.get("sequencer", "") for r in records), default="")
 
 

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
-from lambda_pkg import records
+from lambda_pkg import records, wire
 from lambda_pkg.events import s3_event, s3_records
 from pipeline.cli import commands as cli
 from pipeline.cli import ops
@@ -229,7 +228,7 @@ def served():
         }
         ops.aws(target, "dynamodb").put_item(
             TableName=stack.names.metadata_table,
-            Item={k: TypeSerializer().serialize(v) for k, v in owner.items()},
+            Item=wire.encode(owner),
         )
         yield stack
 

@@ -21,7 +21,7 @@ from lambda_pkg import budget, imaging
 from lambda_pkg.budget import Budget, BudgetExceeded, ChildCrashed, Worker
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.settings import function_environment
-from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
+from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, fresh_container, put_event
 from tests.support import REPO, images
 from tests.support.budget_probe import allocate_until_refused, leaving, rss_mb, soon
 
@@ -252,15 +252,13 @@ def test_a_render_past_the_deadline_fails_within_the_invocation(aws, monkeypatch
     context = mock.Mock(get_remaining_time_in_millis=mock.Mock(return_value=3_000))
     env = function_environment(OUTPUT_BUCKET, TABLE, aws.settings().config)
     # WHEN the entry point handles its event
-    from lambda_pkg import handler as handler_module
-
-    handler_module._runtime.cache_clear()
+    fresh_container()
     started = time.monotonic()
     memory = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(leaving(300))}
     with mock.patch.dict("os.environ", {**env, **memory}):
         result = handler(put_event(INPUT_BUCKET, "spin.jpg", len(data)), context)
     elapsed = time.monotonic() - started
-    handler_module._runtime.cache_clear()
+    fresh_container()
     # THEN it returned before the invocation's 3 s, the image failed on the time budget
     assert result == {"processed": 0, "failed": 1, "skipped": 0}
     assert elapsed < 3.0, f"took {elapsed:.1f} s"

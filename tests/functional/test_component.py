@@ -19,6 +19,7 @@ import pulumi
 import pytest
 
 from lambda_pkg.profiles import PipelineConfig, ProfileError, load_named
+from lambda_pkg.records import table_definition
 from lambda_pkg.settings import function_environment
 from pipeline.program.component import HANDLER, TYPE_TOKEN, ImagePipeline
 from pipeline.program.iam import assume_role_policy, function_policy, tls_only_bucket_policy
@@ -162,6 +163,34 @@ def test_table_is_on_demand_keyed_by_image_name_with_the_owner_index(
             "projectionType": "KEYS_ONLY",
         }
     ]
+
+
+def test_the_table_is_the_spec_the_local_stack_the_tests_and_reliability_create(
+    deployed: Deployment,
+) -> None:
+    # The Pulumi table and every moto table (create_table(**table_definition())) are one spec
+    spec = table_definition()
+    table = deployed.mocks.one(TABLE)
+    assert table.inputs["billingMode"] == spec["BillingMode"]
+    assert [{"attributeName": table.inputs["hashKey"], "keyType": "HASH"}] == [
+        {"attributeName": k["AttributeName"], "keyType": k["KeyType"]} for k in spec["KeySchema"]
+    ]
+    assert table.inputs["attributes"] == [
+        {"name": a["AttributeName"], "type": a["AttributeType"]}
+        for a in spec["AttributeDefinitions"]
+    ]
+    assert table.inputs["globalSecondaryIndexes"] == [
+        {
+            "name": index["IndexName"],
+            "keySchemas": [
+                {"attributeName": k["AttributeName"], "keyType": k["KeyType"]}
+                for k in index["KeySchema"]
+            ],
+            "projectionType": index["Projection"]["ProjectionType"],
+        }
+        for index in spec["GlobalSecondaryIndexes"]
+    ]
+    assert "ttl" not in table.inputs and "TimeToLiveSpecification" not in spec
 
 
 def test_the_record_and_the_originals_are_protected_by_default(deployed: Deployment) -> None:

@@ -13,12 +13,18 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from lambda_pkg import handler as handler_module
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
 from lambda_pkg.profiles import PipelineConfig, load_named, profile_from_dict
 from lambda_pkg.settings import Settings, function_environment
-from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, load_event, put_event
+from tests.conftest import (
+    INPUT_BUCKET,
+    OUTPUT_BUCKET,
+    TABLE,
+    fresh_container,
+    load_event,
+    put_event,
+)
 from tests.support import images
 
 
@@ -37,10 +43,10 @@ def test_seed_example_photo_becomes_a_200x113_thumbnail_and_seed_item(aws, caplo
     # WHEN the deployed entry point gets the real S3 event, configured only by environment
     env = function_environment(OUTPUT_BUCKET, TABLE, aws.settings().config)
     caplog.set_level(logging.INFO, logger="imgpipe")
-    handler_module._runtime.cache_clear()  # a fresh container: settings from this env
+    fresh_container()  # settings from this env
     with mock.patch.dict("os.environ", env):
         result = handler(event, None)
-    handler_module._runtime.cache_clear()
+    fresh_container()
 
     # THEN the thumbnail is 200x113 JPEG at the seed's key
     assert result == {"processed": 1, "failed": 0, "skipped": 0}

@@ -7,6 +7,7 @@ from urllib.parse import quote_plus
 
 from botocore.exceptions import ClientError
 
+from lambda_pkg import wire
 from lambda_pkg.handler import process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
 from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, load_event, put_event
@@ -176,7 +177,7 @@ def test_only_keys_under_processed_are_ever_deleted(aws):
     aws.s3.delete_object(Bucket=INPUT_BUCKET, Key="k.jpg")
     aws.dynamodb.update_item(
         TableName="imgpipe-test-metadata",
-        Key={"image_name": {"S": "k.jpg"}},
+        Key=wire.key("k.jpg"),
         UpdateExpression="SET renditions = list_append(renditions, :evil)",
         ExpressionAttributeValues={":evil": {"L": [{"M": {"key": {"S": "precious.jpg"}}}]}},
     )

@@ -36,9 +36,10 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 from moto.dynamodb.responses import DynamoHandler
 
+from lambda_pkg import wire
 from lambda_pkg.handler import process_event
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
-from lambda_pkg.records import table_definition
+from lambda_pkg.records import TABLE_KEY, table_definition
 from lambda_pkg.settings import Settings
 from pipeline.program.stack import StackSettings
 from tests.conftest import load_event
@@ -197,9 +198,9 @@ def test_the_generated_policy_is_enough_and_no_more(
         )
         # THEN it fully succeeds: every rendition and the item are written
         assert result == {"processed": 1, "failed": 0, "skipped": 0}
-        item = dynamodb.get_item(TableName=captured.table, Key={"image_name": {"S": key}})
-        assert item["Item"]["status"] == {"S": "ok"}
-        rendition_keys = [r["M"]["key"]["S"] for r in item["Item"]["renditions"]["L"]]
+        item = wire.decode(dynamodb.get_item(TableName=captured.table, Key=wire.key(key))["Item"])
+        assert item["status"] == "ok"
+        rendition_keys = [r["key"] for r in item["renditions"]]
         profile = captured.config.profile_for(key)
         assert len(rendition_keys) == len(profile.renditions)
         for rendition_key in rendition_keys:
@@ -217,13 +218,13 @@ def test_the_generated_policy_is_enough_and_no_more(
         denied(s3.get_object, Bucket=captured.output_bucket, Key=rendition_keys[0])
         # AND the table allows only the three item actions the handler uses
         denied(dynamodb.scan, TableName=captured.table)
-        denied(dynamodb.delete_item, TableName=captured.table, Key={"image_name": {"S": key}})
-        denied(dynamodb.get_item, TableName="another-table", Key={"image_name": {"S": key}})
+        denied(dynamodb.delete_item, TableName=captured.table, Key=wire.key(key))
+        denied(dynamodb.get_item, TableName="another-table", Key=wire.key(key))
         # AND Query only on the owner index, never on the table itself
         denied(
             dynamodb.query,
             TableName=captured.table,
-            KeyConditionExpression="image_name = :k",
+            KeyConditionExpression=f"{TABLE_KEY} = :k",
             ExpressionAttributeValues={":k": {"S": key}},
         )
 
@@ -235,8 +236,8 @@ def test_the_generated_policy_is_enough_and_no_more(
             delete_event(captured.input_bucket, key), world.settings(), s3, dynamodb
         )
         assert result == {"processed": 1, "failed": 0, "skipped": 0}
-        item = dynamodb.get_item(TableName=captured.table, Key={"image_name": {"S": key}})
-        assert item["Item"]["status"] == {"S": "deleted"}
+        item = wire.decode(dynamodb.get_item(TableName=captured.table, Key=wire.key(key))["Item"])
+        assert item["status"] == "deleted"
 
     enforced()
     original = world.admin_s3.get_object(Bucket=captured.input_bucket, Key=key)["Body"].read()
@@ -285,7 +286,7 @@ def test_enforcement_is_real_a_role_without_the_policy_is_denied(aws_iam: None) 
         denied(
             world.role_dynamodb.get_item,
             TableName=captured.table,
-            Key={"image_name": {"S": "a.jpg"}},
+            Key=wire.key("a.jpg"),
         )
 
     enforced()

@@ -8,11 +8,10 @@ import json
 from urllib.parse import quote_plus, unquote_plus
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from lambda_pkg import records
+from lambda_pkg import records, wire
 from lambda_pkg.events import s3_event, s3_records
 from lambda_pkg.profiles import PipelineConfig, Profile, load_named
 from lambda_pkg.records import table_definition
@@ -120,11 +119,7 @@ def put_image(target: Target, key: str, profile: Profile, renditions: list[str],
 
 
 def put_item(target: Target, item: dict) -> None:
-    serializer = TypeSerializer()
-    client("dynamodb", None).put_item(
-        TableName=target.names.metadata_table,
-        Item={name: serializer.serialize(value) for name, value in item.items()},
-    )
+    client("dynamodb", None).put_item(TableName=target.names.metadata_table, Item=wire.encode(item))
 
 
 def put_outputs(target: Target, *keys: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from lambda_pkg import ownership
+from lambda_pkg import ownership, wire
 from lambda_pkg.handler import process_event
 from lambda_pkg.metadata import MetadataStore, Source
 from lambda_pkg.records import owner_record_name
@@ -68,13 +68,15 @@ def _claim_left_behind(aws, owner: str, age: dt.timedelta) -> None:
     claimed = (dt.datetime.now(dt.UTC) - age).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     aws.dynamodb.put_item(
         TableName=TABLE,
-        Item={
-            "image_name": {"S": owner_record_name(THUMB)},
-            "record_type": {"S": "owner"},
-            "output_key": {"S": THUMB},
-            "owner": {"S": owner},
-            "claimed_at": {"S": claimed},
-        },
+        Item=wire.encode(
+            {
+                "image_name": owner_record_name(THUMB),
+                "record_type": "owner",
+                "output_key": THUMB,
+                "owner": owner,
+                "claimed_at": claimed,
+            }
+        ),
     )
 
 
@@ -136,7 +138,7 @@ def test_another_sources_key_is_never_deleted_by_a_cleanup(aws):
 def test_renditions_written_before_owner_records_existed_are_still_removed_on_delete(aws):
     # GIVEN an item and rendition as the previous version wrote them: no owner record
     _deliver(aws, "old/photo.jpg", images.jpeg(640, 480))
-    aws.dynamodb.delete_item(TableName=TABLE, Key={"image_name": {"S": owner_record_name(THUMB)}})
+    aws.dynamodb.delete_item(TableName=TABLE, Key=wire.key(owner_record_name(THUMB)))
     # WHEN the original is deleted
     delete = put_event(INPUT_BUCKET, "old/photo.jpg", 0, sequencer="0055AED6DCD90281F0")
     delete["Records"][0]["eventName"] = "ObjectRemoved:Delete"
