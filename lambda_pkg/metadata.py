@@ -17,15 +17,15 @@ from lambda_pkg.records import (
     OWNER_PREFIX,
     RECORD_TYPE_OWNER,
     RELEASED_PREFIX,
+    STATUS_DELETED,
+    STATUS_FAILED,
+    STATUS_OK,
     current_owner,
     owner_index_query,
     owner_record_name,
     released_mark,
 )
 
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
-STATUS_DELETED = "deleted"
 # The seed's eight attributes, in the seed's types; every item carries all of them.
 SEED_ATTRIBUTES = (
     "image_name",

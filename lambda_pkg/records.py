@@ -12,6 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# An image item's `status`: what `imgpipe ls`, the gallery and the invariants read.
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_DELETED = "deleted"
+FINAL_STATUSES = (STATUS_OK, STATUS_FAILED)  # a create has ended, one way or the other
+
 OWNER_PREFIX = "owner#"
 RECORD_TYPE_OWNER = "owner"
 # A released record keeps its last owner as `released#<source key>` in `owner`: not an

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lambda_pkg import records
 from lambda_pkg.profiles import PROFILES_DIR, ProfileError
 from pipeline.aws import REGION
 from pipeline.cli import gallery, ops, report
@@ -279,7 +280,7 @@ def _show(args: argparse.Namespace) -> int:
         print(f"imgpipe: no metadata item for {args.key!r}", file=sys.stderr)
         return 1
     print(json.dumps(entry, indent=2, sort_keys=True))
-    if entry.get("status") == "deleted":
+    if entry.get("status") == records.STATUS_DELETED:
         _show_removed(entry)
         return 0
     for key in (rendition["key"] for rendition in entry.get("renditions", [])):

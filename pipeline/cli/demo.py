@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
+from lambda_pkg import records
 from pipeline.cli import gallery, ops, report
 from pipeline.cli.progress import ProgressBar
 from pipeline.local.runner import LocalStack
@@ -58,10 +60,10 @@ def run_demo(profile: str, out: Path, workers: int | None = None) -> int:
         accounted = sum(
             1 for k in keys if (results[k] or {}).get("status") in FINAL or k in letters
         )
+        statuses = Counter((entry or {}).get("status") for entry in results.values())
         print(
             f"\n{accounted} of {len(keys)} images accounted for "
-            f"({sum(1 for e in results.values() if e and e['status'] == 'ok')} ok, "
-            f"{sum(1 for e in results.values() if e and e['status'] == 'failed')} failed, "
+            f"({statuses[records.STATUS_OK]} ok, {statuses[records.STATUS_FAILED]} failed, "
             f"{len(letters)} on the dead-letter queue) in {time.monotonic() - started:.1f} s."
         )
         print(f"Gallery (originals beside renditions): {page.resolve().as_uri()}")

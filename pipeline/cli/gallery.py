@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from lambda_pkg import records
 from pipeline.cli.ops import aws, items
 from pipeline.cli.targets import Target
 
@@ -66,10 +67,10 @@ def _card(entry: dict[str, Any], target: Target, link) -> str:
     if entry.get("error"):
         facts["error"] = entry["error"]
     figures = []
-    if status == "ok" and entry.get("input_format") in BROWSER_FORMATS:
+    if status == records.STATUS_OK and entry.get("input_format") in BROWSER_FORMATS:
         src = link(target.names.input_bucket, key, "originals")
         figures.append(_figure(src, "original", facts["original"], entry["original_size_bytes"]))
-    for rendition in entry.get("renditions", []) if status == "ok" else []:
+    for rendition in entry.get("renditions", []) if status == records.STATUS_OK else []:
         src = link(target.names.output_bucket, rendition["key"], "renditions")
         size = f"{rendition['width']}x{rendition['height']}"
         label = f"{rendition['name']} ({rendition['format']})"

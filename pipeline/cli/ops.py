@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambda_pkg import wire
+from lambda_pkg import records, wire
 from lambda_pkg.events import s3_event
 from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig
 from lambda_pkg.records import TABLE_KEY, is_owner_record, owner_index_query
@@ -77,7 +77,7 @@ def output_keys(target: Target) -> set[str]:
 def missing_renditions(entry: dict[str, Any], present: set[str]) -> list[str]:
     """The rendition keys an `ok` item lists that are not in `present` (the output bucket's
     keys). Other items own no renditions: a `deleted` item's list is what was removed."""
-    if entry.get("status") != "ok":
+    if entry.get("status") != records.STATUS_OK:
         return []
     return [r["key"] for r in entry.get("renditions", []) if r["key"] not in present]
 
@@ -197,9 +197,9 @@ def claimed_sequencer(target: Target, source_key: str) -> str:
 def _retryable(entry: dict[str, Any]) -> bool:
     """An item a re-run may change with the same profile: it lost a key collision (the key
     may be free now), or it says `deleted` while its original is there (an undelete)."""
-    if entry.get("status") == "failed":
+    if entry.get("status") == records.STATUS_FAILED:
         return entry.get("error_type") in RETRYABLE_ERRORS
-    return entry.get("status") == "deleted"
+    return entry.get("status") == records.STATUS_DELETED
 
 
 def send_events(

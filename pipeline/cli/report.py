@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lambda_pkg import records
+
 HEADER = ("key", "original", "renditions", "status", "error")
 MAX_CELL = 60
-FINAL = ("ok", "failed")
+FINAL = records.FINAL_STATUSES
 DEAD_LETTERED = "dead-lettered"
 
 
