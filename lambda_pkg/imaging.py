@@ -67,6 +67,7 @@ def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
 
 
 def plan_for(decoded: Decoded, profile: Profile) -> Plan:
+    """The plan for this decode: its sizes, format and alpha, and whether it animates."""
     return planning.plan(
         decoded.original_size,
         decoded.image.size,

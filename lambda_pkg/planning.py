@@ -66,7 +66,9 @@ class Job:
 
 @dataclass(frozen=True)
 class Plan:
-    pictures: tuple[Picture, ...]  # in the order they are made: a source before its uses
+    # In the order they are made, which is the order `order` first uses them: a source
+    # always comes before the pictures made from it.
+    pictures: tuple[Picture, ...]
     jobs: tuple[Job, ...]  # in profile order
     order: tuple[int, ...]  # job indices in the order they run: largest picture first
     smallest: int  # the picture the placeholders (BlurHash, colour) are computed from
