@@ -73,7 +73,7 @@ def bombs_are_errors() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class _Header:
+class Header:
     """What the container says, read and checked before any pixel is decoded."""
 
     image: Image.Image  # opened, not decoded (a PNG's getexif may have decoded it)
@@ -87,11 +87,14 @@ class _Header:
 
 
 def decode(data: bytes, profile: Profile) -> Decoded:
-    """Open, check the size, then decode once."""
-    return _decode_pixels(_read_header(data, profile), profile)
+    """Open, check the size, then decode once (imaging.process does the same, keeping the
+    renditions' sizes it drafts by for the plan)."""
+    header = read_header(data, profile)
+    return decode_pixels(header, profile, planning.measure(header.size, profile).draft)
 
 
-def _read_header(data: bytes, profile: Profile) -> _Header:
+def read_header(data: bytes, profile: Profile) -> Header:
+    """Open and check everything the headers tell, before any pixel is decoded."""
     with _too_costly():  # before Pillow opens the bytes: opening walks them too
         counted = costs.check_container(data, profile.input_formats)
     image = _open(data, profile)
@@ -108,17 +111,18 @@ def _read_header(data: bytes, profile: Profile) -> _Header:
     size = (height, width) if orientation in _SWAPS_AXES else (width, height)
     with _too_costly():  # before any pixel is decoded (a PNG's getexif may have, above)
         costs.check_renditions(size, input_format, _has_alpha(image), keep, profile)
-    return _Header(
+    return Header(
         image, input_format, frame_count, keep, exif, orientation, applied_by_decoder, size
     )
 
 
-def _decode_pixels(header: _Header, profile: Profile) -> Decoded:
+def decode_pixels(header: Header, profile: Profile, draft: Size) -> Decoded:
+    """Decode once, at the `draft` size when the decoder can scale (planning.Sizes.draft)."""
     image = header.image
     original_mode = image.mode
     icc = image.info.get("icc_profile") or None
     xmp = _xmp(image)
-    _draft(header, profile)
+    _draft(header, draft)
     frames, picture, alpha = _load(header, _upright_and_srgb(icc, header.orientation))
     return Decoded(
         image=picture,
@@ -153,17 +157,16 @@ def _frames_to_keep(frame_count: int, size: Size, profile: Profile) -> int:
         return animation.frames_to_keep(frame_count, size, profile)
 
 
-def _draft(header: _Header, profile: Profile) -> None:
+def _draft(header: Header, need: Size) -> None:
     """JPEG: libjpeg's DCT-scaled decode. HEIC: pillow-heif decodes an embedded thumbnail
     instead of the photo when one is big enough and a scaled copy of it (same crop,
     orientation and colour profile): iPhones store a 320x240 one next to 12 MP."""
     if header.input_format == "jpeg" or (header.input_format == "heic" and header.frame_count == 1):
-        need = planning.draft_size(header.size, profile)
         _draft_for(header.image, need, header.orientation)
 
 
 def _load(
-    header: _Header, prepare: Callable[[Image.Image], Image.Image]
+    header: Header, prepare: Callable[[Image.Image], Image.Image]
 ) -> tuple[animation.Frames | None, Image.Image, bool]:
     """The decode itself: the kept frames, or the one picture; prepared, and its alpha."""
     image = header.image

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from lambda_pkg import encoding, formats, placeholders, planning, steps
+from lambda_pkg import decoding, encoding, formats, placeholders, planning, steps
 from lambda_pkg.colour import normalise_mode
 from lambda_pkg.decoding import Decoded, ImageRejected, bombs_are_errors, decode
 from lambda_pkg.geometry import target_size
@@ -58,18 +58,20 @@ class Output:
 def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
     """Decode once and produce every rendition of the profile, in profile order."""
     with bombs_are_errors():
-        decoded = decode(data, profile)
-        pending, smallest = render_all(decoded, profile)
+        header = decoding.read_header(data, profile)
+        sizes = planning.measure(header.size, profile)
+        decoded = decoding.decode_pixels(header, profile, sizes.draft)
+        pending, smallest = render_all(decoded, plan_for(decoded, sizes, profile), profile)
         # Placeholders are Python work: done while the pool's encoders (GIL released) run.
         blurhash, colour = placeholders.placeholders(smallest, profile.background)
         outputs = [output() for output in pending]
     return dataclasses.replace(decoded, blurhash=blurhash, dominant_color=colour), outputs
 
 
-def plan_for(decoded: Decoded, profile: Profile) -> Plan:
+def plan_for(decoded: Decoded, sizes: planning.Sizes, profile: Profile) -> Plan:
     """The plan for this decode: its sizes, format and alpha, and whether it animates."""
     return planning.plan(
-        decoded.original_size,
+        sizes,
         decoded.image.size,
         decoded.input_format,
         decoded.has_alpha,
@@ -92,11 +94,10 @@ def _executor() -> ThreadPoolExecutor:
 
 
 def render_all(
-    decoded: Decoded, profile: Profile
+    decoded: Decoded, plan: Plan, profile: Profile
 ) -> tuple[list[Callable[[], Output]], Image.Image]:
     """Every rendition, in profile order, as calls that wait for its encode; plus the
-    smallest picture (the placeholders' source)."""
-    plan = plan_for(decoded, profile)
+    smallest picture (the placeholders' source). The plan decides; this only carries it out."""
     if decoded.animation is not None:
         return _render_animated(decoded, plan, profile)
     meta = encoding.carried(profile, decoded.exif, decoded.xmp)

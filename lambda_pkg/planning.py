@@ -4,8 +4,9 @@ Numbers only, no picture and no pixel: the plan is worked out from the original'
 decode's size, the input format, alpha and the profile, so it is tested without images, and
 rendering (imaging.py) carries it out step by step without deciding anything itself.
 
-Two parts, because one number is needed before the decode and the rest after it:
-- `draft_size`: the size the decoder may scale a JPEG (or pick a HEIC thumbnail) down to.
+Two stages, because one number is needed before the decode and the rest after it:
+- `measure`: every rendition's sizes, from the original's size; and from them the draft
+  size, what the decoder may scale a JPEG (or pick a HEIC thumbnail) down to.
 - `plan`: per picture, its source and sizes; per rendition, its picture, format and where it
   is encoded. It needs the decode's size (only libjpeg and pillow-heif know what a draft
   gives), which decides whether a picture shrinks (and is sharpened) or *is* its source.
@@ -74,23 +75,37 @@ class Plan:
     smallest: int  # the picture the placeholders (BlurHash, colour) are computed from
 
 
-def draft_size(original: Size, profile: Profile) -> Size:
-    """The smallest decode every rendition can still be made from, margin included."""
-    needs = [geometry.need(original, r.resize, geometry.DRAFT_GAP) for r in profile.renditions]
-    return max(n[0] for n in needs), max(n[1] for n in needs)
+@dataclass(frozen=True)
+class Sizes:
+    """Every rendition's sizes for one original, each worked out once, from the original's
+    size alone: known before the decode, so the draft size comes from them too."""
+
+    original: Size  # after orientation, at full resolution
+    renditions: tuple[Sizing, ...]  # in profile order
+
+    @property
+    def draft(self) -> Size:
+        """The smallest decode every rendition can still be made from, margin included:
+        libjpeg scales a JPEG down to it, pillow-heif picks a HEIC thumbnail as big."""
+        needs = [sizing.need(geometry.DRAFT_GAP) for sizing in self.renditions]
+        return max(n[0] for n in needs), max(n[1] for n in needs)
+
+
+def measure(original: Size, profile: Profile) -> Sizes:
+    return Sizes(original, tuple(geometry.sizing(original, r.resize) for r in profile.renditions))
 
 
 def plan(
-    original: Size,
+    sizes: Sizes,
     decoded: Size,
     input_format: str,
     has_alpha: bool,
     animated: bool,
     profile: Profile,
 ) -> Plan:
-    """`original`: the full-resolution size after orientation; `decoded`: the size of the
-    decoded picture (smaller after a draft), or of each frame of a kept animation."""
-    sizings = [geometry.sizing(original, r.resize) for r in profile.renditions]
+    """`decoded`: the size of the decoded picture (smaller than the original after a
+    draft), or of each frame of a kept animation."""
+    sizings = sizes.renditions
     if animated:
         return _animated(sizings, decoded, input_format, profile)
     order = sorted(range(len(sizings)), key=lambda i: -geometry.area(sizings[i].target))
@@ -105,7 +120,7 @@ def plan(
 
 
 def _cascade(
-    order: list[int], sizings: list[Sizing], decoded: Size, profile: Profile
+    order: list[int], sizings: tuple[Sizing, ...], decoded: Size, profile: Profile
 ) -> tuple[list[Picture], list[int]]:
     """The pictures, largest first, each from the smallest earlier one still big enough
     (geometry.CASCADE_GAP) and made with the same kernel, else from the decode; and each
@@ -154,7 +169,9 @@ def _smallest_sufficient(
     return best
 
 
-def _animated(sizings: list[Sizing], frame: Size, input_format: str, profile: Profile) -> Plan:
+def _animated(
+    sizings: tuple[Sizing, ...], frame: Size, input_format: str, profile: Profile
+) -> Plan:
     """Each rendition its own picture, made from every frame: no cascade and no sharing.
     Animations render as if with alpha (their frames are RGBA)."""
     pictures, jobs = [], []

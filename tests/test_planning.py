@@ -33,7 +33,13 @@ def still(
     alpha: bool = False,
 ) -> planning.Plan:
     profile = Profile("t", renditions)
-    return planning.plan(original, decoded, fmt, alpha, False, profile)
+    return planning.plan(planning.measure(original, profile), decoded, fmt, alpha, False, profile)
+
+
+def animation(frame: geometry.Size, fmt: str, *renditions: Rendition) -> planning.Plan:
+    """The plan of a kept animation: its frames are the original's size, and RGBA."""
+    profile = Profile("t", renditions)
+    return planning.plan(planning.measure(frame, profile), frame, fmt, True, True, profile)
 
 
 def sources(plan: planning.Plan) -> list[int | None]:
@@ -41,10 +47,10 @@ def sources(plan: planning.Plan) -> list[int | None]:
     return [plan.pictures[job.picture].source for job in plan.jobs]
 
 
-def test_draft_size_is_the_largest_need_with_the_draft_margin() -> None:
+def test_the_draft_size_is_the_largest_need_with_the_draft_margin() -> None:
     profile = Profile("t", (width(200), width(1600), box("cover", 300, 300)))
     # 1600 of 4000 is 0.4 of the frame; x 1.25 is half of it.
-    assert planning.draft_size(ORIGINAL, profile) == (2000, 1500)
+    assert planning.measure(ORIGINAL, profile).draft == (2000, 1500)
 
 
 def test_each_picture_is_made_from_the_smallest_earlier_one_still_big_enough() -> None:
@@ -116,7 +122,7 @@ def test_placeholders_come_from_the_last_of_the_smallest_pictures() -> None:
 
 def test_an_animation_makes_every_rendition_from_the_frames_and_shares_nothing() -> None:
     renditions = (width(40, "webp"), width(40, "jpeg"), box("cover", 20, 30, "same"))
-    plan = planning.plan((60, 40), (60, 40), "gif", False, True, Profile("t", renditions))
+    plan = animation((60, 40), "gif", *renditions)
     assert [p.source for p in plan.pictures] == [None, None, None]
     assert [job.picture for job in plan.jobs] == [0, 1, 2]
     assert [(job.format, job.animated, job.inline) for job in plan.jobs] == [
@@ -126,13 +132,13 @@ def test_an_animation_makes_every_rendition_from_the_frames_and_shares_nothing()
     ]
     # Ties go to the first in profile order (the 20x30 cover is 600 px, the widths 1,080).
     assert plan.smallest == 2
-    tied = planning.plan((60, 40), (60, 40), "gif", False, True, Profile("t", renditions[:2]))
+    tied = animation((60, 40), "gif", *renditions[:2])
     assert tied.smallest == 0
 
 
 def test_an_animation_frame_is_sharpened_only_when_it_gets_smaller() -> None:
     renditions = (width(40, "webp", sharpen=60), width(90, "webp", sharpen=60))
-    plan = planning.plan((60, 40), (60, 40), "webp", True, True, Profile("t", renditions))
+    plan = animation((60, 40), "webp", *renditions)
     assert [p.sharpen for p in plan.pictures] == [60, 0]
 
 
