@@ -33,7 +33,8 @@ _FULL_FRAME = ("fit", "width", "height")
 class PixelKey:
     """The rendition fields that change its pixels, declared once: renditions with equal
     keys and the same source (a WebP and its JPEG fallback) share one picture. Every other
-    rendition field only changes how that picture is encoded."""
+    rendition field only changes how that picture is encoded. A new field that changes
+    pixels (a watermark) is added here, beside its step in steps.py."""
 
     resize: Resize
     sharpen: int
