@@ -87,7 +87,7 @@ def need(source: Size, resize: Resize, gap: float) -> Size:
     return _need(source, scale_of(source, resize), gap)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sizing:
     """One rendition's sizes for one source, worked out once (see `sizing`)."""
 

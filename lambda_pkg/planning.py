@@ -29,7 +29,7 @@ INLINE_ENCODE_MAX_PIXELS = 120_000
 _FULL_FRAME = ("fit", "width", "height")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PixelKey:
     """The rendition fields that change its pixels, declared once: renditions with equal
     keys and the same source (a WebP and its JPEG fallback) share one picture. Every other
@@ -44,7 +44,7 @@ class PixelKey:
         return cls(rendition.resize, rendition.sharpen)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Picture:
     """One picture to make: its source put through the per-picture steps (steps.py)."""
 
@@ -55,7 +55,7 @@ class Picture:
     sharpen: int  # the rendition's sharpen when the picture is smaller than its source, else 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """One rendition: which picture, encoded how."""
 
@@ -66,7 +66,7 @@ class Job:
     animated: bool = False  # every frame is encoded, not just the first
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     # In the order they are made, which is the order `order` first uses them: a source
     # always comes before the pictures made from it.
@@ -76,7 +76,7 @@ class Plan:
     smallest: int  # the picture the placeholders (BlurHash, colour) are computed from
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sizes:
     """Every rendition's sizes for one original, each worked out once, from the original's
     size alone: known before the decode, so the draft size comes from them too."""
@@ -134,23 +134,21 @@ def _cascade(
         rendition, sizing = profile.renditions[index], sizings[index]
         source = _smallest_sufficient(pictures, sources, sizing, rendition.resize.kernel)
         key = PixelKey.of(rendition)
-        if (source, key) not in made:
+        shared = made.get((source, key))
+        if shared is None:
             source_size = decoded if source is None else pictures[source].size
             shrinks = sizing.target[0] < source_size[0]
             picture = Picture(
                 key, source, sizing.target, sizing.content, key.sharpen if shrinks else 0
             )
-            made[source, key] = len(pictures)
+            shared = made[source, key] = len(pictures)
+            pictures.append(picture)
             # A sharpened picture is not the frame as the kernel made it; an unchanged one is
             # its source itself (the resize hands it through).
-            if (
-                not picture.sharpen
-                and key.resize.mode in _FULL_FRAME
-                and picture.size != source_size
-            ):
-                sources.append(len(pictures))
-            pictures.append(picture)
-        picture_of[index] = made[source, key]
+            full_frame = not picture.sharpen and key.resize.mode in _FULL_FRAME
+            if full_frame and picture.size != source_size:
+                sources.append(shared)
+        picture_of[index] = shared
     return pictures, picture_of
 
 
