@@ -2,22 +2,18 @@
 
 Every frame is decoded, so the frame cap and the pixel budget (frames x pixels against
 `max_pixels`) are checked before any frame is. Without `keep_animation` only the first
-frame is ever decoded, by the normal path.
+frame is ever decoded, by the normal path. Rendering goes through the same per-picture
+steps as a still (steps.py), frame by frame (imaging.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from lambda_pkg import encoding, transforms
-from lambda_pkg.profiles import Profile, Rendition
-
-if TYPE_CHECKING:
-    from lambda_pkg.imaging import Decoded
+from lambda_pkg.profiles import Profile
 
 FORMATS = ("webp", "gif", "png")  # outputs that can animate; others get the first frame
 DEFAULT_DURATION = 100  # ms, when a frame does not say
@@ -56,26 +52,3 @@ def read(image: Image.Image, count: int, prepare: Callable[[Image.Image], Image.
         durations.append(int(image.info.get("duration") or DEFAULT_DURATION))
         pictures.append(prepare(frame))
     return Frames(tuple(pictures), tuple(durations), int(image.info.get("loop", 0)))
-
-
-def render(
-    decoded: Decoded, frames: Frames, rendition: Rendition, fmt: str, profile: Profile
-) -> tuple[bytes, Image.Image]:
-    """Encoded bytes and the first output frame (its size, and the placeholders' source)."""
-    resize, original = rendition.resize, decoded.original_size
-
-    def one(frame: Image.Image) -> Image.Image:
-        picture = transforms.apply(frame, original, resize, profile.background)
-        if rendition.sharpen and picture.width < frame.width:
-            picture = transforms.sharpen(picture, rendition.sharpen)
-        return picture
-
-    if fmt not in FORMATS:
-        first = one(frames.images[0])
-        meta = encoding.carried(profile, decoded.exif, decoded.xmp)
-        return encoding.encode(first, fmt, rendition, meta, profile.background), first
-    pictures = [one(frame) for frame in frames.images]
-    data = encoding.encode_animation(
-        pictures, list(frames.durations), frames.loop, fmt, rendition, profile.background
-    )
-    return data, pictures[0]

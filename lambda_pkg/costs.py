@@ -236,7 +236,7 @@ def check_renditions(
     _check_picture("the upright picture", size, 1, profile)
     animated = frames > 1
     for rendition in profile.renditions:
-        # Animations render as if with alpha, exactly as imaging._render_animated asks.
+        # Animations render as if with alpha, exactly as planning.plan asks.
         fmt = encoding.output_format(
             rendition.format, input_format, has_alpha or animated, animated
         )

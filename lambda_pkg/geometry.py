@@ -6,6 +6,7 @@ Every size here is in the displayed orientation (after EXIF orientation).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from lambda_pkg.profiles import Resize
 
@@ -65,18 +66,47 @@ def target_size(source: Size, resize: Resize) -> Size:
     return content_size(source, resize)
 
 
+def _scale(source: Size, content: Size, mode: str) -> float:
+    if mode == "cover":
+        return max(content[0] / source[0], content[1] / source[1])
+    return content[0] / source[0]
+
+
 def scale_of(source: Size, resize: Resize) -> float:
     """How much the full frame is scaled by for this rendition."""
-    target = content_size(source, resize)
-    if resize.mode == "cover":
-        return max(target[0] / source[0], target[1] / source[1])
-    return target[0] / source[0]
+    return _scale(source, content_size(source, resize), resize.mode)
+
+
+def _need(source: Size, scale: float, gap: float) -> Size:
+    scale *= gap
+    return math.ceil(source[0] * scale), math.ceil(source[1] * scale)
 
 
 def need(source: Size, resize: Resize, gap: float) -> Size:
     """How big the full-frame source must stay for this rendition, margin included."""
-    scale = scale_of(source, resize) * gap
-    return math.ceil(source[0] * scale), math.ceil(source[1] * scale)
+    return _need(source, scale_of(source, resize), gap)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """One rendition's sizes for one source, worked out once (see `sizing`)."""
+
+    source: Size
+    target: Size  # the final size
+    content: Size  # the resized picture inside `target`: pad's letterbox leaves a margin
+    scale: float  # of the full frame
+
+    def need(self, gap: float) -> Size:
+        """As `need`: how big the full-frame source must stay, margin included."""
+        return _need(self.source, self.scale, gap)
+
+
+def sizing(source: Size, resize: Resize) -> Sizing:
+    """`target_size`, `content_size` and `scale_of` at once, each worked out once."""
+    content = content_size(source, resize)
+    # Only pad's final size differs from its content; cover's content is its target.
+    target = target_size(source, resize) if resize.mode == "pad" else content
+    return Sizing(source, target, content, _scale(source, content, resize.mode))
 
 
 def crop_extent(source: Size, target: Size) -> tuple[float, float]:

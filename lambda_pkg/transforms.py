@@ -1,8 +1,8 @@
 """Resize rules as pure functions `fn(image, ...) -> Image` that never mutate their input.
 
-`image` is always a full-frame picture (a decode or an earlier fit rendition); the rule
-works out the final size from the original's size so every rendition is exact whichever
-intermediate it starts from.
+`image` is always a full-frame picture (a decode or an earlier fit rendition); the sizes
+come from the plan, worked out from the original's size, so every rendition is exact
+whichever intermediate it starts from.
 """
 
 from __future__ import annotations
@@ -108,13 +108,16 @@ def sharpen(image: Image.Image, percent: int) -> Image.Image:
 
 
 def apply(
-    image: Image.Image, original: geometry.Size, resize: Resize, background: str
+    image: Image.Image,
+    resize: Resize,
+    target: geometry.Size,
+    content: geometry.Size,
+    background: str,
 ) -> Image.Image:
-    """One resize rule from a full-frame image; `original` is the full-resolution size."""
-    target = geometry.target_size(original, resize)
+    """One resize rule from a full-frame image, to the sizes the plan worked out from the
+    full-resolution size (geometry.sizing): `content` is pad's picture inside `target`."""
     if resize.mode == "cover":
         return cover(image, target, resize.gravity, resize.kernel)
     if resize.mode == "pad":
-        content = geometry.content_size(original, resize)
         return pad(image, content, target, resize.background or background, resize.kernel)
     return fit(image, target, resize.kernel)

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageFile, TiffImagePlugin, WebPImagePlugin
 
 from imgpipe_samples import samples
-from lambda_pkg import costs, formats, headers, imaging
+from lambda_pkg import costs, decoding, formats, headers, imaging
 from lambda_pkg.profiles import Profile, load_named, profile_from_dict
 from tests.support import images
 
@@ -448,7 +448,7 @@ def test_an_animated_webp_canvas_times_its_frames_is_refused_before_a_frame_is_d
 ):
     # GIVEN a 24 KB animated WebP: 500 16x16 frames on a 7000x7000 canvas, and a profile that
     # keeps animations; Pillow is not even asked to count the frames
-    monkeypatch.setattr(imaging, "_frame_count", lambda _: pytest.fail("Pillow counted"))
+    monkeypatch.setattr(decoding, "_frame_count", lambda _: pytest.fail("Pillow counted"))
     data = webp_animation((7000, 7000), 500)
     assert len(data) < 30_000
     reason = refused(data, ANIMATED)

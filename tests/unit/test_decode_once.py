@@ -75,9 +75,9 @@ class Resizes:
         real = transforms.apply
 
         def apply(
-            image: Image.Image, original: Size, resize: Resize, background: str
+            image: Image.Image, resize: Resize, target: Size, content: Size, background: str
         ) -> Image.Image:
-            result = real(image, original, resize, background)
+            result = real(image, resize, target, content, background)
             self.calls.append((image.size, resize, result))
             return result
 

@@ -202,3 +202,30 @@ def test_profile_order_is_kept_in_outputs():
     _, outputs = imaging.process(images.jpeg(800, 600), profile)
     assert [o.rendition.name for o in outputs] == ["small", "large", "square"]
     assert [(o.width, o.height) for o in outputs] == [(100, 75), (400, 300), (50, 50)]
+
+
+def test_one_list_of_steps_makes_stills_and_every_animation_frame(monkeypatch):
+    # GIVEN an extra pixel step (a stand-in for a watermark) added in one place
+    from lambda_pkg import steps
+
+    seen: list[tuple[int, int]] = []
+
+    def mark(image, picture, background):
+        seen.append(picture.size)
+        marked = image.copy()
+        marked.putpixel((0, 0), (0, 0, 0, 255) if image.mode == "RGBA" else (0, 0, 0))
+        return marked
+
+    monkeypatch.setattr(steps, "STEPS", (*steps.STEPS, mark))
+    still = profile_of(rendition("width", width=40, fmt="png"))
+    animated = profile_of(rendition("width", width=30, fmt="webp"), keep_animation=True)
+
+    # WHEN a still and a four-frame animation are rendered
+    _, (png,) = imaging.process(images.png(80, 60), still)
+    _, (webp,) = imaging.process(images.animation("GIF", frames=4), animated)
+
+    # THEN the step ran on the still's picture and on each frame, and shows in the outputs
+    assert seen == [(40, 30)] + [(30, 20)] * 4
+    assert decode_output(png).convert("RGB").getpixel((0, 0)) == (0, 0, 0)
+    frames = Image.open(io.BytesIO(webp.data))
+    assert frames.n_frames == 4
