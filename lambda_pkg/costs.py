@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from lambda_pkg import animation, encoding, geometry, headers
+from lambda_pkg import animation, encoding, headers, planning
 from lambda_pkg.profiles import MAX_FRAMES as PROFILE_MAX_FRAMES
 from lambda_pkg.profiles import Profile
 
@@ -229,18 +229,18 @@ def check_decode(size: Size, frames: int | None, profile: Profile) -> None:
 
 
 def check_renditions(
-    size: Size, input_format: str, has_alpha: bool, frames: int, profile: Profile
+    sizes: planning.Sizes, input_format: str, has_alpha: bool, frames: int, profile: Profile
 ) -> None:
-    """Every rendition's size, worked out as the renderer will (`size` after the EXIF
-    orientation; `frames`: how many an animation keeps, 0 or 1 for a still)."""
-    _check_picture("the upright picture", size, 1, profile)
+    """Every rendition's size, as the plan will have it (`sizes` from the size after the
+    EXIF orientation; `frames`: how many an animation keeps, 0 or 1 for a still)."""
+    _check_picture("the upright picture", sizes.original, 1, profile)
     animated = frames > 1
-    for rendition in profile.renditions:
+    for rendition, sizing in zip(profile.renditions, sizes.renditions, strict=True):
         # Animations render as if with alpha, exactly as planning.plan asks.
         fmt = encoding.output_format(
             rendition.format, input_format, has_alpha or animated, animated
         )
-        target = geometry.target_size(size, rendition.resize)
+        target = sizing.target
         limit = ENCODER_MAX_SIDE[fmt]
         if max(target) > limit:
             raise TooCostly(

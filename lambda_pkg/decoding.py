@@ -83,14 +83,19 @@ class Header:
     exif: Image.Exif | None
     orientation: int  # from the EXIF: the transpose still to apply
     applied_by_decoder: int | None  # the orientation the decoder applied itself
-    size: Size  # after the orientation, at full resolution
+    sizes: planning.Sizes  # every rendition's, from the size after the orientation
+
+    @property
+    def size(self) -> Size:
+        """After the orientation, at full resolution."""
+        return self.sizes.original
 
 
 def decode(data: bytes, profile: Profile) -> Decoded:
     """Open, check the size, then decode once (imaging.process does the same, keeping the
-    renditions' sizes it drafts by for the plan)."""
+    renditions' sizes the header measured for the plan)."""
     header = read_header(data, profile)
-    return decode_pixels(header, profile, planning.measure(header.size, profile).draft)
+    return decode_pixels(header, profile, header.sizes.draft)
 
 
 def read_header(data: bytes, profile: Profile) -> Header:
@@ -109,10 +114,11 @@ def read_header(data: bytes, profile: Profile) -> Header:
     applied_by_decoder = _applied_by_decoder(image)  # read before the info is cleared
     width, height = image.size
     size = (height, width) if orientation in _SWAPS_AXES else (width, height)
+    sizes = planning.measure(size, profile)
     with _too_costly():  # before any pixel is decoded (a PNG's getexif may have, above)
-        costs.check_renditions(size, input_format, _has_alpha(image), keep, profile)
+        costs.check_renditions(sizes, input_format, _has_alpha(image), keep, profile)
     return Header(
-        image, input_format, frame_count, keep, exif, orientation, applied_by_decoder, size
+        image, input_format, frame_count, keep, exif, orientation, applied_by_decoder, sizes
     )
 
 

@@ -59,7 +59,7 @@ def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
     """Decode once and produce every rendition of the profile, in profile order."""
     with bombs_are_errors():
         header = decoding.read_header(data, profile)
-        sizes = planning.measure(header.size, profile)
+        sizes = header.sizes  # measured once, before the cost check
         decoded = decoding.decode_pixels(header, profile, sizes.draft)
         pending, smallest = render_all(decoded, plan_for(decoded, sizes, profile), profile)
         # Placeholders are Python work: done while the pool's encoders (GIL released) run.
