@@ -104,11 +104,11 @@ class Worker:
 
     A child forked by `start` is kept for the next call as long as calls return normally.
     A call without one forks a child for that call only: forked while the image's bytes
-    are in memory, it would keep a copy of them for as long as it lived. `on_start` runs
-    in each new child before its first call."""
+    are in memory, it would keep a copy of them for as long as it lived. A module whose
+    state a child must not inherit (a thread pool: its threads stay in the parent) drops
+    it with an os.register_at_fork hook."""
 
-    def __init__(self, on_start: Callable[[], None] = lambda: None) -> None:
-        self._on_start = on_start
+    def __init__(self) -> None:
         self._lock = threading.Lock()  # one call at a time, whatever thread asks
         self._child: _Child | None = None
 
@@ -118,7 +118,7 @@ class Worker:
             child = self._child
             if child is None or child.memory_mb != memory_mb:
                 self._drop()
-                self._child = _Child.fork(memory_mb, self._on_start, keep=True)
+                self._child = _Child.fork(memory_mb, keep=True)
 
     def stop(self) -> None:
         """End the kept child (the next `start` forks a new one)."""
@@ -146,7 +146,7 @@ class Worker:
         child = self._child
         if child is None or child.memory_mb != budget.memory_mb:
             self._drop()
-            child = _Child.fork(budget.memory_mb, self._on_start, keep=False)
+            child = _Child.fork(budget.memory_mb, keep=False)
         try:
             payload = child.exchange(request, budget.child_memory_mb(), budget.deadline)
         except BaseException:
@@ -237,14 +237,14 @@ class _Child:
         self.sent = self.timed_out = False
 
     @classmethod
-    def fork(cls, memory_mb: int | None, on_start: Callable[[], None], keep: bool) -> _Child:
+    def fork(cls, memory_mb: int | None, keep: bool) -> _Child:
         try:
-            return cls._fork(memory_mb, on_start, keep)
+            return cls._fork(memory_mb, keep)
         except OSError as exc:
             raise Unavailable(f"cannot start the process that renders: {exc}") from exc
 
     @classmethod
-    def _fork(cls, memory_mb: int | None, on_start: Callable[[], None], keep: bool) -> _Child:
+    def _fork(cls, memory_mb: int | None, keep: bool) -> _Child:
         requests_r, requests_w = os.pipe()
         results_r, results_w = os.pipe()
         for fd in (requests_w, results_w):
@@ -259,7 +259,7 @@ class _Child:
         try:
             pid = os.fork()
             if pid == 0:
-                _serve(requests_r, results_w, shared, on_start)
+                _serve(requests_r, results_w, shared)
         finally:
             gc.unfreeze()
             os.close(requests_r)
@@ -345,9 +345,7 @@ class _Child:
 # -- in the child --------------------------------------------------------------------------
 
 
-def _serve(
-    requests: int, results: int, shared: mmap.mmap, on_start: Callable[[], None]
-) -> NoReturn:
+def _serve(requests: int, results: int, shared: mmap.mmap) -> NoReturn:
     """The child's loop: one call per request until the parent closes the pipe. Never
     returns: os._exit skips atexit handlers and flushing the parent's buffered output."""
     code = 0
@@ -361,7 +359,6 @@ def _serve(
         # the parent closes would stay open as long as the child lives.
         os.closerange(_RESULTS_FD + 1, os.sysconf("SC_OPEN_MAX"))
         _limit_self()
-        on_start()
         while (request := _read_request(_REQUESTS_FD, shared)) is not None:
             limit_mb, payload, buffers = request
             _set_memory_limit(limit_mb)

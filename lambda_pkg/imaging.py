@@ -85,6 +85,16 @@ def plan_for(decoded: Decoded, sizes: planning.Sizes, profile: Profile) -> Plan:
 _pool: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:
+    """In a forked child: the pool's threads stayed in the parent, so work handed to it
+    would wait forever; the next `_executor()` makes the child its own."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _executor() -> ThreadPoolExecutor:
     """One pool per container: Lambda gives 2+ vCPUs from 1769 MB; encoders release the GIL."""
     global _pool

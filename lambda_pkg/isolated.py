@@ -13,7 +13,7 @@ import dataclasses
 
 from PIL import Image
 
-from lambda_pkg import budget, imaging, transforms
+from lambda_pkg import budget, imaging
 from lambda_pkg.profiles import Profile
 
 # What `Decoded.image` holds in the parent: no pixels (nothing there reads them).
@@ -40,20 +40,12 @@ def process(
 
 def new_worker() -> budget.Worker:
     """A worker of its own (the module keeps one for the function)."""
-    return budget.Worker(on_start=_forget_inherited_pools)
+    return budget.Worker()
 
 
 def _process_in_child(data: bytes, profile: Profile) -> tuple[imaging.Decoded, list]:
     decoded, outputs = imaging.process(data, profile)
     return dataclasses.replace(decoded, image=_NO_PIXELS, animation=None), outputs
-
-
-def _forget_inherited_pools() -> None:
-    """A forked child has the parent's thread pools but none of their threads: work handed
-    to them would wait forever. The modules make new pools when they find none. (The pools'
-    own modules are the better home for this, as os.register_at_fork hooks.)"""
-    imaging._pool = None
-    transforms._strip_pool = None
 
 
 _WORKER = new_worker()

@@ -38,6 +38,15 @@ _CORES = os.cpu_count() or 1
 _strip_pool: ThreadPoolExecutor | None = None
 
 
+def _forget_strip_pool() -> None:
+    """In a forked child (the render process): the pool's thread stayed in the parent."""
+    global _strip_pool
+    _strip_pool = None
+
+
+os.register_at_fork(after_in_child=_forget_strip_pool)
+
+
 def _resize(
     image: Image.Image, target: geometry.Size, box: geometry.Box, kernel: str
 ) -> Image.Image:

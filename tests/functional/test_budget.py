@@ -12,12 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
 import pytest
 from PIL import Image
 
-from lambda_pkg import budget, imaging
+from lambda_pkg import budget, imaging, transforms
 from lambda_pkg.budget import Budget, BudgetExceeded, ChildCrashed, Worker
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.settings import function_environment
@@ -274,3 +275,16 @@ def test_a_crashing_render_fails_the_image_not_the_function(aws, monkeypatch, cr
     # AND the event is not retried into a crash loop: the image is done; others go on
     monkeypatch.undo()
     assert run(aws, "next.jpg", images.jpeg(640, 480), limits)["processed"] == 1
+
+
+def test_a_forked_child_makes_its_own_thread_pools(monkeypatch):
+    # GIVEN this process's pools, with threads that a fork does not copy
+    imaging._executor().submit(int).result()
+    monkeypatch.setattr(transforms, "_strip_pool", ThreadPoolExecutor(max_workers=1))
+    # WHEN a child is forked, THEN it holds none of them (work handed to one would hang)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if imaging._pool is None and transforms._strip_pool is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert imaging._pool is not None  # the parent keeps its own
