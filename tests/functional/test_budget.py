@@ -22,8 +22,8 @@ from lambda_pkg import budget, imaging, transforms
 from lambda_pkg.budget import Budget, BudgetExceeded, ChildCrashed, Worker
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.settings import function_environment
-from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, fresh_container, put_event
 from tests.support import REPO, images
+from tests.support.aws import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, fresh_container, put_event
 from tests.support.budget_probe import allocate_until_refused, leaving, rss_mb, soon
 
 MIB = 1024 * 1024

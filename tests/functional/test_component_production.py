@@ -15,7 +15,7 @@ from pipeline.program.guards import DeployGuardError
 from pipeline.program.names import resource_names
 from pipeline.program.routing import RoutingError
 from pipeline.program.stack import StackSettings
-from tests.conftest import KMS_KEY_ARN
+from tests.support.aws import KMS_KEY_ARN
 from tests.support.pulumi_program import (
     ACCOUNT,
     ALARM,

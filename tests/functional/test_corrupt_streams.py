@@ -37,8 +37,8 @@ from lambda_pkg import imaging
 from lambda_pkg.handler import process_event
 from lambda_pkg.profiles import PipelineConfig, Profile, Rendition, Resize, load_named
 from lambda_pkg.settings import Settings
-from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
 from tests.support import images
+from tests.support.aws import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
 
 SIZE = (480, 360)
 Span = tuple[int, int]  # [start, end) of compressed pixel data in the file

@@ -17,7 +17,8 @@ from lambda_pkg.handler import handler, process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
 from lambda_pkg.profiles import PipelineConfig, load_named, profile_from_dict
 from lambda_pkg.settings import Settings, function_environment
-from tests.conftest import (
+from tests.support import images
+from tests.support.aws import (
     INPUT_BUCKET,
     OUTPUT_BUCKET,
     TABLE,
@@ -25,7 +26,6 @@ from tests.conftest import (
     load_event,
     put_event,
 )
-from tests.support import images
 
 
 def run(aws, key: str, data: bytes, profile: str = "thumbnail", key_as_sent: str | None = None):

@@ -10,8 +10,8 @@ from botocore.exceptions import ClientError
 from lambda_pkg import wire
 from lambda_pkg.handler import process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
-from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, load_event, put_event
 from tests.support import images
+from tests.support.aws import INPUT_BUCKET, OUTPUT_BUCKET, load_event, put_event
 
 CREATED = "0055AED6DCD90281E5"
 DELETED = "0055AED6DCD90281E6"  # later than CREATED

@@ -42,8 +42,8 @@ from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from lambda_pkg.records import TABLE_KEY, table_definition
 from lambda_pkg.settings import Settings
 from pipeline.program.stack import StackSettings
-from tests.conftest import load_event
 from tests.support import images
+from tests.support.aws import load_event
 from tests.support.pulumi_program import (
     BUCKET,
     REGION,

@@ -9,8 +9,8 @@ from lambda_pkg import ownership, wire
 from lambda_pkg.handler import process_event
 from lambda_pkg.metadata import MetadataStore, Source
 from lambda_pkg.records import owner_record_name
-from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
 from tests.support import images
+from tests.support.aws import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
 
 THUMB = "processed/thumb_photo.jpg"
 NEWER = Source(INPUT_BUCKET, "a/photo.jpg", 1, "00000000000000F0".ljust(64, "0"))

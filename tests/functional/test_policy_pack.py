@@ -46,7 +46,7 @@ from pipeline.program import component
 from pipeline.program.component import ImagePipeline
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
-from tests.conftest import KMS_KEY_ARN
+from tests.support.aws import KMS_KEY_ARN
 from tests.support.pulumi_program import (
     ALARM,
     BUCKET,

@@ -33,7 +33,7 @@ import pytest
 
 from lambda_pkg.profiles import Route
 from pipeline.program.stack import StackSettings
-from tests.conftest import KMS_KEY_ARN
+from tests.support.aws import KMS_KEY_ARN
 from tests.support.pulumi_program import (
     deploy,
     run_program,

@@ -16,8 +16,8 @@ from lambda_pkg.events import normalise_sequencer
 from lambda_pkg.handler import process_event
 from lambda_pkg.metadata import MetadataStore
 from lambda_pkg.profiles import load_named
-from tests.conftest import INPUT_BUCKET, OUTPUT_BUCKET, load_event, put_event
 from tests.support import images
+from tests.support.aws import INPUT_BUCKET, OUTPUT_BUCKET, load_event, put_event
 
 HEX = st.text("0123456789ABCDEF", min_size=1, max_size=24)
 

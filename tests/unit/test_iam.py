@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline.program.iam import assume_role_policy, function_policy, tls_only_bucket_policy
-from tests.conftest import KMS_KEY_ARN
+from tests.support.aws import KMS_KEY_ARN
 
 INPUT = "arn:aws:s3:::imgpipe-dev-input-a1b2c3d"
 OUTPUT = "arn:aws:s3:::imgpipe-dev-output-a1b2c3d"

@@ -17,8 +17,8 @@ from pipeline.program.stack import (
     StackSettings,
     StackSettingsError,
 )
-from tests.conftest import KMS_KEY_ARN
 from tests.support import REPO
+from tests.support.aws import KMS_KEY_ARN
 
 
 def settings_from(**values: str) -> StackSettings:
