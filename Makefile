@@ -20,15 +20,16 @@ $(STAMP): pyproject.toml requirements.txt requirements/dev.txt requirements/laye
 demo: $(STAMP)
 	$(BIN)/imgpipe demo
 
-test: $(STAMP)
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest
 
 # The edit loop: tests/unit and tests/functional without the tests marked slow, on every
 # core. `make test` (above) stays the one command that runs everything.
-test-fast: $(STAMP)
-	$(BIN)/ruff check .
+test-fast: lint
 	$(BIN)/python -m pytest -q -n auto -m "not slow" tests/unit tests/functional
 
 # Speed, memory and quality against the seed and libvips: benchmarks/README.md.

@@ -112,7 +112,9 @@ def _children() -> list[int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.budget", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})  # one core, as `taskset -c 0`

@@ -1,12 +1,12 @@
 """`python -m imgpipe_samples DIR`: write the demo's sample images, print a JSON manifest."""
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from imgpipe_samples import manifest
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m imgpipe_samples DIR")
-    print(json.dumps(manifest(Path(sys.argv[1]))))
+    parser = argparse.ArgumentParser(prog="python -m imgpipe_samples", description=__doc__)
+    parser.add_argument("dir", type=Path, help="where to write the images (created if missing)")
+    print(json.dumps(manifest(parser.parse_args().dir)))

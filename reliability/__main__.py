@@ -14,7 +14,10 @@ def main(argv: list[str] | None = None) -> int:
         from reliability import fuzz
 
         return fuzz.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m reliability")
+    parser = argparse.ArgumentParser(
+        prog="python -m reliability",
+        epilog="python -m reliability fuzz --help: the fuzzer's own options",
+    )
     parser.add_argument(
         "command",
         choices=(
