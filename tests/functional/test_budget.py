@@ -126,6 +126,7 @@ def test_memory_the_child_inherited_unused_counts_against_its_budget_too(worker)
         _INHERITED.close()
 
 
+@pytest.mark.slow
 def test_work_past_the_deadline_is_killed_at_the_deadline(worker):
     worker.start(None)
     started = time.monotonic()
@@ -221,6 +222,7 @@ def assert_failed(aws, key, error_type, reason):
     assert aws.output_keys() == []
 
 
+@pytest.mark.slow
 def test_an_image_that_needs_more_memory_than_is_left_fails_with_the_reason(aws):
     # GIVEN a 5000x4000 RGB PNG (60 MB decoded) and a function with 40 MB left past this
     # process and the reserve
@@ -245,6 +247,7 @@ def test_a_render_that_allocates_without_end_fails_and_the_next_image_is_fine(aw
     assert run(aws, "fine.jpg", images.jpeg(640, 480), limits)["processed"] == 1
 
 
+@pytest.mark.slow
 def test_a_render_past_the_deadline_fails_within_the_invocation(aws, monkeypatch):
     # GIVEN a render that never ends, and a context with 3 s left (1 s kept for the writes)
     data = images.jpeg(64, 48)

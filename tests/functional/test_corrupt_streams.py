@@ -40,6 +40,8 @@ from lambda_pkg.settings import Settings
 from tests.support import images
 from tests.support.aws import INPUT_BUCKET, OUTPUT_BUCKET, TABLE, put_event
 
+pytestmark = pytest.mark.slow  # every format, damaged three ways: make test runs it
+
 SIZE = (480, 360)
 Span = tuple[int, int]  # [start, end) of compressed pixel data in the file
 

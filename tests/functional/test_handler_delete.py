@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from urllib.parse import quote_plus
 
+import pytest
 from botocore.exceptions import ClientError
 
 from lambda_pkg import wire
@@ -101,6 +102,7 @@ def test_delete_of_an_unknown_key_leaves_a_tombstone_that_an_older_create_cannot
     assert aws.item("never-seen.jpg")["status"] == "deleted"
 
 
+@pytest.mark.slow
 def test_an_older_delete_never_removes_a_newer_uploads_renditions(aws):
     # GIVEN the key was re-uploaded and processed after the delete S3 reports late
     upload_and_process(aws, "k.jpg", profile="thumbnail", sequencer=CREATED)

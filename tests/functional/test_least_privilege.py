@@ -53,7 +53,8 @@ from tests.support.pulumi_program import (
     deploy,
 )
 
-pytestmark = pytest.mark.usefixtures("fake_layer")  # no pip build under the mocks
+# moto simulating IAM over every call: make test runs it. No pip build under the mocks.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_layer")]
 
 ROUTES = (Route("thumbnail", prefix="avatars/"), Route("web", prefix="graphics/", suffix=".png"))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from lambda_pkg import ownership, wire
 from lambda_pkg.handler import process_event
 from lambda_pkg.metadata import MetadataStore, Source
@@ -108,6 +110,7 @@ def test_a_key_a_newer_event_of_the_same_source_claimed_is_left_to_that_event(aw
     assert store.owner(THUMB)["sequencer"] == NEWER.sequencer
 
 
+@pytest.mark.slow
 def test_a_newer_claim_landing_during_a_cleanup_gets_its_rendition_back(aws, monkeypatch):
     # GIVEN the cleanup read the record before a newer event of the source claimed the key
     store = MetadataStore(aws.dynamodb, TABLE)
@@ -135,6 +138,7 @@ def test_another_sources_key_is_never_deleted_by_a_cleanup(aws):
     assert aws.output(THUMB) == b"b's rendition"
 
 
+@pytest.mark.slow
 def test_renditions_written_before_owner_records_existed_are_still_removed_on_delete(aws):
     # GIVEN an item and rendition as the previous version wrote them: no owner record
     _deliver(aws, "old/photo.jpg", images.jpeg(640, 480))

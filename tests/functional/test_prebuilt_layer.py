@@ -302,6 +302,7 @@ def unreachable_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "up-skip-preview"])
 def test_a_failed_layer_build_registers_nothing(unreachable_index: Path, preview: bool) -> None:
     mocks = PipelineMocks()

@@ -432,6 +432,7 @@ def test_every_walk_stops_one_step_past_its_cap(monkeypatch, walk, make, fmt, st
 # -- 2. the decode, refused from the header's size before a pixel is decoded ----------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("named", [THUMBNAIL, WEB], ids=["thumbnail", "web"])
 def test_a_1_by_50_million_png_is_refused_before_its_rows_are_decoded(never_decoded, named):
     # GIVEN a valid 97 KB PNG of 1 x 50,000,000: under max_pixels, yet its 50M row pointers
@@ -468,6 +469,7 @@ def test_a_gif_with_a_huge_canvas_and_many_frames_is_refused_when_frames_are_kep
     assert "animation is 100 frames of 7000x7000" in reason
 
 
+@pytest.mark.slow
 def test_an_apng_canvas_times_its_frames_is_refused_before_a_frame_is_decoded(never_decoded):
     kept = profile(rendition(), keep_animation=True, max_pixels=10_000_000)
     reason = refused(apng(4, (2000, 2000)), kept)

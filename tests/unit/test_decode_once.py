@@ -113,6 +113,7 @@ def test_jpeg_is_drafted_for_the_largest_rendition_not_the_smallest() -> None:
     assert decoded.original_size == STORED
 
 
+@pytest.mark.slow
 def test_drafted_decode_keeps_the_largest_rendition_sharp(resizes: Resizes) -> None:
     data = detailed_jpeg()
     profile = profile_of(*(width_rendition(w) for w in WIDTHS))

@@ -181,6 +181,7 @@ def test_cover_crop_keeps_the_centre():
     assert result.getpixel((2, 25))[0] > 200 and result.getpixel((47, 25))[0] > 200
 
 
+@pytest.mark.slow
 def test_renditions_cascade_but_match_a_direct_resize():
     data = images.jpeg(3000, 2000)
     widths = (1600, 800, 200)
