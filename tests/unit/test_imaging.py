@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import io
+import weakref
 from dataclasses import replace
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from lambda_pkg import imaging
-from lambda_pkg.profiles import Profile, Rendition, Resize
+from lambda_pkg import decoding, imaging
+from lambda_pkg.profiles import Profile, Rendition, Resize, load_named
 from tests.support import images
 
 
@@ -230,3 +232,28 @@ def test_one_list_of_steps_makes_stills_and_every_animation_frame(monkeypatch):
     assert decode_output(png).convert("RGB").getpixel((0, 0)) == (0, 0, 0)
     frames = Image.open(io.BytesIO(webp.data))
     assert frames.n_frames == 4
+
+
+def test_the_picture_as_stored_is_freed_before_the_render(monkeypatch):
+    # GIVEN a sideways JPEG: orienting it makes a copy, so the stored decode is garbage
+    stored: list[weakref.ref] = []
+    read_header = decoding.read_header
+
+    def remembering(data, profile):
+        header = read_header(data, profile)
+        stored.append(weakref.ref(header.image))
+        return header
+
+    seen_alive: list[bool] = []
+    render_all = imaging.render_all
+
+    def checking(decoded, plan, profile):
+        gc.collect()
+        seen_alive.append(stored[0]() is not None)
+        return render_all(decoded, plan, profile)
+
+    monkeypatch.setattr(decoding, "read_header", remembering)
+    monkeypatch.setattr(imaging, "render_all", checking)
+    # WHEN it is processed, THEN nothing holds the stored picture while renditions are made
+    imaging.process(images.jpeg(640, 480, orientation=6), load_named("web"))
+    assert seen_alive == [False]
