@@ -2,7 +2,7 @@
 single pixel is decoded.
 
 A small table of limits in the spirit of ImageMagick's policy.xml and libjpeg-turbo's
-max_scans, each a named constant with its reason, checked at three points of imaging.decode:
+max_scans, each a named constant with its reason, checked at three points of decoding.read_header:
 
 1. check_container, before Pillow opens the bytes: the structures that opening and counting
    frames walk in Python (JPEG segments and scans, PNG chunks, GIF blocks and frames, WebP

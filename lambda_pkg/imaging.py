@@ -58,21 +58,12 @@ class Output:
 def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
     """Decode once and produce every rendition of the profile, in profile order."""
     with bombs_are_errors():
-        decoded, sizes = _decode(data, profile)
+        decoded, sizes = decoding.decode_measured(data, profile)
         pending, smallest = render_all(decoded, plan_for(decoded, sizes, profile), profile)
         # Placeholders are Python work: done while the pool's encoders (GIL released) run.
         blurhash, colour = placeholders.placeholders(smallest, profile.background)
         outputs = [output() for output in pending]
     return dataclasses.replace(decoded, blurhash=blurhash, dominant_color=colour), outputs
-
-
-def _decode(data: bytes, profile: Profile) -> tuple[Decoded, planning.Sizes]:
-    """The decode and the renditions' sizes (measured once, for the cost check). Its own
-    function so the header dies here: its image holds the picture as stored, before
-    orientation and colour conversion made the copy that is rendered (193 MB more at the
-    peak for a 7071x7071 RGBA PNG)."""
-    header = decoding.read_header(data, profile)
-    return decoding.decode_pixels(header, profile, header.sizes.draft), header.sizes
 
 
 def plan_for(decoded: Decoded, sizes: planning.Sizes, profile: Profile) -> Plan:
