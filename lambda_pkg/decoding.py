@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from lambda_pkg import animation, costs, formats, planning
+from lambda_pkg import animation, costs, formats, geometry, planning
 from lambda_pkg.colour import has_alpha as _has_alpha
 from lambda_pkg.colour import normalise_mode, to_srgb
 from lambda_pkg.geometry import Size
@@ -27,6 +27,7 @@ from lambda_pkg.profiles import Profile
 
 _EXIF_ORIENTATION = 0x0112
 _GPS_IFD = 0x8825
+_JPEG_SCALES = (8, 4, 2)  # libjpeg's DCT scaling, as draft() offers it
 _SWAPS_AXES = {5, 6, 7, 8}
 # EXIF orientation -> the transpose that shows the picture upright (ImageOps' table).
 _UPRIGHT = {
@@ -49,6 +50,9 @@ class ImageRejected(Exception):
 @dataclass(frozen=True)
 class Decoded:
     image: Image.Image  # L, RGB or RGBA, sRGB, upright; possibly DCT-scaled
+    # The part of `image` that is picture, when a DCT-scaled decode ends in a fraction of a
+    # pixel (2000x1500 at 1/8: 250x187.5 in a 250x188 image); None: all of it.
+    area: geometry.Box | None
     input_format: str  # profile name of the format: "jpeg", "png", "heic", ...
     original_size: tuple[int, int]  # after EXIF orientation, at full resolution
     original_mode: str
@@ -135,10 +139,11 @@ def decode_pixels(header: Header, profile: Profile, draft: Size) -> Decoded:
     original_mode = image.mode
     icc = image.info.get("icc_profile") or None
     xmp = _xmp(image)
-    _draft(header, draft)
+    area = _draft(header, draft)
     frames, picture, alpha = _load(header, _upright_and_srgb(icc, header.orientation))
     return Decoded(
         image=picture,
+        area=area,
         input_format=header.input_format,
         original_size=header.size,
         original_mode=original_mode,
@@ -170,12 +175,14 @@ def _frames_to_keep(frame_count: int, size: Size, profile: Profile) -> int:
         return animation.frames_to_keep(frame_count, size, profile)
 
 
-def _draft(header: Header, need: Size) -> None:
+def _draft(header: Header, need: Size) -> geometry.Box | None:
     """JPEG: libjpeg's DCT-scaled decode. HEIC: pillow-heif decodes an embedded thumbnail
     instead of the photo when one is big enough and a scaled copy of it (same crop,
-    orientation and colour profile): iPhones store a 320x240 one next to 12 MP."""
+    orientation and colour profile): iPhones store a 320x240 one next to 12 MP. Returns the
+    part of the upright decode that is picture, when it is not all of it."""
     if header.input_format == "jpeg" or (header.input_format == "heic" and header.frame_count == 1):
-        _draft_for(header.image, need, header.orientation)
+        return _draft_for(header.image, need, header.orientation)
+    return None
 
 
 def _load(
@@ -347,10 +354,32 @@ def _xmp(image: Image.Image) -> bytes | None:
     return value or None
 
 
-def _draft_for(image: Image.Image, need: tuple[int, int], orientation: int) -> None:
+def _draft_for(image: Image.Image, need: Size, orientation: int) -> geometry.Box | None:
     """Ask the decoder for a smaller picture when the largest rendition allows it: libjpeg
     at 1/2, 1/4 or 1/8 scale, pillow-heif an embedded thumbnail."""
     if orientation in _SWAPS_AXES:
         need = (need[1], need[0])  # draft works in the stored (unrotated) orientation
+    if image.format in ("JPEG", "MPO"):
+        need = jpeg_draft_request(image.size, need)
     requested_mode = "RGB" if image.mode in ("RGB", "YCbCr") else image.mode
-    image.draft(requested_mode, need)
+    drafted = image.draft(requested_mode, need)
+    if drafted is None:
+        return None
+    box = tuple(float(v) for v in drafted[1])
+    if box == (0.0, 0.0, float(image.width), float(image.height)):
+        return None
+    return geometry.upright_box(box, image.size, orientation)  # type: ignore[arg-type]
+
+
+def jpeg_draft_request(stored: Size, need: Size) -> Size:
+    """What to ask JPEG's draft() for so that libjpeg decodes at the smallest scale whose
+    picture is still at least `need` (rounded up, as libjpeg's picture and the need both
+    are). draft() picks its scale by floor division (stored // asked): asking for `need`
+    itself can cost a scale (2000x1500 needing 250x188: 1500 // 188 = 7, so 1/4 where 1/8
+    gives 250x188)."""
+    for scale in _JPEG_SCALES:
+        if all(-(-side // scale) >= want for side, want in zip(stored, need, strict=True)):
+            # stored // (stored // scale) lies in [scale, 2 * scale): draft() picks `scale`
+            # (a side shorter than `scale` asks for 0, and draft() then decodes at 1/1).
+            return max(1, stored[0] // scale), max(1, stored[1] // scale)
+    return stored  # an upscale: full size

@@ -109,8 +109,21 @@ GRAVITIES: dict[str, Gravity] = {
 }
 
 
-def crop_box(image: Image.Image, extent: Extent, gravity: str) -> Box:
-    if extent[0] >= image.width - 0.5 and extent[1] >= image.height - 0.5:
-        return (0.0, 0.0, float(image.width), float(image.height))
+def crop_box(image: Image.Image, extent: Extent, gravity: str, area: Box | None = None) -> Box:
+    """The crop, inside `area` (the part of `image` that is picture: a DCT-scaled decode
+    ends in a fraction of a pixel) or the whole image."""
+    x0, y0, x1, y1 = area or (0.0, 0.0, float(image.width), float(image.height))
+    if extent[0] >= x1 - x0 - 0.5 and extent[1] >= y1 - y0 - 0.5:
+        return (x0, y0, x1, y1)
     left, top = GRAVITIES[gravity](image, extent)
+    # The gravity placed the crop in the whole image: the same place, relative to the room
+    # it had, in the area's room (exact for fixed gravities; within a pixel for smart ones).
+    left = x0 + _within(left, image.width - extent[0], x1 - x0 - extent[0])
+    top = y0 + _within(top, image.height - extent[1], y1 - y0 - extent[1])
     return (left, top, left + extent[0], top + extent[1])
+
+
+def _within(offset: float, room: float, area_room: float) -> float:
+    if area_room <= 0 or room <= 0:
+        return 0.0
+    return min(max(offset * area_room / room, 0.0), area_room)

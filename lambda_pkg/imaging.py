@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from lambda_pkg import decoding, encoding, formats, placeholders, planning, steps
+from lambda_pkg import decoding, encoding, formats, placeholders, planning, settings, steps
 from lambda_pkg.colour import normalise_mode
 from lambda_pkg.decoding import Decoded, ImageRejected, bombs_are_errors, decode
 from lambda_pkg.geometry import target_size
@@ -94,10 +94,10 @@ os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _executor() -> ThreadPoolExecutor:
-    """One pool per container: Lambda gives 2+ vCPUs from 1769 MB; encoders release the GIL."""
+    """One pool per container: Lambda gives 2+ vCPUs from 3538 MB; encoders release the GIL."""
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1)))
+        _pool = ThreadPoolExecutor(max_workers=max(2, min(4, settings.usable_cores())))
     return _pool
 
 
@@ -115,8 +115,10 @@ def render_all(
         job = plan.jobs[index]
         if job.picture == len(made):  # its first use: make it (the plan made it in this order)
             picture = plan.pictures[job.picture]
-            source = decoded.image if picture.source is None else made[picture.source]
-            made.append(steps.make(source, picture, profile.background))
+            if picture.source is None:
+                made.append(steps.make(decoded.image, picture, profile.background, decoded.area))
+            else:
+                made.append(steps.make(made[picture.source], picture, profile.background))
         pending[index] = _encode(made[job.picture], job, meta, profile.background)
 
     def output(job: Job, done: Future[bytes]) -> Callable[[], Output]:
@@ -130,7 +132,7 @@ def render_all(
 def _encode(
     picture: Image.Image, job: Job, meta: encoding.Carried, background: str
 ) -> Future[bytes]:
-    if job.inline:
+    if job.inline or settings.usable_cores() < 2:  # with one core, a hand-off only costs
         done: Future[bytes] = Future()
         done.set_result(encoding.encode(picture, job.format, job.rendition, meta, background))
         return done

@@ -6,6 +6,7 @@ they import the constants from here so the two sides cannot drift.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,3 +68,40 @@ def function_environment(
         ENV_METADATA_TABLE: metadata_table,
         ENV_PROFILE_CONFIG: config.to_json(),
     }
+
+
+# Lambda gives a function one vCPU's worth of time per 1,769 MB (its documented ratio): at
+# the stack's 1,536 MB that is 0.87 of one core, shared by every thread the function starts.
+LAMBDA_MB_PER_VCPU = 1769
+_CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+@functools.cache
+def usable_cores() -> int:
+    """How many cores' worth of time this process can use at once (see `cores_from`);
+    read once per process: it does not change while the process lives."""
+    return cores_from(os.environ)
+
+
+def cores_from(environ: Mapping[str, str]) -> int:
+    """The fewest of the process's CPU affinity, its cgroup's CPU quota and, on Lambda,
+    its memory's vCPU share. Below 2, a second thread only adds hand-offs (imaging encodes
+    inline, transforms resize in one pass); os.cpu_count() counts the host's cores whatever
+    the process may use."""
+    limits = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0]
+    limits.append(_cgroup_quota())
+    memory_mb = _memory_mb(environ.get(ENV_MEMORY_SIZE))
+    if memory_mb is not None:
+        limits.append(max(1, memory_mb // LAMBDA_MB_PER_VCPU))
+    known = [limit for limit in limits if limit > 0] or [os.cpu_count() or 1]
+    return max(1, min(known))
+
+
+def _cgroup_quota() -> int:
+    """cgroup v2's `cpu.max` ("max 100000" or "150000 100000"), in whole cores; 0: none."""
+    try:
+        with open(_CGROUP_CPU_MAX) as limits:
+            quota, period = limits.read().split()[:2]
+        return 0 if quota == "max" else max(1, int(quota) // int(period))
+    except (OSError, ValueError):
+        return 0

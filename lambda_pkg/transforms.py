@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image, ImageFilter
 
-from lambda_pkg import geometry
+from lambda_pkg import geometry, settings
 from lambda_pkg.gravity import crop_box
 from lambda_pkg.profiles import Resize
 
@@ -33,8 +33,6 @@ KERNELS = {
 # resize releases the GIL). Each strip's filter reads source rows across the seam, so the
 # result is the single-pass result.
 STRIP_MIN_ROWS = 64
-# Read once: os.cpu_count() reads sysfs on every call (~8 us here).
-_CORES = os.cpu_count() or 1
 _strip_pool: ThreadPoolExecutor | None = None
 
 
@@ -51,7 +49,7 @@ def _resize(
     image: Image.Image, target: geometry.Size, box: geometry.Box, kernel: str
 ) -> Image.Image:
     resample = KERNELS[kernel]
-    if target[1] < STRIP_MIN_ROWS or _CORES < 2:
+    if target[1] < STRIP_MIN_ROWS or settings.usable_cores() < 2:
         return image.resize(target, resample, box=box, reducing_gap=REDUCING_GAP)
     global _strip_pool
     if _strip_pool is None:
@@ -74,18 +72,34 @@ def _resize(
     return result
 
 
-def fit(image: Image.Image, target: geometry.Size, kernel: str = "lanczos") -> Image.Image:
-    if image.size == target:
+def _whole(image: Image.Image) -> geometry.Box:
+    return (0.0, 0.0, float(image.width), float(image.height))
+
+
+def fit(
+    image: Image.Image,
+    target: geometry.Size,
+    kernel: str = "lanczos",
+    area: geometry.Box | None = None,
+) -> Image.Image:
+    """`area`: the part of `image` that is picture (a DCT-scaled decode's last row and
+    column hold a fraction of a pixel: 1500 / 8 = 187.5 rows); the whole image if None."""
+    if image.size == target and area is None:
         return image
-    return _resize(image, target, (0.0, 0.0, float(image.width), float(image.height)), kernel)
+    return _resize(image, target, area or _whole(image), kernel)
 
 
 def cover(
-    image: Image.Image, target: geometry.Size, gravity: str, kernel: str = "lanczos"
+    image: Image.Image,
+    target: geometry.Size,
+    gravity: str,
+    kernel: str = "lanczos",
+    area: geometry.Box | None = None,
 ) -> Image.Image:
-    extent = geometry.crop_extent(image.size, target)
-    box = crop_box(image, extent, gravity)
-    if image.size == target and box == (0, 0, image.width, image.height):
+    x0, y0, x1, y1 = area or _whole(image)
+    extent = geometry.crop_extent((x1 - x0, y1 - y0), target)
+    box = crop_box(image, extent, gravity, area)
+    if image.size == target and box == _whole(image):
         return image
     return _resize(image, target, box, kernel)
 
@@ -96,9 +110,10 @@ def pad(
     box: geometry.Size,
     background: str,
     kernel: str = "lanczos",
+    area: geometry.Box | None = None,
 ) -> Image.Image:
     """Fit into `content`, then centre on a `box`-sized canvas of the background colour."""
-    inner = fit(image, content, kernel)
+    inner = fit(image, content, kernel, area)
     if inner.size == box:
         return inner
     canvas = Image.new(inner.mode if inner.mode != "L" else "RGB", box, background)
@@ -122,11 +137,14 @@ def apply(
     target: geometry.Size,
     content: geometry.Size,
     background: str,
+    area: geometry.Box | None = None,
 ) -> Image.Image:
     """One resize rule from a full-frame image, to the sizes the plan worked out from the
-    full-resolution size (geometry.sizing): `content` is pad's picture inside `target`."""
+    full-resolution size (geometry.sizing): `content` is pad's picture inside `target`;
+    `area` the part of the image that is picture (see `fit`)."""
     if resize.mode == "cover":
-        return cover(image, target, resize.gravity, resize.kernel)
+        return cover(image, target, resize.gravity, resize.kernel, area)
     if resize.mode == "pad":
-        return pad(image, content, target, resize.background or background, resize.kernel)
-    return fit(image, target, resize.kernel)
+        bg = resize.background or background
+        return pad(image, content, target, bg, resize.kernel, area)
+    return fit(image, target, resize.kernel, area)

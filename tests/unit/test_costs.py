@@ -569,3 +569,34 @@ def test_every_sample_image_still_processes():
         for named in (THUMBNAIL, WEB):
             _, outputs = imaging.process(data, named)
             assert len(outputs) == len(named.renditions), (name, named.name)
+
+
+def test_a_sequential_jpeg_is_walked_only_to_its_first_scan(monkeypatch):
+    # GIVEN a baseline JPEG followed by a second copy of its scan 150 times (the progressive
+    # form of this is the scan bomb above), and the same bytes marked progressive
+    data = images.jpeg(64, 48)
+    first, end = data.index(b"\xff\xda"), data.rindex(b"\xff\xd9")
+    repeated = data[:end] + data[first:end] * 150 + data[end:]
+    sof0 = repeated.index(b"\xff\xc0")
+    progressive = repeated[:sof0] + b"\xff\xc2" + repeated[sof0 + 2 :]
+    walked: list[int] = []
+    real = headers.jpeg_markers
+
+    def counting(data: bytes):
+        for marker in real(data):
+            walked.append(marker[0])
+            yield marker
+
+    monkeypatch.setattr(headers, "jpeg_markers", counting)
+
+    # WHEN the container is checked
+    costs.check_container(repeated, ("jpeg",))
+
+    # THEN the walk stopped at the first scan: a sequential Huffman scan codes every block in
+    # at least two bits, so its cost is bounded by its bytes (and libjpeg refuses the copies)
+    assert walked.count(headers.JPEG_SOS) == 1 and walked[-1] == headers.JPEG_SOS
+    with pytest.raises(OSError):
+        Image.open(io.BytesIO(repeated)).load()
+    # AND the progressive form is still walked to the end and refused
+    with pytest.raises(costs.TooCostly, match="JPEG scans"):
+        costs.check_container(progressive, ("jpeg",))

@@ -25,7 +25,7 @@ from tests.support import images
 
 KEY = "processed/{key}/{rendition}.{ext}"
 STORED = (4000, 3000)
-WIDTHS = (1600, 800, 200)
+WIDTHS = (1000, 500, 100)
 Size = tuple[int, int]
 
 
@@ -75,9 +75,14 @@ class Resizes:
         real = transforms.apply
 
         def apply(
-            image: Image.Image, resize: Resize, target: Size, content: Size, background: str
+            image: Image.Image,
+            resize: Resize,
+            target: Size,
+            content: Size,
+            background: str,
+            area: geometry.Box | None = None,
         ) -> Image.Image:
-            result = real(image, resize, target, content, background)
+            result = real(image, resize, target, content, background, area)
             self.calls.append((image.size, resize, result))
             return result
 
@@ -173,16 +178,16 @@ def test_each_rendition_is_resized_from_the_smallest_sufficient_earlier_picture(
     resizes: Resizes,
 ) -> None:
     profile = profile_of(*(width_rendition(w) for w in WIDTHS))
-    decode = libjpeg_scaled(STORED, draft_need((1600, 1200)))
-    # Premise of the chain below: 800 needs CASCADE_GAP x 800 = 1600 px of source, which
-    # the 1600 rendition has; 200 needs 400, which 800 (the smallest such) has.
-    assert 800 * geometry.CASCADE_GAP <= 1600 and 200 * geometry.CASCADE_GAP <= 800
+    decode = libjpeg_scaled(STORED, draft_need((1000, 750)))
+    # Premise of the chain below: 500 needs CASCADE_GAP x 500 = 1000 px of source, which
+    # the 1000 rendition has; 100 needs 200, which 500 (the smallest such) has.
+    assert 500 * geometry.CASCADE_GAP <= 1000 and 100 * geometry.CASCADE_GAP <= 500
 
     _, outputs = imaging.process(photo_jpeg(), profile)
 
     sources = [resizes.source_of(r.resize) for r in profile.renditions]
-    assert sources == [decode, (1600, 1200), (800, 600)]
-    assert [(o.width, o.height) for o in outputs] == [(1600, 1200), (800, 600), (200, 150)]
+    assert sources == [decode, (1000, 750), (500, 375)]
+    assert [(o.width, o.height) for o in outputs] == [(1000, 750), (500, 375), (100, 75)]
 
 
 def test_renditions_that_differ_only_in_encoding_share_one_resize(resizes: Resizes) -> None:
@@ -204,24 +209,24 @@ def test_renditions_that_differ_only_in_encoding_share_one_resize(resizes: Resiz
 
 def test_cascade_uses_only_full_frame_pictures_of_the_same_kernel(resizes: Resizes) -> None:
     big, pixel_art, small = (
-        width_rendition(1600),
-        width_rendition(800, "nearest"),
-        width_rendition(200),
+        width_rendition(1000),
+        width_rendition(500, "nearest"),
+        width_rendition(100),
     )
-    square = Rendition("square", Resize("cover", width=300, height=300), "jpeg", KEY)
+    square = Rendition("square", Resize("cover", width=150, height=150), "jpeg", KEY)
     profile = profile_of(small, square, pixel_art, big)
-    decode = libjpeg_scaled(STORED, draft_need((1600, 1200)))
-    # The 300 px cover needs CASCADE_GAP x 0.1 x the frame = 800x600, the 200 px width
-    # 400x300: the nearest-kernel 800x600 would be enough for both but is another kernel,
-    # and a crop is never a source, so both come from the lanczos 1600x1200.
-    assert geometry.need(STORED, square.resize, geometry.CASCADE_GAP) == (800, 600)
+    decode = libjpeg_scaled(STORED, draft_need((1000, 750)))
+    # The 150 px cover needs CASCADE_GAP x 0.05 x the frame = 400x300, the 100 px width
+    # 200x150: the nearest-kernel 500x375 would be enough for both but is another kernel,
+    # and a crop is never a source, so both come from the lanczos 1000x750.
+    assert geometry.need(STORED, square.resize, geometry.CASCADE_GAP) == (400, 300)
 
     imaging.process(photo_jpeg(), profile)
 
     assert resizes.source_of(big.resize) == decode
     assert resizes.source_of(pixel_art.resize) == decode
-    assert resizes.source_of(square.resize) == (1600, 1200)
-    assert resizes.source_of(small.resize) == (1600, 1200)
+    assert resizes.source_of(square.resize) == (1000, 750)
+    assert resizes.source_of(small.resize) == (1000, 750)
 
 
 def test_upright_srgb_jpeg_is_used_as_decoded_without_a_copy(
@@ -249,7 +254,7 @@ def test_upright_srgb_jpeg_is_used_as_decoded_without_a_copy(
 
 def test_sideways_jpeg_is_drafted_with_the_need_in_stored_axes() -> None:
     data = photo_jpeg(orientation=6)  # stored 4000x3000, displayed 3000x4000
-    rendition = width_rendition(1200)
+    rendition = width_rendition(750)
     displayed = (STORED[1], STORED[0])
     need = draft_need(geometry.target_size(displayed, rendition.resize))  # 1500x2000
     stored_decode = libjpeg_scaled(STORED, (need[1], need[0]))
@@ -262,4 +267,4 @@ def test_sideways_jpeg_is_drafted_with_the_need_in_stored_axes() -> None:
 
     assert decoded.original_size == displayed
     assert decoded.image.size == (stored_decode[1], stored_decode[0])
-    assert (output.width, output.height) == (1200, 1600)
+    assert (output.width, output.height) == (750, 1000)

@@ -213,7 +213,7 @@ def test_one_list_of_steps_makes_stills_and_every_animation_frame(monkeypatch):
 
     seen: list[tuple[int, int]] = []
 
-    def mark(image, picture, background):
+    def mark(image, picture, background, area):
         seen.append(picture.size)
         marked = image.copy()
         marked.putpixel((0, 0), (0, 0, 0, 255) if image.mode == "RGBA" else (0, 0, 0))

@@ -48,8 +48,8 @@ def sources(plan: planning.Plan) -> list[int | None]:
 
 
 def test_the_draft_size_is_the_largest_need_with_the_draft_margin() -> None:
-    profile = Profile("t", (width(200), width(1600), box("cover", 300, 300)))
-    # 1600 of 4000 is 0.4 of the frame; x 1.25 is half of it.
+    profile = Profile("t", (width(200), width(1000), box("cover", 300, 300)))
+    # 1000 of 4000 is a quarter of the frame; x 2 is half of it.
     assert planning.measure(ORIGINAL, profile).draft == (2000, 1500)
 
 
