@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from benchmarks import coldstart
 from tests.support import REPO
 
 
@@ -32,3 +36,14 @@ def test_client_error_is_botocores() -> None:
     from lambda_pkg import clients
 
     assert clients.client_error() is ClientError
+
+
+@pytest.mark.slow  # builds the real layer with pip (cached in tmp_path for this test only)
+def test_the_benchmark_imports_the_handler_from_the_built_artifacts(tmp_path: Path) -> None:
+    figures = coldstart.measure("python3.12", samples=3, cache_dir=tmp_path)
+    if "error" in figures:
+        pytest.skip(str(figures["error"]))
+    assert figures["boto3_imported"] is False
+    # Three samples on a shared machine: too few for the target, enough for the ordering.
+    assert figures["with_pyc_ms"] < figures["without_pyc_ms"]
+    assert coldstart.report(figures)[-1].split()[0] in ("PASS", "FAIL")
