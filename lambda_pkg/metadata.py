@@ -8,9 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from lambda_pkg import wire
+from lambda_pkg import clients, wire
 from lambda_pkg.imaging import Decoded, Output
 from lambda_pkg.profiles import Profile
 from lambda_pkg.records import (
@@ -339,7 +337,7 @@ class MetadataStore:
     def _conditional(call: Any, request: dict[str, Any]) -> bool:
         try:
             call(**request)
-        except ClientError as exc:
+        except clients.client_error() as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise

@@ -16,9 +16,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from lambda_pkg import imaging, isolated, ownership
+from lambda_pkg import clients, imaging, isolated, ownership
 from lambda_pkg.budget import Budget, BudgetExceeded, ChildCrashed, Unavailable
 from lambda_pkg.events import S3Record
 from lambda_pkg.metadata import (
@@ -300,7 +298,7 @@ def _remove(work: _Record, profile: Profile) -> Outcome:
 def _exists(work: _Record) -> bool:
     try:
         work.s3.head_object(Bucket=work.record.bucket, Key=work.key)
-    except ClientError as exc:
+    except clients.client_error() as exc:
         if exc.response.get("Error", {}).get("Code") in _MISSING_OBJECT_CODES:
             return False
         raise
@@ -334,7 +332,7 @@ def _download(s3: Any, record: S3Record, profile: Profile) -> tuple[bytes, int]:
         _check_size(record.size, profile)
     try:
         response = s3.get_object(Bucket=record.bucket, Key=record.key)
-    except ClientError as exc:
+    except clients.client_error() as exc:
         if exc.response.get("Error", {}).get("Code") in _MISSING_OBJECT_CODES:
             raise _Missing from exc
         raise

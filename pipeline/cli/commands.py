@@ -19,7 +19,12 @@ from pipeline.aws import REGION
 from pipeline.cli import gallery, ops, report
 from pipeline.cli.progress import ProgressBar
 from pipeline.cli.targets import Target, TargetError, resolve
-from pipeline.program.artifacts import ArtifactError, build_layer, check_prebuilt_layer
+from pipeline.program.artifacts import (
+    ArtifactError,
+    build_layer,
+    bytecode_note,
+    check_prebuilt_layer,
+)
 from pipeline.program.routing import RoutingError, describe
 from pipeline.program.stack import ARCHITECTURES, RUNTIMES, StackSettings, StackSettingsError
 
@@ -154,6 +159,9 @@ def _build_layer(args: argparse.Namespace) -> int:
     output = args.output or Path("layers") / name
     if output.is_dir():
         output = output / name
+    note = bytecode_note(runtime)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     built = build_layer(runtime, args.arch)
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(built, output)

@@ -1,10 +1,15 @@
 """Deployment artifacts: the Pillow layer (built by pip for the function's platform) and the
 function zip. Both are deterministic and cached by content, so `pulumi up` with nothing
 changed uploads nothing. Never imports Pillow: pip fetches it for another platform.
+
+Both carry bytecode compiled by an interpreter of the runtime's own version when this
+machine has one (`find_interpreter`): Lambda's /var/task and /opt are read-only, so a
+module without a usable .pyc is compiled again, in memory, at every cold start.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -16,6 +21,7 @@ import sysconfig
 import tempfile
 import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,12 +43,105 @@ MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
 # ELF e_machine of each architecture's shared objects.
 ELF_MACHINES = {"arm64": 183, "x86_64": 62}  # EM_AARCH64, EM_X86_64
 # Bump when the zip layout or pip flags change, so old cached zips are not reused.
-_BUILD_VERSION = "1"
+_BUILD_VERSION = "2"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Hash-based, not timestamp-based: a timestamp .pyc records its source's mtime, and the zip
+# stores every entry at _ZIP_EPOCH while Lambda promises nothing about the mtimes it
+# extracts, so a mismatch would make Python recompile in memory at every cold start, with
+# no way to write the result back. Unchecked: the source and its .pyc only ever change
+# together (one content-addressed, read-only artifact), so hashing every source at import
+# would buy nothing. A hash-based .pyc also records no time: same sources, same zip bytes.
+PYC_INVALIDATION = "unchecked-hash"
+# Where Lambda puts each artifact: the file names recorded in the bytecode.
+_FUNCTION_ROOT = "/var/task"
+_LAYER_ROOT = "/opt"
+# What a candidate interpreter reports: implementation, version, bytecode magic, GIL.
+_PROBE = (
+    "import sys, sysconfig, importlib.util as u; print(sys.implementation.name, "
+    "'%d.%d' % sys.version_info[:2], u.MAGIC_NUMBER.hex(), "
+    "int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))"
+)
 
 
 class ArtifactError(RuntimeError):
     """A deployment artifact could not be built or would not fit in Lambda."""
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """A CPython that writes bytecode the function's runtime loads."""
+
+    path: str
+    version: str  # "3.12"
+    magic: str  # importlib.util.MAGIC_NUMBER as hex: which interpreters accept its .pyc
+
+    @property
+    def cache_tag(self) -> str:
+        return f"cpython-{self.version.replace('.', '')}"
+
+
+def find_interpreter(runtime: str, candidates: Iterable[str] | None = None) -> Interpreter | None:
+    """A CPython of exactly the runtime's version (`python3.12`), or None.
+
+    Looks on PATH (`python3.12`), then in pyenv's versions (`$PYENV_ROOT`, else
+    ~/.pyenv), then asks uv; each candidate is run once to say what it is, so a pyenv shim
+    that refuses, another minor version or a free-threaded build is passed over.
+    """
+    version = runtime.removeprefix("python")
+    for path in _candidates(version) if candidates is None else candidates:
+        found = _probe(path, version)
+        if found is not None:
+            return found
+    return None
+
+
+def bytecode_note(runtime: str) -> str | None:
+    """One line for a build without bytecode (no interpreter of the runtime's version), or
+    None when the artifacts get bytecode."""
+    if find_interpreter(runtime) is not None:
+        return None
+    version = runtime.removeprefix("python")
+    return (
+        f"no python{version} found (PATH, pyenv, uv): the function zip and layer ship "
+        f"without .pyc, so every cold start compiles them (about twice the import time); "
+        f"install one with `pyenv install {version}` or `uv python install {version}`"
+    )
+
+
+def _candidates(version: str) -> list[str]:
+    found = [path for path in [shutil.which(f"python{version}")] if path]
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    builds = pyenv.glob(f"{version}.*/bin/python{version}")
+    found += sorted(map(str, builds), key=_patch_level, reverse=True)  # newest first
+    uv = shutil.which("uv")
+    if uv:
+        asked = _run([uv, "python", "find", version])
+        found += [asked.stdout.strip()] if asked and asked.returncode == 0 else []
+    return found
+
+
+def _patch_level(path: str) -> tuple[int, ...]:
+    # .../versions/3.12.10/bin/python3.12 -> (3, 12, 10); a non-number part sorts first
+    parts = Path(path).parents[1].name.split(".")
+    return tuple(int(part) if part.isdigit() else -1 for part in parts)
+
+
+@functools.cache
+def _probe(path: str, version: str) -> Interpreter | None:
+    done = _run([path, "-I", "-S", "-c", _PROBE])
+    if done is None or done.returncode != 0:
+        return None
+    fields = done.stdout.split()
+    if fields[:2] != ["cpython", version] or len(fields) != 4 or fields[3] != "0":
+        return None
+    return Interpreter(path, version, fields[2])
+
+
+def _run(command: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
 
 def manylinux_platforms(architecture: str, glibc_minor: int) -> list[str]:
@@ -73,7 +172,9 @@ def build_layer(
         for tag in manylinux_platforms(architecture, RUNTIME_GLIBC_MINOR[runtime])
     ]
     target += ["--implementation=cp", f"--python-version={runtime.removeprefix('python')}"]
-    return _build_layer(f"{runtime}-{architecture}", target, Path(cache_dir), Path(requirements))
+    label = f"{runtime}-{architecture}"
+    bytecode = find_interpreter(runtime)
+    return _build_layer(label, target, Path(cache_dir), Path(requirements), bytecode)
 
 
 def build_layer_for_host(
@@ -82,25 +183,40 @@ def build_layer_for_host(
     """The layer for the interpreter running this code (the local stack runs the handler here)."""
     # No --platform: pip then picks wheels for sys.executable itself, exactly what will load them.
     label = f"host-{sys.implementation.cache_tag}-{sysconfig.get_platform()}"
-    return _build_layer(label, [], Path(cache_dir), Path(requirements))
+    # No bytecode: the local sandbox unpacks it somewhere writable, and Python writes its own.
+    return _build_layer(label, [], Path(cache_dir), Path(requirements), None)
 
 
 def build_function_zip(
-    cache_dir: Path = DEFAULT_CACHE_DIR, package_dir: Path = FUNCTION_PACKAGE
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    package_dir: Path = FUNCTION_PACKAGE,
+    runtime: str | None = None,
 ) -> Path:
-    """`lambda_pkg/*.py` as `lambda_pkg/<name>.py`, byte-identical for identical sources."""
+    """`lambda_pkg/*.py` as `lambda_pkg/<name>.py`, byte-identical for identical sources;
+    with `runtime`, and an interpreter of its version here, their bytecode beside them."""
     package_dir = Path(package_dir)
-    entries = [(f"{package_dir.name}/{p.name}", p) for p in sorted(package_dir.glob("*.py"))]
-    if not entries:
+    sources = sorted(package_dir.glob("*.py"))
+    if not sources:
         raise ArtifactError(f"no Python files in {package_dir}")
-    digest = _digest(_BUILD_VERSION, *(f"{name}\0{p.read_bytes().hex()}" for name, p in entries))
+    bytecode = find_interpreter(runtime) if runtime else None
+    digest = _digest(
+        _BUILD_VERSION,
+        _bytecode_label(bytecode),
+        *(f"{package_dir.name}/{p.name}\0{p.read_bytes().hex()}" for p in sources),
+    )
     dest = Path(cache_dir) / f"function-{digest[:16]}.zip"
     if dest.is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".function-") as tmp:
+        root = Path(tmp) / "root"
+        (root / package_dir.name).mkdir(parents=True)
+        for source in sources:
+            shutil.copyfile(source, root / package_dir.name / source.name)
+        if bytecode:
+            _compile(root, bytecode, _FUNCTION_ROOT)
         partial = Path(tmp) / dest.name
-        _write_zip(entries, partial)
+        _write_zip(_tree(root, bytecode), partial)
         os.replace(partial, dest)
     return dest
 
@@ -292,8 +408,22 @@ def _tag_fits(tag: str, runtime: str, architecture: str) -> bool:
     )
 
 
-def _build_layer(label: str, target: list[str], cache_dir: Path, requirements: Path) -> Path:
-    digest = _digest(_BUILD_VERSION, requirements.read_text(encoding="utf-8"), label, *target)
+def _build_layer(
+    label: str,
+    target: list[str],
+    cache_dir: Path,
+    requirements: Path,
+    bytecode: Interpreter | None,
+) -> Path:
+    # The bytecode is part of the key: a layer built while no interpreter was found is
+    # rebuilt, with bytecode, once one is.
+    digest = _digest(
+        _BUILD_VERSION,
+        requirements.read_text(encoding="utf-8"),
+        label,
+        _bytecode_label(bytecode),
+        *target,
+    )
     dest = cache_dir / f"layer-{label}-{digest[:16]}.zip"
     if dest.is_file():
         return dest
@@ -313,19 +443,48 @@ def _build_layer(label: str, target: list[str], cache_dir: Path, requirements: P
                 f"pip could not build the layer for {label} (exit {result.returncode}):\n"
                 f"{' '.join(command)}\n{result.stderr.strip()[-2000:]}"
             )
+        if bytecode:
+            _compile(root, bytecode, _LAYER_ROOT)
         partial = Path(tmp) / dest.name
-        _write_zip(_tree(root), partial)
+        _write_zip(_tree(root, bytecode), partial)
         check_unzipped_size(partial)
         os.replace(partial, dest)
     return dest
 
 
-def _tree(root: Path) -> list[tuple[str, Path]]:
-    """Files under root as (zip name, path), without bytecode compiled for the wrong Python."""
+def _bytecode_label(bytecode: Interpreter | None) -> str:
+    if bytecode is None:
+        return "no-bytecode"
+    return f"{bytecode.cache_tag}-{bytecode.magic}-{PYC_INVALIDATION}"
+
+
+def _compile(root: Path, bytecode: Interpreter, deployed_at: str) -> None:
+    """Every .py under root compiled beside it (`__pycache__/<name>.cpython-312.pyc`) by
+    the runtime's own interpreter, naming each file where Lambda will put it."""
+    command = [
+        bytecode.path, "-I", "-m", "compileall", "-q", "-j0",
+        f"--invalidation-mode={PYC_INVALIDATION}", "-d", deployed_at, str(root),
+    ]  # fmt: skip
+    done = _run(command, timeout=600)
+    if done is None or done.returncode != 0:
+        output = (done.stdout + done.stderr).strip()[-2000:] if done else "did not run"
+        raise ArtifactError(f"compiling bytecode with {bytecode.path} failed:\n{output}")
+
+
+def _tree(root: Path, bytecode: Interpreter | None) -> list[tuple[str, Path]]:
+    """Files under root as (zip name, path): the bytecode `bytecode` compiled, and no other
+    (a wheel's own .pyc would be for whichever Python built it)."""
+    kept = f".{bytecode.cache_tag}.pyc" if bytecode else None
+
+    def wanted(path: Path) -> bool:
+        if path.suffix != ".pyc" and "__pycache__" not in path.parts:
+            return True
+        return kept is not None and path.name.endswith(kept) and path.parent.name == "__pycache__"
+
     return [
         (path.relative_to(root).as_posix(), path)
         for path in root.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        if path.is_file() and wanted(path)
     ]
 
 

@@ -18,6 +18,7 @@ from pipeline.program.artifacts import (
     ArtifactError,
     build_function_zip,
     build_layer,
+    bytecode_note,
     check_prebuilt_layer,
 )
 from pipeline.program.guards import check_artifacts_fit
@@ -39,7 +40,10 @@ def artifacts(settings: StackSettings) -> Artifacts:
     A failure here (pip unable to reach an index, a layer for the wrong platform, artifacts
     over Lambda's limits) raises with nothing created, with or without `pulumi preview`.
     """
-    function_zip = build_function_zip()
+    note = bytecode_note(settings.runtime)
+    if note:
+        pulumi.log.warn(f"imgpipe: {note}")  # a slower cold start, not a failure
+    function_zip = build_function_zip(runtime=settings.runtime)
     if settings.layer_arn:
         check_layer_version(settings.layer_arn, settings.runtime, settings.architecture)
         return Artifacts(function_zip, None, settings.layer_arn)

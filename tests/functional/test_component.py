@@ -263,7 +263,10 @@ def test_function_code_is_the_lambda_package() -> None:
         names = archive.namelist()
     assert "lambda_pkg/profiles.py" in names
     assert "lambda_pkg/settings.py" in names
-    assert all(name.startswith("lambda_pkg/") and name.endswith(".py") for name in names)
+    assert all(name.startswith("lambda_pkg/") for name in names)
+    # the sources, and their bytecode for the runtime when this machine has its interpreter
+    assert {n.rpartition("/")[2].split(".")[-1] for n in names} <= {"py", "pyc"}
+    assert all(".cpython-312.pyc" in n for n in names if n.endswith(".pyc"))
 
 
 def test_role_trusts_lambda_and_its_policy_is_exactly_function_policy(

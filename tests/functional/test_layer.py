@@ -19,10 +19,13 @@ from pipeline.program import artifacts as layer
 from pipeline.program.artifacts import (
     LAMBDA_UNZIPPED_LIMIT,
     ArtifactError,
+    Interpreter,
     build_function_zip,
     build_layer,
     build_layer_for_host,
+    bytecode_note,
     check_unzipped_size,
+    find_interpreter,
     manylinux_platforms,
 )
 from tests.support import REPO
@@ -34,6 +37,26 @@ SO_TAG = {"arm64": "aarch64", "x86_64": "x86_64"}
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("build")
+
+
+def python312() -> Interpreter:
+    found = find_interpreter("python3.12")
+    if found is None:
+        pytest.skip("no python3.12 here (PATH, pyenv, uv): the bytecode step cannot run")
+    return found
+
+
+def assert_bytecode_beside_sources(names: list[str], bytecode: Interpreter | None) -> None:
+    """Each .py has its .pyc for `bytecode`'s version beside it, and there is no other .pyc
+    (none at all without an interpreter)."""
+    compiled = {n for n in names if n.endswith(".pyc")}
+    expected = set()
+    if bytecode is not None:
+        for name in (n for n in names if n.endswith(".py")):
+            folder, _, file = name.rpartition("/")
+            expected.add(f"{folder}/__pycache__/{file[:-3]}.{bytecode.cache_tag}.pyc")
+    assert compiled == expected
+    assert all(n.endswith(".pyc") for n in names if "__pycache__" in n)
 
 
 def elf_machine(data: bytes) -> int:
@@ -89,7 +112,7 @@ def test_layer_for_lambda_has_pillow_for_the_architecture(cache: Path, architect
     assert imaging == f"python/PIL/_imaging.cpython-312-{SO_TAG[architecture]}-linux-gnu.so"
     assert machine == ELF_MACHINE[architecture]
     assert all(name.startswith("python/") for name in names)
-    assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
+    assert_bytecode_beside_sources(names, layer.find_interpreter("python3.12"))
     assert any(n.startswith("python/pillow-13.0.0.dist-info/") for n in names)
     assert check_unzipped_size(path) < LAMBDA_UNZIPPED_LIMIT
 
@@ -178,3 +201,122 @@ def test_function_zip_is_deterministic_and_follows_the_source(tmp_path: Path) ->
     changed = build_function_zip(cache_dir=tmp_path / "a", package_dir=package)
     assert changed != first
     assert changed.read_bytes() != first.read_bytes()
+
+
+# -- bytecode ------------------------------------------------------------------------------
+
+
+def fake_python(folder: Path, name: str, says: str | None) -> str:
+    """An executable that answers the interpreter probe with `says` (None: it fails, as a
+    pyenv shim for a version not selected does)."""
+    path = folder / name
+    body = f"echo '{says}'" if says is not None else "echo 'pyenv: not selected' >&2; exit 127"
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_find_interpreter_takes_the_first_cpython_of_exactly_the_version(tmp_path: Path) -> None:
+    # GIVEN a refusing shim, another minor, a free-threaded build, PyPy, then the right one
+    candidates = [
+        str(tmp_path / "missing"),
+        fake_python(tmp_path, "shim", None),
+        fake_python(tmp_path, "minor", "cpython 3.13 f30d0d0a 0"),
+        fake_python(tmp_path, "threaded", "cpython 3.12 cb0d0d0a 1"),
+        fake_python(tmp_path, "pypy", "pypy 3.12 cb0d0d0a 0"),
+        fake_python(tmp_path, "good", "cpython 3.12 cb0d0d0a 0"),
+        fake_python(tmp_path, "later", "cpython 3.12 cb0d0d0a 0"),
+    ]
+    # WHEN the build looks for python3.12 THEN only the good one serves
+    found = find_interpreter("python3.12", candidates)
+    assert found == Interpreter(str(tmp_path / "good"), "3.12", "cb0d0d0a")
+    assert found.cache_tag == "cpython-312"
+    assert find_interpreter("python3.12", candidates[:5]) is None
+
+
+def test_candidates_are_path_then_pyenv_newest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    on_path = fake_python(bin_dir, "python3.12", "cpython 3.12 cb0d0d0a 0")
+    for version in ("3.12.1", "3.12.10", "3.13.0"):
+        folder = tmp_path / "pyenv" / "versions" / version / "bin"
+        folder.mkdir(parents=True)
+        fake_python(folder, f"python{version[:4]}", f"cpython {version[:4]} cb0d0d0a 0")
+    monkeypatch.setenv("PATH", str(bin_dir))  # and no uv
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    versions = tmp_path / "pyenv" / "versions"
+    assert layer._candidates("3.12") == [
+        on_path,
+        str(versions / "3.12.10" / "bin" / "python3.12"),
+        str(versions / "3.12.1" / "bin" / "python3.12"),
+    ]
+
+
+def test_without_an_interpreter_the_build_says_so_and_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(layer, "find_interpreter", lambda runtime, candidates=None: None)
+    note = bytecode_note("python3.13")
+    assert note is not None and "\n" not in note
+    assert "no python3.13 found" in note and "pyenv install 3.13" in note
+    assert "uv python install 3.13" in note
+    found = Interpreter("/usr/bin/python3.13", "3.13", "f30d0d0a")
+    monkeypatch.setattr(layer, "find_interpreter", lambda runtime, candidates=None: found)
+    assert bytecode_note("python3.13") is None
+
+
+def small_package(folder: Path) -> Path:
+    package = folder / "lambda_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "handler.py").write_text("ANSWER = 1\n")
+    return package
+
+
+def test_function_zip_carries_unchecked_hash_bytecode_for_the_runtime(tmp_path: Path) -> None:
+    # GIVEN a python3.12 on this machine and a two-module package
+    bytecode = python312()
+    package = small_package(tmp_path / "src")
+    # WHEN the function zip is built for python3.12, twice
+    first = build_function_zip(tmp_path / "a", package, runtime="python3.12")
+    again = build_function_zip(tmp_path / "b", package, runtime="python3.12")
+    # THEN each module's .pyc sits beside it, hash-based, and the zip is reproducible
+    assert first.read_bytes() == again.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "task")
+    assert_bytecode_beside_sources(names, bytecode)
+    pyc = tmp_path / "task" / "lambda_pkg" / "__pycache__" / "handler.cpython-312.pyc"
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01  # hash-based, unchecked
+    # AND the 3.12 interpreter loads the bytecode, not the source (unchecked: an edited
+    # source is not even read), with the file name Lambda will show in tracebacks
+    (tmp_path / "task" / "lambda_pkg" / "handler.py").write_text("ANSWER = 2\n")
+    code = (
+        "import marshal, sys; sys.path.insert(0, sys.argv[1]); from lambda_pkg import handler; "
+        "print(handler.ANSWER, marshal.loads(open(sys.argv[2], 'rb').read()[16:]).co_filename)"
+    )
+    done = subprocess.run(
+        [bytecode.path, "-I", "-S", "-B", "-c", code, str(tmp_path / "task"), str(pyc)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split() == ["1", "/var/task/lambda_pkg/handler.py"]
+
+
+def test_a_build_without_bytecode_is_not_reused_once_an_interpreter_appears(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    python312()
+    package = small_package(tmp_path / "src")
+    with_bytecode = build_function_zip(tmp_path, package, runtime="python3.12")
+    monkeypatch.setattr(layer, "find_interpreter", lambda runtime, candidates=None: None)
+    without = build_function_zip(tmp_path, package, runtime="python3.12")
+    assert without != with_bytecode
+    with zipfile.ZipFile(without) as archive:
+        assert archive.namelist() == ["lambda_pkg/__init__.py", "lambda_pkg/handler.py"]
+    monkeypatch.undo()
+    assert build_function_zip(tmp_path, package, runtime="python3.12") == with_bytecode

@@ -352,3 +352,16 @@ def test_build_layer_command_refuses_a_runtime_lambda_cannot_run(
     with pytest.raises(SystemExit):
         cli.main(["build-layer", "--python", "3.11"])
     assert "invalid choice: '3.11'" in capsys.readouterr().err
+
+
+def test_a_build_without_bytecode_is_announced_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN no interpreter of the runtime's version on this machine
+    said: list[str] = []
+    monkeypatch.setattr(prepare, "bytecode_note", lambda runtime: f"no {runtime} found")
+    monkeypatch.setattr(prepare.pulumi.log, "warn", said.append)
+    # WHEN the program builds its artifacts THEN it says so in one line, and goes on
+    built = prepare.artifacts(StackSettings(layer_zip=layer_zip(tmp_path / "prebuilt.zip")))
+    assert said == ["imgpipe: no python3.12 found"]
+    assert built.function_zip.is_file()
