@@ -29,6 +29,7 @@ from lambda_pkg.decoding import Decoded, ImageRejected, bombs_are_errors, decode
 from lambda_pkg.geometry import target_size
 from lambda_pkg.planning import INLINE_ENCODE_MAX_PIXELS, Job, Plan
 from lambda_pkg.profiles import EXTENSIONS, Profile, Rendition
+from lambda_pkg.timings import DECODE, RENDER, Timings
 
 __all__ = ["Decoded", "ImageRejected", "Output", "decode", "normalise_mode", "process"]
 __all__ += ["INLINE_ENCODE_MAX_PIXELS", "target_size"]
@@ -55,14 +56,20 @@ class Output:
         return EXTENSIONS.get(self.format) or encoding.OUTPUT_EXTENSIONS[self.format]
 
 
-def process(data: bytes, profile: Profile) -> tuple[Decoded, list[Output]]:
-    """Decode once and produce every rendition of the profile, in profile order."""
+def process(
+    data: bytes, profile: Profile, timings: Timings | None = None
+) -> tuple[Decoded, list[Output]]:
+    """Decode once and produce every rendition of the profile, in profile order; `timings`
+    gets the decode and the render (resizes and encodes overlap on the pool: one phase)."""
+    timings = timings if timings is not None else Timings()
     with bombs_are_errors():
-        decoded, sizes = decoding.decode_measured(data, profile)
-        pending, smallest = render_all(decoded, plan_for(decoded, sizes, profile), profile)
-        # Placeholders are Python work: done while the pool's encoders (GIL released) run.
-        blurhash, colour = placeholders.placeholders(smallest, profile.background)
-        outputs = [output() for output in pending]
+        with timings.phase(DECODE):
+            decoded, sizes = decoding.decode_measured(data, profile)
+        with timings.phase(RENDER):
+            pending, smallest = render_all(decoded, plan_for(decoded, sizes, profile), profile)
+            # Placeholders are Python work: done while the pool's encoders (GIL released) run.
+            blurhash, colour = placeholders.placeholders(smallest, profile.background)
+            outputs = [output() for output in pending]
     return dataclasses.replace(decoded, blurhash=blurhash, dominant_color=colour), outputs
 
 

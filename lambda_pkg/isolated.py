@@ -2,19 +2,21 @@
 
 `start` forks the child before the image is downloaded (lambda_pkg/budget.py says why);
 it is kept from image to image while they end normally. The child sends back only what
-the parent stores and uploads: the decoded image's facts and the encoded renditions. The
-decoded picture stays in the child: pickling it (36 MB for a 12 MP photo) would cost more
-than the render.
+the parent stores, uploads and logs: the decoded image's facts, the encoded renditions and
+the milliseconds of its decode and render (lambda_pkg/timings.py). The decoded picture
+stays in the child: pickling it (36 MB for a 12 MP photo) would cost more than the render.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from PIL import Image
 
 from lambda_pkg import budget, imaging
 from lambda_pkg.profiles import Profile
+from lambda_pkg.timings import HANDOFF, Timings, attach, attached
 
 # What `Decoded.image` holds in the parent: no pixels (nothing there reads them).
 _NO_PIXELS = Image.new("L", (0, 0))
@@ -31,11 +33,27 @@ def stop() -> None:
 
 
 def process(
-    data: bytes, profile: Profile, limits: budget.Budget, worker: budget.Worker | None = None
+    data: bytes,
+    profile: Profile,
+    limits: budget.Budget,
+    worker: budget.Worker | None = None,
+    timings: Timings | None = None,
 ) -> tuple[imaging.Decoded, list[imaging.Output]]:
     """`imaging.process(data, profile)` within `limits`: raises BudgetExceeded when it needs
-    more memory or time, ChildCrashed when the decoder crashes, and whatever it raises."""
-    return (worker or _WORKER).call(limits, _process_in_child, data, profile)
+    more memory or time, ChildCrashed when the decoder crashes, and whatever it raises.
+    `timings` gets the child's decode and render, and the rest of the call as the handoff
+    (all of it when the child died without a word)."""
+    timings = timings if timings is not None else Timings()
+    started = time.perf_counter()
+    try:
+        decoded, outputs, measured = (worker or _WORKER).call(
+            limits, _process_in_child, data, profile
+        )
+    except BaseException as exc:
+        _handoff(timings, started, attached(exc))
+        raise
+    _handoff(timings, started, measured)
+    return decoded, outputs
 
 
 def new_worker() -> budget.Worker:
@@ -43,9 +61,19 @@ def new_worker() -> budget.Worker:
     return budget.Worker()
 
 
-def _process_in_child(data: bytes, profile: Profile) -> tuple[imaging.Decoded, list]:
-    decoded, outputs = imaging.process(data, profile)
-    return dataclasses.replace(decoded, image=_NO_PIXELS, animation=None), outputs
+def _process_in_child(data: bytes, profile: Profile) -> tuple[imaging.Decoded, list, dict]:
+    timings = Timings()
+    try:
+        decoded, outputs = imaging.process(data, profile, timings)
+    except BaseException as exc:
+        attach(exc, timings)  # a failed image's log line still says where its time went
+        raise
+    return dataclasses.replace(decoded, image=_NO_PIXELS, animation=None), outputs, timings.ms
+
+
+def _handoff(timings: Timings, started: float, measured: dict[str, float]) -> None:
+    elapsed = (time.perf_counter() - started) * 1000
+    timings.add(HANDOFF, max(elapsed - timings.merge(measured), 0.0))
 
 
 _WORKER = new_worker()

@@ -11,6 +11,7 @@ The input object is only ever read.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from enum import StrEnum
@@ -31,6 +32,7 @@ from lambda_pkg.metadata import (
 from lambda_pkg.profiles import OUTPUT_PREFIX, Profile, render_key
 from lambda_pkg.records import is_reserved_source_key
 from lambda_pkg.settings import Settings
+from lambda_pkg.timings import CLAIM, GET, ITEM, PUT, Timings
 
 logger = logging.getLogger("imgpipe")
 
@@ -62,6 +64,7 @@ class _Record:
     ) -> None:
         self.record, self.settings, self.s3, self.store = record, settings, s3, store
         self.key, self.budget = record.key, budget
+        self.timings = Timings()  # this record's only: nothing carries over to the next
 
     def source(self, size: int = 0) -> Source:
         return Source(self.record.bucket, self.key, size, self.record.sequencer)
@@ -95,8 +98,30 @@ class _Record:
 def process_record(
     record: S3Record, settings: Settings, s3: Any, store: MetadataStore, budget: Budget
 ) -> Outcome:
-    """One record; its image rendered within `budget` (lambda_pkg/budget.py)."""
+    """One record; its image rendered within `budget` (lambda_pkg/budget.py). A record that
+    did any work ends with one `Image timings: {json}` line, also when it raises."""
     work = _Record(record, settings, s3, store, budget)
+    outcome: Outcome | None = None
+    try:
+        outcome = _route(work)
+        return outcome
+    finally:
+        _log_timings(work, outcome)
+
+
+def _log_timings(work: _Record, outcome: Outcome | None) -> None:
+    if outcome is Outcome.SKIPPED and not work.timings.ms:
+        return  # skipped before any work: nothing to say about where time went
+    line = {
+        "key": work.key,
+        "outcome": outcome.value if outcome else "error",
+        "ms": work.timings.summary(),
+    }
+    logger.info("Image timings: %s", json.dumps(line, separators=(",", ":")))
+
+
+def _route(work: _Record) -> Outcome:
+    record, settings, store = work.record, work.settings, work.store
     reason = _skip_reason(record, work.key, settings)
     if reason:
         logger.info("Skipping key %r: %s", work.key, reason)
@@ -114,7 +139,9 @@ def process_record(
             return _create(work, profile)
         return _remove(work, profile)
     logger.info("Processing image from bucket: %s, key: %s", record.bucket, work.key)
-    if work.is_older_than({"sequencer": store.stored_sequencer(work.key)}):
+    with work.timings.phase(ITEM):
+        stored = store.stored_sequencer(work.key)
+    if work.is_older_than({"sequencer": stored}):
         logger.info("Skipping key %r: a newer event was already processed", work.key)
         return _step_aside(work, profile)
     return _create(work, profile)
@@ -133,7 +160,8 @@ def _step_aside(work: _Record, profile: Profile) -> Outcome:
 def _create(work: _Record, profile: Profile) -> Outcome:
     isolated.start(work.budget.memory_mb)  # before the download: see isolated.start
     try:
-        data, size = _download(work.s3, work.record, profile)
+        with work.timings.phase(GET):
+            data, size = _download(work.s3, work.record, profile)
     except _Missing:
         logger.warning("Skipping key %r: the object no longer exists", work.key)
         return Outcome.SKIPPED
@@ -141,7 +169,7 @@ def _create(work: _Record, profile: Profile) -> Outcome:
         return _fail(work, profile, work.source(work.record.size or 0), exc)
     source = work.source(size)
     try:
-        decoded, outputs = isolated.process(data, profile, work.budget)
+        decoded, outputs = isolated.process(data, profile, work.budget, timings=work.timings)
     except _BAD_IMAGE as exc:
         return _fail(work, profile, source, exc)
     except (MemoryError, Unavailable):
@@ -166,7 +194,8 @@ def _write(
     if problem:  # S3 or the item could never hold these keys: fail now, before any write
         return _fail(work, profile, source, imaging.ImageRejected(problem))
     try:
-        ownership.claim_all(work.store, keys, source)
+        with work.timings.phase(CLAIM):
+            ownership.claim_all(work.store, keys, source)
     except ownership.NewerEventClaimed as exc:
         logger.info("Skipping key %r: a newer event is writing %r", work.key, exc.args[0])
         return _step_aside(work, profile)
@@ -180,8 +209,9 @@ def _write(
         # The keys claimed before the conflict go back when the failed item is stored.
         return _fail(work, profile, source, exc.naming(template), claimed=keys[:at])
     written = list(zip(keys, outputs, strict=True))
-    for output_key, output in written:
-        _put_rendition(work.s3, work.settings.output_bucket, output_key, output)
+    with work.timings.phase(PUT):
+        for output_key, output in written:
+            _put_rendition(work.s3, work.settings.output_bucket, output_key, output)
     first = outputs[0]
     logger.info("Processed image size: %dx%d", first.width, first.height)
     _store(work, profile, ok_item(source, profile, decoded, written), keys)
@@ -224,16 +254,20 @@ def _store(work: _Record, profile: Profile, item: dict[str, Any], written: list[
     more: what the replaced item listed and this one does not, or, when this event lost,
     what it wrote that the newer item does not list."""
     for _ in range(STORE_ATTEMPTS):
-        previous = work.store.item(work.key)
-        if work.is_older_than(previous):
+        with work.timings.phase(ITEM):  # not around _settle: it renders and puts again
+            previous = work.store.item(work.key)
+            newer = work.is_older_than(previous)
+            stored = not newer and work.store.replace(item, previous)
+        if newer:
             logger.info("Metadata not stored for %r: a newer event recorded it", work.key)
             _settle(work, profile, written)
             return
-        if work.store.replace(item, previous):
+        if stored:
             logger.info("Metadata stored successfully in DynamoDB.")
-            stale = work.unlisted(item, listed_keys(previous), written)
-            if stale:
-                removed = work.remove_unlisted(stale, profile)
+            with work.timings.phase(ITEM):
+                stale = work.unlisted(item, listed_keys(previous), written)
+                removed = work.remove_unlisted(stale, profile) if stale else 0
+            if removed:
                 logger.info("Removed %d rendition(s) the new item no longer lists", removed)
             return
     raise RuntimeError(f"the item of {work.key!r} kept changing; the retry will store it")
@@ -262,14 +296,16 @@ def _rewrite(work: _Record, profile: Profile, keys: set[str]) -> None:
         return
     isolated.start(work.budget.memory_mb)
     try:
-        data, _size = _download(work.s3, work.record, profile)
-        _decoded, outputs = isolated.process(data, profile, work.budget)
+        with work.timings.phase(GET):
+            data, _size = _download(work.s3, work.record, profile)
+        _decoded, outputs = isolated.process(data, profile, work.budget, timings=work.timings)
     except (_Missing, *_BAD_IMAGE):
         return  # the object changed again; its own event brings item and renditions along
-    for output in outputs:
-        output_key = _output_key(output, work.key)
-        if output_key in keys:
-            _put_rendition(work.s3, work.settings.output_bucket, output_key, output)
+    with work.timings.phase(PUT):
+        for output in outputs:
+            output_key = _output_key(output, work.key)
+            if output_key in keys:
+                _put_rendition(work.s3, work.settings.output_bucket, output_key, output)
 
 
 def _remove(work: _Record, profile: Profile) -> Outcome:

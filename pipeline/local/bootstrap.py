@@ -25,8 +25,8 @@ def _install_faults():
         isolated = sys.modules["lambda_pkg.isolated"]  # loaded by the handler's import
         original = isolated.process
 
-        def crashing_process(*args):
-            result = original(*args)
+        def crashing_process(*args, **kwargs):
+            result = original(*args, **kwargs)
             current = os.environ.get("IMGPIPE_CURRENT_KEYS", "")
             if crash_key in current and marker and not os.path.exists(marker):
                 open(marker, "w").close()

@@ -30,6 +30,7 @@ class LocalStack:
         fault_environment: dict[str, str] | None = None,
         write_state: bool = True,
         visibility_timeout_s: int | None = None,
+        pin_cores: bool = False,
     ) -> None:
         self.config = (
             profile
@@ -49,6 +50,7 @@ class LocalStack:
         )
         self.fault_environment = dict(fault_environment or {})
         self._write_state = write_state
+        self.pin_cores = pin_cores  # each worker's function on a core of its own
         self._emulator = Emulator(port)
         self.pool: WorkerPool | None = None
         self.resources: provision.LocalResources | None = None
@@ -112,6 +114,7 @@ class LocalStack:
             log_dir=self.log_dir,
             visibility_timeout_s=self.visibility_timeout_s,
             retry_delays_s=self._retry_delays_s,
+            pin_cores=self.pin_cores,
         ).start()
 
     def redeploy(self, config: PipelineConfig) -> None:

@@ -126,8 +126,10 @@ class FunctionProcess:
         timeout_s: float,
         log: TextIO | None = None,
         memory_mb: int | None = None,
+        cpu: int | None = None,
     ) -> None:
         self._image = image
+        self._cpu = cpu
         self._environment = environment
         self._timeout_s = timeout_s
         self._log = log
@@ -226,6 +228,10 @@ class FunctionProcess:
             env=env,
             start_new_session=True,  # Ctrl-C in the terminal goes to us, not the function
         )
+        if self._cpu is not None:
+            # Before the interpreter starts any thread or forks the render's child: both
+            # inherit the one core, as a function under 1769 MB has at most one vCPU.
+            os.sched_setaffinity(self._process.pid, {self._cpu})
         self.cold_starts += 1
         threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
         ready = self._next_response(STARTUP_TIMEOUT_S)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -138,8 +139,10 @@ class WorkerPool:
         visibility_timeout_s: int,
         retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
         memory_mb: int | None = None,
+        pin_cores: bool = False,
     ) -> None:
         self._endpoint = endpoint
+        self._pin_cores = pin_cores
         self._event_queue_url = event_queue_url
         self._dead_letter_queue_url = dead_letter_queue_url
         self._image = image
@@ -186,7 +189,12 @@ class WorkerPool:
         sqs = client("sqs", self._endpoint)
         with open(self._log_dir / f"worker-{number}.log", "a", buffering=1) as log:
             function = FunctionProcess(
-                self._image, self._environment, self._timeout_s, log, self._memory_mb
+                self._image,
+                self._environment,
+                self._timeout_s,
+                log,
+                self._memory_mb,
+                cpu=worker_core(number) if self._pin_cores else None,
             )
             with self._functions_lock:
                 self._functions.append(function)
@@ -265,6 +273,13 @@ class WorkerPool:
                 if self._stopping.wait(delay):
                     return False
                 delay = min(delay * 2, 5.0)
+
+
+def worker_core(number: int) -> int:
+    """The core worker `number` is pinned to: from the last one down, so one worker leaves
+    the first core to the emulator and the caller."""
+    cores = sorted(os.sched_getaffinity(0))
+    return cores[-1 - number % len(cores)]
 
 
 def _keys(event: dict[str, Any]) -> str:

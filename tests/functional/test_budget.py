@@ -239,7 +239,7 @@ def test_an_image_that_needs_more_memory_than_is_left_fails_with_the_reason(aws)
 
 
 def test_a_render_that_allocates_without_end_fails_and_the_next_image_is_fine(aws, monkeypatch):
-    monkeypatch.setattr(imaging, "process", lambda data, profile: allocate_until_refused())
+    monkeypatch.setattr(imaging, "process", lambda data, profile, timings: allocate_until_refused())
     limits = Budget.for_invocation(60_000, leaving(300))
     assert run(aws, "hog.jpg", images.jpeg(64, 48), limits)["failed"] == 1
     assert_failed(aws, "hog.jpg", "BudgetExceeded", "exceeded the memory budget")
@@ -252,7 +252,7 @@ def test_a_render_past_the_deadline_fails_within_the_invocation(aws, monkeypatch
     # GIVEN a render that never ends, and a context with 3 s left (1 s kept for the writes)
     data = images.jpeg(64, 48)
     aws.upload("spin.jpg", data)
-    monkeypatch.setattr(imaging, "process", lambda data, profile: spin())
+    monkeypatch.setattr(imaging, "process", lambda data, profile, timings: spin())
     context = mock.Mock(get_remaining_time_in_millis=mock.Mock(return_value=3_000))
     env = function_environment(OUTPUT_BUCKET, TABLE, aws.settings().config)
     # WHEN the entry point handles its event
@@ -271,7 +271,7 @@ def test_a_render_past_the_deadline_fails_within_the_invocation(aws, monkeypatch
 
 @pytest.mark.parametrize(("crash", "name"), [(abort, "SIGABRT"), (segfault, "SIGSEGV")])
 def test_a_crashing_render_fails_the_image_not_the_function(aws, monkeypatch, crash, name):
-    monkeypatch.setattr(imaging, "process", lambda data, profile: crash())
+    monkeypatch.setattr(imaging, "process", lambda data, profile, timings: crash())
     limits = Budget.for_invocation(60_000, leaving(300))
     assert run(aws, "crash.jpg", images.jpeg(64, 48), limits)["failed"] == 1
     assert_failed(aws, "crash.jpg", "ChildCrashed", f"crashed ({name})")
