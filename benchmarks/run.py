@@ -71,7 +71,9 @@ def print_ratios(files: list[str], one: Timings, two: Timings) -> None:
                 ("thumb-1/8", "floor"),
             ]
             cells = [
-                f"{times.ratio(image, a, b):14.2f}x" if (image, a) in times else f"{'-':>15}"
+                f"{times.ratio(image, a, b):14.2f}x"
+                if (image, a) in times and (image, b) in times
+                else f"{'-':>15}"
                 for a, b in pairs
             ]
             if (image, "web") in times:
