@@ -10,12 +10,15 @@ libspng would ignore it; a palette, 16 bits, LA stay Pillow's too), not an APNG,
 nothing after the pixel data but IDAT and IEND, so the `info` Pillow read when it opened the
 file is all there is (eXIf or XMP stored after the pixels is read by Pillow's decode only).
 Any error libspng reports hands the bytes back to Pillow, whose verdict stands as before.
-pyspng (and numpy under it) is imported on the first PNG decoded, never at cold start.
+pyspng (and numpy under it) is never imported at cold start: by the budget's child as it
+starts (preload), else on the first PNG decoded.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from types import ModuleType
 
 from PIL import Image
 
@@ -36,9 +39,8 @@ class Pixels:
 
     def decode(self) -> Image.Image | None:
         """The picture, or None when libspng is missing or refuses the bytes."""
-        try:
-            import pyspng  # in the layer; numpy under it costs ~0.1 s to import
-        except ImportError:
+        pyspng = _binding()
+        if pyspng is None:
             return None
         # RGB comes as RGBA (alpha 255): Pillow stores RGB in 4 bytes a pixel, so the array
         # is mapped as it is, where 3-byte rows would be copied (both alive at the peak).
@@ -65,3 +67,21 @@ def pixels(data: bytes) -> Pixels | None:
             return None
         after_pixels = after_pixels or kind == b"IDAT"
     return Pixels(data, mode)
+
+
+def preload() -> None:
+    """Import pyspng now: the budget's child does as it starts (isolated.new_worker), before
+    any call's RLIMIT_AS. numpy maps 80-120 MB of address space as it loads, which within a
+    call would come out of that image's budget for as long as the child lives, and its
+    OpenBLAS spins for good when an allocation fails there (with 60 and 100 MB to spare)."""
+    _binding()
+
+
+def _binding() -> ModuleType | None:
+    # Nothing here calls BLAS: one thread, not a pool of idle ones and their stacks.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    try:
+        import pyspng  # in the layer; numpy under it takes ~0.1 s to import
+    except ImportError:
+        return None
+    return pyspng

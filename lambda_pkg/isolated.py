@@ -13,7 +13,7 @@ import dataclasses
 
 from PIL import Image
 
-from lambda_pkg import budget, imaging
+from lambda_pkg import budget, fastpng, imaging
 from lambda_pkg.profiles import Profile
 
 # What `Decoded.image` holds in the parent: no pixels (nothing there reads them).
@@ -39,8 +39,9 @@ def process(
 
 
 def new_worker() -> budget.Worker:
-    """A worker of its own (the module keeps one for the function)."""
-    return budget.Worker()
+    """A worker of its own (the module keeps one for the function). Its child loads PNG's
+    decoder as it starts, while the parent downloads: see fastpng.preload."""
+    return budget.Worker(warm=fastpng.preload)
 
 
 def _process_in_child(data: bytes, profile: Profile) -> tuple[imaging.Decoded, list]:

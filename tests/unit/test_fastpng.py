@@ -238,3 +238,22 @@ def test_a_cold_start_imports_neither_pyspng_nor_numpy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_budget_child_loads_the_decoder_before_any_call_limit() -> None:
+    # GIVEN a fresh function process (no pyspng) and its worker, started as for an image
+    code = (
+        "import sys, time\n"
+        "from lambda_pkg import budget, isolated\n"
+        "def loaded(): return sorted(m for m in ('pyspng', 'numpy') if m in sys.modules)\n"
+        "worker = isolated.new_worker()\n"
+        "worker.start(memory_mb=None)\n"
+        "print(loaded(), worker.call(budget.Budget(time.monotonic() + 60), loaded))\n"
+        "worker.stop()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    # THEN the parent never imported it; the child did as it started, before any call's
+    # RLIMIT_AS (numpy's OpenBLAS spins for good when an allocation fails under it)
+    assert done.stdout.strip() == "[] ['numpy', 'pyspng']"
