@@ -46,9 +46,10 @@ MAX_TIMEOUT_S = 900.0  # Lambda's longest timeout: the deadline when there is no
 RESERVE_FRACTION, RESERVE_MIN_S, RESERVE_MAX_S = 0.2, 1.0, 10.0
 # Kept back from the function's memory besides the parent's resident set: the parent's
 # pages the child copies on write (2-4 MB measured with the parent's objects frozen, 20 MB
-# without), the parent's copies of the outputs while it unpickles and uploads them, and
-# the page cache Lambda also counts.
-MEMORY_RESERVE_MB = 64
+# without), the parent's copies of the outputs while it unpickles and uploads them, the
+# page cache Lambda also counts, and what the child loads as it starts (Worker's `warm`:
+# pyspng and numpy for PNGs, 12-14 MB resident measured).
+MEMORY_RESERVE_MB = 80
 MIB = 1024 * 1024
 _HEADER = struct.Struct("!Q")  # each pickle's length: a child that died mid-send is a crash
 _REQUESTS_FD, _RESULTS_FD = 3, 4  # the child's ends of the pipes, after it closes the rest
