@@ -1,8 +1,9 @@
 """PNG pixels through libspng (pyspng-seunglab) where its result is Pillow's, byte for byte.
 
 Pillow's PNG decoder unfilters rows in plain C and inflates with the system zlib: for a
-12 MP photo it alone took longer than libvips' whole thumbnail. libspng (SIMD unfiltering)
-decodes the same pixels in about half the time.
+12 MP photo it alone took longer than libvips' whole thumbnail. libspng, with its own
+inflate and row unfiltering, decodes the same pixels in about half the time (x86_64, one
+core; the inflate is half its time, the unfiltering a third).
 
 It stands in for Pillow only where both give the same picture and the same metadata:
 8-bit grey, RGB or RGBA (Pillow's L, RGB, RGBA), without tRNS (Pillow keeps it in `info`,
