@@ -46,9 +46,10 @@ MAX_TIMEOUT_S = 900.0  # Lambda's longest timeout: the deadline when there is no
 RESERVE_FRACTION, RESERVE_MIN_S, RESERVE_MAX_S = 0.2, 1.0, 10.0
 # Kept back from the function's memory besides the parent's resident set: the parent's
 # pages the child copies on write (2-4 MB measured with the parent's objects frozen, 20 MB
-# without), the parent's copies of the outputs while it unpickles and uploads them, and
-# the page cache Lambda also counts.
-MEMORY_RESERVE_MB = 64
+# without), the parent's copies of the outputs while it unpickles and uploads them, the
+# page cache Lambda also counts, and what the child loads as it starts (Worker's `warm`:
+# pyspng and numpy for PNGs, 12-14 MB resident measured).
+MEMORY_RESERVE_MB = 80
 MIB = 1024 * 1024
 _HEADER = struct.Struct("!Q")  # each pickle's length: a child that died mid-send is a crash
 _REQUESTS_FD, _RESULTS_FD = 3, 4  # the child's ends of the pipes, after it closes the rest
@@ -106,11 +107,13 @@ class Worker:
     A call without one forks a child for that call only: forked while the image's bytes
     are in memory, it would keep a copy of them for as long as it lived. A module whose
     state a child must not inherit (a thread pool: its threads stay in the parent) drops
-    it with an os.register_at_fork hook."""
+    it with an os.register_at_fork hook. `warm` runs in each child as it starts, before any
+    call's limit: what it imports is the child's baseline, not a call's budget."""
 
-    def __init__(self) -> None:
+    def __init__(self, warm: Callable[[], object] | None = None) -> None:
         self._lock = threading.Lock()  # one call at a time, whatever thread asks
         self._child: _Child | None = None
+        self._warm = warm
 
     def start(self, memory_mb: int | None) -> None:
         """Fork the child to keep now, unless there is one for this memory size."""
@@ -118,7 +121,7 @@ class Worker:
             child = self._child
             if child is None or child.memory_mb != memory_mb:
                 self._drop()
-                self._child = _Child.fork(memory_mb, keep=True)
+                self._child = _Child.fork(memory_mb, keep=True, warm=self._warm)
 
     def stop(self) -> None:
         """End the kept child (the next `start` forks a new one)."""
@@ -146,7 +149,7 @@ class Worker:
         child = self._child
         if child is None or child.memory_mb != budget.memory_mb:
             self._drop()
-            child = _Child.fork(budget.memory_mb, keep=False)
+            child = _Child.fork(budget.memory_mb, keep=False, warm=self._warm)
         try:
             payload = child.exchange(request, budget.child_memory_mb(), budget.deadline)
         except BaseException:
@@ -237,14 +240,16 @@ class _Child:
         self.sent = self.timed_out = False
 
     @classmethod
-    def fork(cls, memory_mb: int | None, keep: bool) -> _Child:
+    def fork(
+        cls, memory_mb: int | None, keep: bool, warm: Callable[[], object] | None = None
+    ) -> _Child:
         try:
-            return cls._fork(memory_mb, keep)
+            return cls._fork(memory_mb, keep, warm)
         except OSError as exc:
             raise Unavailable(f"cannot start the process that renders: {exc}") from exc
 
     @classmethod
-    def _fork(cls, memory_mb: int | None, keep: bool) -> _Child:
+    def _fork(cls, memory_mb: int | None, keep: bool, warm: Callable[[], object] | None) -> _Child:
         requests_r, requests_w = os.pipe()
         results_r, results_w = os.pipe()
         for fd in (requests_w, results_w):
@@ -259,7 +264,7 @@ class _Child:
         try:
             pid = os.fork()
             if pid == 0:
-                _serve(requests_r, results_w, shared)
+                _serve(requests_r, results_w, shared, warm)
         finally:
             gc.unfreeze()
             os.close(requests_r)
@@ -345,7 +350,9 @@ class _Child:
 # -- in the child --------------------------------------------------------------------------
 
 
-def _serve(requests: int, results: int, shared: mmap.mmap) -> NoReturn:
+def _serve(
+    requests: int, results: int, shared: mmap.mmap, warm: Callable[[], object] | None
+) -> NoReturn:
     """The child's loop: one call per request until the parent closes the pipe. Never
     returns: os._exit skips atexit handlers and flushing the parent's buffered output."""
     code = 0
@@ -358,6 +365,9 @@ def _serve(requests: int, results: int, shared: mmap.mmap) -> NoReturn:
         # The parent's sockets and files are not the child's: held open here, a connection
         # the parent closes would stay open as long as the child lives.
         os.closerange(_RESULTS_FD + 1, os.sysconf("SC_OPEN_MAX"))
+        if warm is not None:
+            with contextlib.suppress(Exception):  # a call does without what it could not load
+                warm()
         _limit_self()
         while (request := _read_request(_REQUESTS_FD, shared)) is not None:
             limit_mb, payload, buffers = request

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from lambda_pkg import animation, costs, formats, geometry, planning
+from lambda_pkg import animation, costs, fastpng, formats, geometry, planning
 from lambda_pkg.colour import has_alpha as _has_alpha
 from lambda_pkg.colour import normalise_mode, to_srgb
 from lambda_pkg.geometry import Size
@@ -88,6 +88,7 @@ class Header:
     orientation: int  # from the EXIF: the transpose still to apply
     applied_by_decoder: int | None  # the orientation the decoder applied itself
     sizes: planning.Sizes  # every rendition's, from the size after the orientation
+    fast_png: fastpng.Pixels | None = None  # libspng decodes the pixels instead of Pillow
 
     @property
     def size(self) -> Size:
@@ -120,7 +121,8 @@ def read_header(data: bytes, profile: Profile) -> Header:
         costs.check_decode(image.size, counted, profile)
     frame_count = _frame_count(image) if input_format != "jpeg" else 1
     keep = _frames_to_keep(frame_count, image.size, profile)
-    exif = _exif(image)
+    fast_png = fastpng.pixels(data) if input_format == "png" and frame_count == 1 else None
+    exif = _exif(image, metadata_complete=fast_png is not None)
     orientation = _orientation(exif)
     applied_by_decoder = _applied_by_decoder(image)  # read before the info is cleared
     width, height = image.size
@@ -129,7 +131,15 @@ def read_header(data: bytes, profile: Profile) -> Header:
     with _too_costly():  # before any pixel is decoded (a PNG's getexif may have, above)
         costs.check_renditions(sizes, input_format, _has_alpha(image), keep, profile)
     return Header(
-        image, input_format, frame_count, keep, exif, orientation, applied_by_decoder, sizes
+        image,
+        input_format,
+        frame_count,
+        keep,
+        exif,
+        orientation,
+        applied_by_decoder,
+        sizes,
+        fast_png,
     )
 
 
@@ -192,11 +202,17 @@ def _load(
     image = header.image
     with _decode_errors():
         frames = animation.read(image, header.keep, prepare) if header.keep else None
-        if frames is None:
-            image.load()
-        picture = frames.images[0] if frames is not None else prepare(image)
+        picture = frames.images[0] if frames is not None else prepare(_still(header))
         alpha = _has_alpha(image) or picture.mode == "RGBA"
     return frames, picture, alpha
+
+
+def _still(header: Header) -> Image.Image:
+    """The one picture, decoded: by libspng when it can stand in for Pillow (fastpng.py)."""
+    picture = header.fast_png.decode() if header.fast_png is not None else None
+    if picture is None:
+        header.image.load()
+    return picture if picture is not None else header.image
 
 
 def _open(data: bytes, profile: Profile) -> Image.Image:
@@ -285,17 +301,20 @@ def _upright_and_srgb(icc: bytes | None, orientation: int) -> Callable[[Image.Im
     return apply
 
 
-def _exif(image: Image.Image) -> Image.Exif | None:
+def _exif(image: Image.Image, metadata_complete: bool = False) -> Image.Exif | None:
     """The EXIF, or None when the block does not parse: junk metadata must not lose a good
-    picture. Tolerating it is safe only because no pixel decode can happen in the `try`."""
-    if type(image).getexif is not Image.Image.getexif:
+    picture. Tolerating it is safe only because no pixel decode can happen in the `try`.
+    `metadata_complete`: the info already holds every chunk Pillow would read (fastpng.pixels
+    said so), so Pillow's own getexif() reads it and the pixels wait for libspng."""
+    getexif = type(image).getexif if not metadata_complete else Image.Image.getexif
+    if getexif is not Image.Image.getexif:
         # Pillow's own getexif() reads metadata alone (info, TIFF IFDs), so it may run before
         # the decode, where draft() needs the orientation. An override may decode: PNG's
         # loads the pixels to find an eXIf chunk stored after them. Decode them here, fatally.
         with _decode_errors():
             image.load()
     try:
-        return image.getexif()
+        return getexif(image)
     except Exception:
         return None
 

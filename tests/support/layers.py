@@ -10,7 +10,12 @@ from pathlib import Path
 ELF = {"arm64": 183, "x86_64": 62}
 MACHINE = {"arm64": "aarch64", "x86_64": "x86_64"}
 # What requirements/layer.txt pins, as dist-info directory names spell them.
-PINNED = {"pillow": "13.0.0", "pillow_heif": "1.8.1"}
+PINNED = {
+    "pillow": "13.0.0",
+    "pillow_heif": "1.8.1",
+    "pyspng_seunglab": "1.1.3",
+    "numpy": "2.3.5",
+}
 
 
 def elf_header(architecture: str) -> bytes:
