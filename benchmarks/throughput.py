@@ -6,8 +6,8 @@ For each profile (`thumbnail`, `web`) it starts the local stack (pipeline/local:
 server, the function from its built zip and layer, SQS-fed workers with Lambda's memory
 and timeout), each worker's function pinned to a core of its own (as a function under
 1769 MB has at most one vCPU). It warms every worker up (cold start, first fork), then per
-input size uploads N copies of a generated photo-like JPEG (benchmarks/images.py: noise,
-gradients, edges) under distinct keys, four uploads at a time, and waits until the event
+input size uploads N copies of the benchmark's photo frame (benchmarks/images.py: a mosaic
+of real photos, JPEG q92) under distinct keys, four uploads at a time, and waits until the event
 queue is empty and every item is final. It reports:
 - images/s per worker: N / (first upload to queue empty) / workers; and the rate the
   function alone would give (1000 / its mean ms per image);
@@ -180,13 +180,19 @@ def _timing_lines(log_dir: Path, keys: set[str]) -> dict[str, dict[str, float]]:
 
 
 def _photo(name: str, size: tuple[int, int]) -> bytes:
-    """A photo-like JPEG (q90), generated once and kept in .build/bench/."""
+    """The benchmark's photo frame of that name and size (benchmarks/images.py: a mosaic of
+    real photos, JPEG q92), or for any other size a generated photo-like JPEG, kept in
+    .build/bench/."""
+    frame = f"{name}.jpg"
+    if images.FRAMES.get(name) == size:
+        return images.ensure([frame])[frame].read_bytes()
+    from imgpipe_samples import encode, photo
+
     width, height = size
     path = images.CACHE / f"throughput-{name}-{width}x{height}.jpg"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        photo = images.synthetic_photo(width, height)
-        path.write_bytes(images._encode(photo, "JPEG", quality=90))
+        path.write_bytes(encode(photo(width, height), "JPEG", quality=90))
     return path.read_bytes()
 
 
