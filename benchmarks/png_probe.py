@@ -8,8 +8,8 @@ optimised Huffman tables: the `thumbnail` profile's 200 px JPEG, whatever --prof
 `--profile web` shows what the seven web renditions cost over it) once each, in alternating
 order; the ratio printed is the median over rounds of each round's ours/peer, so a drift
 in the machine's speed cancels out. Without FILEs it writes (once, cached in .build/bench/)
-benchmarks.images' synthetic 12 MP photo as an RGB PNG at zlib levels 6 and 9 and an RGBA
-one at 6: what cameras and tools write (level 1 files are rare and flatter the decoder).
+benchmarks.images' 12 MP photo mosaic as an RGB PNG at zlib levels 6 and 9 and an RGBA one
+at 6: what cameras and tools write (level 1 files are rare and flatter the decoder).
 
 `--pillow` measures the path before libspng (fastpng.py): Pillow decodes every PNG.
 `ratio(data, profile, rounds)` is the function the main benchmark can call.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from benchmarks.images import CACHE, SIZES, synthetic_photo
+from benchmarks.images import CACHE, FRAMES, mosaic, photos
 from lambda_pkg import fastpng, imaging, profiles
 
 TARGET = 1.3  # issue 14: "12 MP PNG within 1.3x of pyvips"
@@ -85,7 +85,7 @@ def inputs() -> dict[str, Path]:
         path = CACHE / name
         if path.exists():
             continue
-        photo = photo or synthetic_photo(*SIZES["12mp"])
+        photo = photo or mosaic(*FRAMES["12mp"], photos())
         image = photo if mode == "RGB" else _with_alpha(photo)
         buffer = io.BytesIO()
         image.save(buffer, "PNG", compress_level=level)

@@ -190,8 +190,10 @@ def _draft(header: Header, need: Size) -> geometry.Box | None:
     instead of the photo when one is big enough and a scaled copy of it (same crop,
     orientation and colour profile): iPhones store a 320x240 one next to 12 MP. Returns the
     part of the upright decode that is picture, when it is not all of it."""
-    if header.input_format == "jpeg" or (header.input_format == "heic" and header.frame_count == 1):
+    if header.input_format == "jpeg":
         return _draft_for(header.image, need, header.orientation)
+    if header.input_format == "heic" and header.frame_count == 1:
+        return _draft_for(header.image, header.sizes.embedded_draft, header.orientation)
     return None
 
 

@@ -16,6 +16,10 @@ from lambda_pkg.profiles import Resize
 # outputs against a full-decode LANCZOS reference: a 1.25x margin lost 0.2-0.6 dB (4000 px
 # -> 1600 px from 1/2 scale, 2000 px -> 200 px from 1/8); 2.5x lost nothing.
 DRAFT_GAP = 2.0
+# An embedded thumbnail (HEIC) serves renditions up to 1/1.25 of its size: it is a whole
+# picture the camera downscaled, so the final LANCZOS pass needs only a small margin (an
+# iPhone's 320x240 serves the 200 px `thumbnail`).
+EMBEDDED_THUMBNAIL_GAP = 1.25
 # A previous rendition is a source for the next only with this much margin, so the final
 # LANCZOS pass has pixels to average (Pillow's thumbnail() uses the same margin).
 CASCADE_GAP = 2.0

@@ -87,8 +87,17 @@ class Sizes:
     @property
     def draft(self) -> Size:
         """The smallest decode every rendition can still be made from, margin included:
-        libjpeg scales a JPEG down to it, pillow-heif picks a HEIC thumbnail as big."""
-        needs = [sizing.need(geometry.DRAFT_GAP) for sizing in self.renditions]
+        libjpeg scales a JPEG down to it."""
+        return self._largest_need(geometry.DRAFT_GAP)
+
+    @property
+    def embedded_draft(self) -> Size:
+        """The smallest embedded thumbnail (HEIC) every rendition can be made from: a picture
+        the camera scaled down as a whole, not block by block, so a smaller margin holds."""
+        return self._largest_need(geometry.EMBEDDED_THUMBNAIL_GAP)
+
+    def _largest_need(self, gap: float) -> Size:
+        needs = [sizing.need(gap) for sizing in self.renditions]
         return max(n[0] for n in needs), max(n[1] for n in needs)
 
 

@@ -278,17 +278,17 @@ def during_render(
     real = getattr(module, name)
     done: list[bool] = []
 
-    def second_first(*args: Any) -> Any:
+    def second_first(*args: Any, **kwargs: Any) -> Any:
         if not done:
             done.append(True)
-            result = real(*args) if at == "render" else None
+            result = real(*args, **kwargs) if at == "render" else None
             lag = mock.patch.object(MetadataStore, "owned_by", return_value=set())
             with lag if lagging_index else contextlib.nullcontext():
                 for event in run_.apply(Op(second.kind, key, second.data)):
                     run_.deliver(event)
             if at == "render":
                 return result
-        return real(*args)
+        return real(*args, **kwargs)
 
     calls = [0]
     s3, dynamodb = _Faulty(world.s3, calls, fail_at), _Faulty(world.dynamodb, calls, fail_at)
