@@ -121,22 +121,25 @@ def _count(steps: Iterable[object]) -> int:
 
 # Start-of-frame markers (SOF0-SOF15 but DHT, JPG and DAC, which share the range).
 _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-# Sequential Huffman frames (baseline, extended): a scan codes every block of its components
-# in at least two bits each (DC and end-of-block codes; no end-of-band runs), so what its scans
-# cost is bounded by their bytes, which the object size caps; libjpeg refuses a repeated one.
-# The walk stops at their first scan: walking the entropy-coded data to count scans costs
-# about half a millisecond per MB here, several for a 48 MP photo: a tenth of its thumbnail.
+# Sequential Huffman frames (baseline, extended) whose first scan codes every component:
+# libjpeg decodes such a frame in one pass and refuses any further scan ("didn't expect more
+# than one scan"), so the walk stops there; counting scans through the entropy-coded data
+# costs about half a millisecond per MB, several for a 48 MP photo. A first scan of fewer
+# components makes libjpeg buffer the picture and decode every later scan, however empty
+# (14 bytes each: a 7000x7000 file of 1,000 such scans costs 17 CPU s), so those are walked.
 _SEQUENTIAL_HUFFMAN = frozenset({0xC0, 0xC1})
 
 
 def _jpeg(data: bytes) -> int | None:
     why = "a real JPEG has a few hundred at most"
     segments = _capped(headers.jpeg_markers(data), MAX_JPEG_SEGMENTS, "JPEG segments", why)
-    scans = skipped = frame = 0
-    for code, gap in segments:
-        if code == headers.JPEG_SOS and frame in _SEQUENTIAL_HUFFMAN:
+    scans = skipped = frame = components = 0
+    for code, gap, at in segments:
+        one_pass = frame in _SEQUENTIAL_HUFFMAN and scans == 0 and code == headers.JPEG_SOS
+        if one_pass and 0 < components == headers.jpeg_scan_components(data, at):
             return None
-        frame = code if code in _JPEG_FRAMES else frame
+        if code in _JPEG_FRAMES:
+            frame, components = code, headers.jpeg_frame_components(data, at)
         skipped += 0 if scans else gap  # after the first scan: entropy-coded data, not junk
         if skipped > MAX_JPEG_SKIPPED:
             why = "Pillow passes over them one byte at a time, looking for a marker"

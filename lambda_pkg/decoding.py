@@ -401,6 +401,6 @@ def jpeg_draft_request(stored: Size, need: Size) -> Size:
     for scale in _JPEG_SCALES:
         if all(-(-side // scale) >= want for side, want in zip(stored, need, strict=True)):
             # stored // (stored // scale) lies in [scale, 2 * scale): draft() picks `scale`
-            # (a side shorter than `scale` asks for 0, and draft() then decodes at 1/1).
+            # (a side shorter than `scale` asks for 1 px, and draft() picks a finer scale).
             return max(1, stored[0] // scale), max(1, stored[1] // scale)
     return stored  # an upscale: full size

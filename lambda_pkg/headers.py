@@ -45,16 +45,27 @@ def container(data: bytes) -> str | None:
     return None
 
 
-def jpeg_markers(data: bytes) -> Iterator[tuple[int, int]]:
-    """Each marker segment's code and the bytes passed over to reach it (after SOS: the
-    scan's entropy-coded data; elsewhere fill bytes or junk), up to the first EOI: an MPO's
-    later pictures are never decoded."""
+def jpeg_frame_components(data: bytes, at: int) -> int:
+    """A start-of-frame segment's component count (Nf), from its length field's offset;
+    0 when the segment is cut short."""
+    return data[at + 7] if at + 7 < len(data) else 0
+
+
+def jpeg_scan_components(data: bytes, at: int) -> int:
+    """A start-of-scan segment's component count (Ns); 0 when the segment is cut short."""
+    return data[at + 2] if at + 2 < len(data) else 0
+
+
+def jpeg_markers(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """Each marker segment's code, the bytes passed over to reach it (after SOS: the scan's
+    entropy-coded data; elsewhere fill bytes or junk) and where its length field starts, up
+    to the first EOI: an MPO's later pictures are never decoded."""
     at = 2
     while (found := _JPEG_MARKER.search(data, at)) is not None:
         code, skipped, at = data[found.start() + 1], found.start() - at, found.end()
         if code == JPEG_EOI:
             return
-        yield code, skipped
+        yield code, skipped, at
         if code in _JPEG_STANDALONE:
             continue
         if at + 2 > len(data):

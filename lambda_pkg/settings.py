@@ -90,7 +90,10 @@ def cores_from(environ: Mapping[str, str]) -> int:
     the process may use."""
     limits = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0]
     limits.append(_cgroup_quota())
-    memory_mb = _memory_mb(environ.get(ENV_MEMORY_SIZE))
+    try:
+        memory_mb = _memory_mb(environ.get(ENV_MEMORY_SIZE))
+    except SettingsError:
+        memory_mb = None  # Settings.from_env refuses it; a thread count must not
     if memory_mb is not None:
         limits.append(max(1, memory_mb // LAMBDA_MB_PER_VCPU))
     known = [limit for limit in limits if limit > 0] or [os.cpu_count() or 1]
@@ -103,5 +106,5 @@ def _cgroup_quota() -> int:
         with open(_CGROUP_CPU_MAX) as limits:
             quota, period = limits.read().split()[:2]
         return 0 if quota == "max" else max(1, int(quota) // int(period))
-    except (OSError, ValueError):
+    except (OSError, ValueError, ZeroDivisionError):
         return 0

@@ -355,10 +355,10 @@ def _restarts(data: bytes) -> int:
 def test_the_jpeg_walk_counts_exactly_the_scans_libjpeg_writes(make, scans, restarts):
     data = make()
     assert b"\xff\x00" in data and (_restarts(data) > 0) == restarts
-    codes = [code for code, _ in headers.jpeg_markers(data)]
+    codes = [code for code, _, _ in headers.jpeg_markers(data)]
     assert codes.count(headers.JPEG_SOS) == scans
     before_first_scan = list(headers.jpeg_markers(data))[: codes.index(headers.JPEG_SOS) + 1]
-    assert all(skipped == 0 for _, skipped in before_first_scan)
+    assert all(skipped == 0 for _, skipped, _ in before_first_scan)
     assert costs.check_container(data, ("jpeg",)) is None  # accepted
 
 
@@ -592,11 +592,38 @@ def test_a_sequential_jpeg_is_walked_only_to_its_first_scan(monkeypatch):
     # WHEN the container is checked
     costs.check_container(repeated, ("jpeg",))
 
-    # THEN the walk stopped at the first scan: a sequential Huffman scan codes every block in
-    # at least two bits, so its cost is bounded by its bytes (and libjpeg refuses the copies)
+    # THEN the walk stopped at the first scan: it coded every component, so libjpeg decodes
+    # the frame in one pass and refuses the copies
     assert walked.count(headers.JPEG_SOS) == 1 and walked[-1] == headers.JPEG_SOS
     with pytest.raises(OSError):
         Image.open(io.BytesIO(repeated)).load()
     # AND the progressive form is still walked to the end and refused
     with pytest.raises(costs.TooCostly, match="JPEG scans"):
         costs.check_container(progressive, ("jpeg",))
+
+
+def _segment(code: int, body: bytes) -> bytes:
+    return bytes([0xFF, code]) + struct.pack(">H", len(body) + 2) + body
+
+
+def sequential_multiscan(width: int, height: int, scans: int) -> bytes:
+    """Baseline (SOF0), three components; the first scan codes only the first, so libjpeg
+    buffers the whole image's coefficients and decodes every later scan (none carries any
+    data: libjpeg fills each with zeros after a warning). Found by review."""
+    frame = struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x11\x00\x02\x11\x00\x03\x11\x00"
+    counts = bytes([1] + [0] * 15)
+    out = b"\xff\xd8" + _segment(0xDB, b"\x00" + bytes([1]) * 64) + _segment(0xC0, frame)
+    out += _segment(0xC4, b"\x00" + counts + b"\x00" + b"\x10" + counts + b"\x00")
+    out += _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    out += _segment(0xDA, b"\x03\x01\x00\x02\x00\x03\x00\x00\x3f\x00") * (scans - 1)
+    return out + b"\xff\xd9"
+
+
+def test_a_baseline_jpeg_whose_first_scan_leaves_out_a_component_is_walked_to_the_end():
+    # 7000x7000 in 1.5 KB: with 1,000 such scans libjpeg spends 17 CPU s where a 13 MB
+    # photo takes 0.5 s; a scan of every component first is what stops the walk early
+    few = sequential_multiscan(64, 48, 3)
+    assert costs.check_container(few, ("jpeg",)) is None
+    bomb = sequential_multiscan(7000, 7000, costs.MAX_JPEG_SCANS + 1)
+    with pytest.raises(costs.TooCostly, match="JPEG scans"):
+        costs.check_container(bomb, ("jpeg",))

@@ -125,3 +125,10 @@ def test_one_core_encodes_inline(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     _, outputs = imaging.process(images.jpeg(2400, 1800), profile)
     assert [o.width for o in outputs] == [1200, 600, 100]
+
+
+def test_a_junk_memory_size_does_not_stop_a_render() -> None:
+    # Settings.from_env refuses it for the handler; imaging used on its own must not fail
+    # part-way through an image over how many threads to use.
+    for junk in ("junk", "0", "1.5e3"):
+        assert settings.cores_from({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": junk}) >= 1
