@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -27,25 +26,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from benchmarks import approaches, timing
 from benchmarks.images import CACHE, FRAMES, mosaic, photos
 from lambda_pkg import fastpng, imaging, profiles
 
 TARGET = 1.3  # issue 14: "12 MP PNG within 1.3x of pyvips"
-
-
-def pin_to_one_core() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-
-def peer(width: int) -> Callable[[bytes], bytes]:
-    import pyvips  # bench only (requirements/bench.txt)
-
-    def call(data: bytes) -> bytes:
-        thumb = pyvips.Image.thumbnail_buffer(data, width)
-        return thumb.jpegsave_buffer(Q=85, optimize_coding=True)
-
-    return call
 
 
 def _seconds(call: Callable[[], object]) -> float:
@@ -57,7 +42,7 @@ def _seconds(call: Callable[[], object]) -> float:
 def ratio(data: bytes, profile: str = "thumbnail", rounds: int = 15) -> tuple[float, float, float]:
     """(median ours/peer over rounds, median ours ms, median peer ms), one call each a round."""
     loaded = profiles.load_named(profile)
-    theirs = peer(200)
+    theirs = approaches.vips  # the thumbnail profile's rendition, whatever `profile` is
     ours_s, peer_s, ratios = [], [], []
     imaging.process(data, loaded), theirs(data)  # warm: imports, caches, pools
     for index in range(rounds):
@@ -112,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pillow:
         fastpng.pixels = lambda data: None  # type: ignore[assignment]
-    pin_to_one_core()
+    timing.pin(1)
     files = {path.name: path for path in args.files} or inputs()
     worst = 0.0
     for name, path in files.items():

@@ -211,10 +211,10 @@ def _load(
 
 def _still(header: Header) -> Image.Image:
     """The one picture, decoded: by libspng when it can stand in for Pillow (fastpng.py)."""
-    picture = header.fast_png.decode() if header.fast_png is not None else None
-    if picture is None:
-        header.image.load()
-    return picture if picture is not None else header.image
+    if header.fast_png is not None and (picture := header.fast_png.decode()) is not None:
+        return picture
+    header.image.load()
+    return header.image
 
 
 def _open(data: bytes, profile: Profile) -> Image.Image:

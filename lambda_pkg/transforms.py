@@ -97,9 +97,9 @@ def cover(
     kernel: str = "lanczos",
     area: geometry.Box | None = None,
 ) -> Image.Image:
-    x0, y0, x1, y1 = area or _whole(image)
-    extent = geometry.crop_extent((x1 - x0, y1 - y0), target)
-    box = crop_box(image, extent, gravity, area)
+    frame = area or _whole(image)
+    extent = geometry.crop_extent((frame[2] - frame[0], frame[3] - frame[1]), target)
+    box = crop_box(image, extent, gravity, frame)
     if image.size == target and box == _whole(image):
         return image
     return _resize(image, target, box, kernel)

@@ -12,7 +12,7 @@ from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 from lambda_pkg.profiles import PipelineConfig, Profile
-from lambda_pkg.settings import ENV_PROFILE_CONFIG
+from lambda_pkg.settings import ENV_PROFILE_CONFIG, LAMBDA_MB_PER_VCPU
 from pipeline.program.artifacts import LAMBDA_UNZIPPED_LIMIT, over_direct_upload, unzipped_size
 from pipeline.program.stack import MEMORY_RANGE_MB, TIMEOUT_RANGE_S
 
@@ -21,7 +21,7 @@ LAMBDA_ENVIRONMENT_LIMIT = 4096
 
 LAMBDA_MAX_MEMORY_MB = MEMORY_RANGE_MB[1]
 LAMBDA_MAX_TIMEOUT_S = TIMEOUT_RANGE_S[1]
-FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1769 MB, proportionally less below
+FULL_VCPU_MB = LAMBDA_MB_PER_VCPU  # one full vCPU at 1769 MB, proportionally less below
 
 
 @dataclass(frozen=True)
