@@ -34,7 +34,7 @@ def imgpipe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 
 def local(*args: str) -> Terminal:
-    return Terminal([*IMGPIPE, "local", "--workers", "1", *args], REPO, dict(os.environ))
+    return Terminal([*IMGPIPE, "local", "--workers", "1", *args], REPO)
 
 
 def stop(terminal: Terminal) -> None:

@@ -7,7 +7,6 @@ command with "imgpipe: interrupted" and 130, as a shell reports SIGINT. Never a 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -23,17 +22,12 @@ STARTED = "Ctrl-C stops."
 
 def imgpipe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*IMGPIPE, *args], cwd=REPO, env=env(), capture_output=True, text=True, timeout=timeout
+        [*IMGPIPE, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
     )
 
 
-def env() -> dict[str, str]:
-    # Read per call: the suite's own state folder is set once the session starts.
-    return {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout, even from another venv
-
-
 def in_terminal(*args: str) -> Terminal:
-    return Terminal([*IMGPIPE, *args], REPO, env())
+    return Terminal([*IMGPIPE, *args], REPO)
 
 
 def test_start_upload_list_and_ctrl_c_in_a_terminal(tmp_path):
