@@ -189,7 +189,6 @@ def _local(args: argparse.Namespace) -> int:
     from pipeline.local.runner import LocalStack
 
     settings = StackSettings.from_values({"profile": args.profile, "routes": args.routes}.get)
-    print("Building the function zip and layer (the first run downloads wheels)...")
     stack = LocalStack(
         settings.pipeline_config(), port=args.port, workers=args.workers, settings=settings
     )
