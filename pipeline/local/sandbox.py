@@ -87,7 +87,8 @@ def prepare(cache_dir: Path = DEFAULT_CACHE_DIR) -> RuntimeImage:
     when something is built: that can take a minute, and a cached start takes none."""
     pending = pending_builds(cache_dir)
     if pending:
-        logger.info("Building %s...", " and ".join(pending))
+        *others, last = pending
+        logger.info("Building %s...", f"{', '.join(others)} and {last}" if others else last)
     function_zip = build_function_zip(cache_dir)
     layer_zip = build_layer_for_host(cache_dir)
     root = Path(cache_dir) / "sandbox"

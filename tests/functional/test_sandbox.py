@@ -29,11 +29,29 @@ def cache_with_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_an_empty_cache_has_everything_to_build(tmp_path: Path) -> None:
+def test_an_empty_cache_has_everything_to_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     assert sandbox.pending_builds(tmp_path) == [
         "the function zip",
         "the layer (pip downloads its wheels)",
         "the runtime's boto3 (pip)",
+    ]
+    # AND prepare says so before it starts (the build itself is another test's)
+    caplog.set_level(logging.INFO, logger="imgpipe.local")
+
+    class Stop(Exception):
+        pass
+
+    def stop(cache_dir: Path) -> Path:
+        raise Stop
+
+    monkeypatch.setattr(sandbox, "build_function_zip", stop)
+    with pytest.raises(Stop):
+        sandbox.prepare(tmp_path)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Building the function zip, the layer (pip downloads its wheels) and the runtime's "
+        "boto3 (pip)..."
     ]
 
 
