@@ -325,7 +325,8 @@ def _show(args: argparse.Namespace) -> int:
     target = _target(args)
     entry = ops.item(target, args.key)
     if entry is None:
-        print(f"imgpipe: no metadata item for {args.key!r}", file=sys.stderr)
+        why = listing.without_item(target, args.key)
+        print(f"imgpipe: no metadata item for {args.key!r}: {why}", file=sys.stderr)
         return 1
     print(json.dumps(entry, indent=2, sort_keys=True))
     if entry.get("status") == records.STATUS_DELETED:

@@ -182,6 +182,22 @@ def gather(target: Target, prefix: str = "") -> list[Listed]:
     return entries(images, uploads, letters)
 
 
+def without_item(target: Target, key: str) -> str:
+    """Why `key` has no item, for `show`: where `ls` would list it, if anywhere."""
+    letter = ops.dead_lettered(target).get(key)
+    if letter is not None:
+        return (
+            f"its event is on the dead-letter queue ({letter.error}); "
+            "`imgpipe dlq redrive` sends it again"
+        )
+    upload = next((obj for obj in ops.input_objects(target, key) if obj["Key"] == key), None)
+    if upload is None:
+        return "there is no such input object"
+    if not _routed(target)(key):
+        return "no profile route matches the key, so the function never sees it"
+    return f"uploaded {_iso(upload)}, not processed yet"
+
+
 def _routed(target: Target) -> Callable[[str], bool]:
     """Whether the function gets an event for a key: an object no route matches, or a
     folder marker, never becomes an image, so it is never pending."""

@@ -272,6 +272,21 @@ def test_ls_json_status_and_prefix(served, monkeypatch, capsys):
     assert [json.loads(line)["key"] for line in out.splitlines()] == ["kept.jpg"]
 
 
+def test_show_of_an_image_without_item_says_why(served, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_target", lambda args: served.target())
+
+    def show(key: str) -> tuple[int, str]:
+        args = cli._parser().parse_args(["show", key])
+        return args.run(args), capsys.readouterr().err
+
+    code, err = show("doomed.jpg")
+    assert code == 1
+    assert err.startswith("imgpipe: no metadata item for 'doomed.jpg': its event is on the ")
+    assert "(RuntimeError: injected fault for 'doomed.jpg'); `imgpipe dlq redrive` sends" in err
+    code, err = show("nothing.jpg")
+    assert code == 1 and "'nothing.jpg': there is no such input object" in err
+
+
 def test_show_of_a_deleted_image_says_its_renditions_were_removed(served, monkeypatch, capsys):
     code, out = run(monkeypatch, capsys, served, "show", "gone.jpg")
     entry = ops.item(served.target(), "gone.jpg")
@@ -364,6 +379,10 @@ def test_ls_lists_uploads_not_processed_yet_as_pending(monkeypatch, capsys):
         ]
         _, out = run(monkeypatch, capsys, stack, "ls", "--status", "pending", "--prefix", "in/b")
         assert [line.split()[0] for line in out.splitlines()[1:]] == ["in/b.jpg"]
+        # AND show says why in/b.jpg and other/c.jpg have no item
+        for key, why in [("in/b.jpg", "not processed yet"), ("other/c.jpg", "no profile route")]:
+            args = cli._parser().parse_args(["show", key])
+            assert args.run(args) == 1 and why in capsys.readouterr().err
         # AND once the workers run again, both end ok
         stack.redeploy(stack.config)
         ops.wait_for(target, uploads, lambda e: e["timestamp"] > first["timestamp"], 60)
