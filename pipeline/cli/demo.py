@@ -34,7 +34,6 @@ def run_demo(
     profile: str, out: Path, workers: int | None = None, state_folder: Path | None = None
 ) -> int:
     started = time.monotonic()
-    print("Building the function zip and layer (the first run downloads wheels)...")
     stack = LocalStack(
         profile, stack=DEMO_STACK, workers=workers, write_state=False, state_folder=state_folder
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from pipeline.cli.targets import state_file
 from tests.support import REPO, images
@@ -63,10 +64,18 @@ def _processed(key: str) -> str:
 
 
 def test_ctrl_c_while_the_stack_starts_leaves_nothing_behind():
-    # GIVEN `imgpipe local` building and starting; WHEN Ctrl-C comes before it is up
+    # GIVEN `imgpipe local` starting: it holds the folder's lock, it is not up yet
     terminal = in_terminal("local", "--workers", "1")
-    status = terminal.ctrl_c_after("Building the function zip", 60)
+    lock = state_file().with_suffix(".lock")
+    try:
+        wait_until(lambda: _holds(lock, terminal.pid), 60, 0.02, "the lock taken")
+        # WHEN Ctrl-C comes before it is up
+        terminal.type(CTRL_C)
+        status = terminal.wait_exit(60)
+    finally:
+        terminal.kill()
     # THEN one line, status 130, no state file, and the next start is not refused
+    assert STARTED not in terminal.screen  # it was still starting
     assert status == 130, terminal.screen
     assert "imgpipe: interrupted" in terminal.screen
     assert "Traceback" not in terminal.screen
@@ -83,6 +92,10 @@ def test_ctrl_c_while_the_stack_starts_leaves_nothing_behind():
         second.kill()
     assert status in (0, 130), second.screen  # 0 if the stop won the race
     assert "Traceback" not in second.screen and not state_file().exists()
+
+
+def _holds(lock: Path, pid: int) -> bool:
+    return lock.is_file() and lock.read_text().strip() == str(pid)
 
 
 def test_ctrl_c_during_an_upload_and_during_the_demo(tmp_path):
