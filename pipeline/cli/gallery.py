@@ -4,6 +4,7 @@ writes the markup), with local copies of the images it shows, or presigned URLs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,17 +27,16 @@ def write(target: Target, out_dir: Path, presign: bool = False) -> Path:
     s3 = ops.aws(target, "s3")
     names = target.names
     copies = _Copies(s3, out_dir)
+    etags = _listed(lambda: ops.output_etags(target))
     if presign:
-        src_for, original_for = (
-            _presigner(s3, names.output_bucket),
-            _presigner(s3, names.input_bucket),
-        )
+        src_for = _presigner(s3, names.output_bucket)
+        original_for = _presigner(s3, names.input_bucket)
     else:
-        src_for = copies.link(names.output_bucket, "renditions")
-        original_for = copies.link(names.input_bucket, "originals")
-    text = gallery_page.page(
-        entries(target), src_for, original_for, f"bucket {names.input_bucket}", _etags(target)
-    )
+        originals = _listed(lambda: {o["Key"]: o["ETag"] for o in ops.input_objects(target)})
+        src_for = copies.link(names.output_bucket, "renditions", etags)
+        original_for = copies.link(names.input_bucket, "originals", originals)
+    source = f"bucket {names.input_bucket}"
+    text = gallery_page.page(entries(target), src_for, original_for, source, etags)
     copies.fetch()
     page = out_dir / "index.html"
     page.write_text(text, encoding="utf-8")
@@ -56,10 +56,10 @@ def entries(target: Target) -> list[dict[str, Any]]:
     return sorted(found + lettered, key=lambda entry: entry["image_name"])
 
 
-def _etags(target: Target) -> dict[str, str] | None:
-    """The output bucket's keys and ETags; None when the caller may not list it."""
+def _listed(listing: Callable[[], dict[str, str]]) -> dict[str, str] | None:
+    """A bucket's keys and ETags; None when the caller may not list it."""
     try:
-        return ops.output_etags(target)
+        return listing()
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("403", "AccessDenied"):
             return None
@@ -84,30 +84,43 @@ def _local_name(key: str) -> str:
 
 
 class _Copies:
-    """Local copies of the objects the page links to: links first, then one parallel fetch."""
+    """Local copies of the objects the page links to: links first, then one parallel fetch
+    of those not already here with the same content (their MD5 is the listed ETag)."""
 
     def __init__(self, s3: Any, out_dir: Path) -> None:
         self._s3 = s3
         self._out_dir = out_dir
-        self._wanted: dict[Path, tuple[str, str]] = {}
+        self._wanted: dict[Path, tuple[str, str, str | None]] = {}
 
-    def link(self, bucket: str, folder: str) -> gallery_page.SrcFor:
+    def link(self, bucket: str, folder: str, etags: dict[str, str] | None) -> gallery_page.SrcFor:
         def local(key: str) -> str:
             relative = f"{folder}/{_local_name(key)}"
-            self._wanted[self._out_dir / relative] = (bucket, key)
+            self._wanted[self._out_dir / relative] = (bucket, key, (etags or {}).get(key))
             return quote(relative)
 
         return local
 
-    def fetch(self) -> None:
+    def fetch(self) -> int:
+        """Fetch what is missing or changed; how many objects that was."""
+        stale = [item for item in self._wanted.items() if not _current(*item)]
         with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS) as pool:
-            list(pool.map(self._fetch_one, self._wanted.items()))
+            list(pool.map(self._fetch_one, stale))
+        return len(stale)
 
-    def _fetch_one(self, wanted: tuple[Path, tuple[str, str]]) -> None:
-        path, (bucket, key) = wanted
+    def _fetch_one(self, wanted: tuple[Path, tuple[str, str, str | None]]) -> None:
+        path, (bucket, key, _etag) = wanted
         try:
             body = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except self._s3.exceptions.NoSuchKey:
             return  # gone since the listing: the page shows the image as broken
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
+
+
+def _current(path: Path, wanted: tuple[str, str, str | None]) -> bool:
+    """Whether the copy at `path` has the listed content. A multipart upload's ETag is not
+    an MD5, so such an object is fetched again every time: slower, never stale."""
+    etag = wanted[2]
+    if etag is None or not path.is_file():
+        return False
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest() == etag.strip('"')

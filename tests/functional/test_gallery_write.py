@@ -110,3 +110,22 @@ def test_presigned_links_name_each_bucket_and_nothing_is_downloaded(world, tmp_p
     assert any(f"{world.names.output_bucket}" in s and "w800.webp?" in s for s in sources)
     assert all("Signature=" in s or "X-Amz-Signature=" in s for s in sources)
     assert files(tmp_path) == {"index.html"}
+
+
+def test_writing_again_fetches_only_copies_that_are_missing_or_changed(world, tmp_path):
+    # GIVEN a gallery written once
+    put_ok(world, "photo.jpg", "jpeg", {"w1600": b"big", "w800": b"small"})
+    gallery.write(world, tmp_path)
+    kept = tmp_path / "renditions/processed/photo.jpg/w1600.webp"
+    changed = tmp_path / "renditions/processed/photo.jpg/w800.webp"
+    spoiled = tmp_path / "originals/photo.jpg"
+    before = kept.stat().st_mtime_ns
+    # WHEN one rendition is written again in S3 and one local copy is spoiled
+    client("s3", None).put_object(
+        Bucket=world.names.output_bucket, Key="processed/photo.jpg/w800.webp", Body=b"newer"
+    )
+    spoiled.write_bytes(b"not the original")
+    gallery.write(world, tmp_path)
+    # THEN those two are fetched again, and the unchanged copy is left as it was
+    assert changed.read_bytes() == b"newer" and spoiled.read_bytes() == b"original"
+    assert kept.stat().st_mtime_ns == before
