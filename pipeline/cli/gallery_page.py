@@ -179,9 +179,8 @@ def _facts(entry: dict[str, Any]) -> dict[str, Any]:
     for name, field in (("bytes", "original_size_bytes"), ("profile", "profile")):
         facts[name] = entry.get(field, "")
     facts["format"] = entry.get("input_format", "")
-    if entry.get("error"):
-        facts["error"] = entry["error"]
-    return facts
+    facts["error"] = entry.get("error", "")
+    return {name: value for name, value in facts.items() if value not in ("", None)}
 
 
 def _figures(
@@ -278,7 +277,7 @@ background:#eee}
 .missing{width:160px;height:80px;display:grid;place-items:center;background:#fdecea;
 font-size:.8rem}
 .failed{border-left:6px solid #c0392b}.ok{border-left:6px solid #27ae60}
-.deleted{border-left:6px solid #999}
+.deleted{border-left:6px solid #999}.dead-lettered{border-left:6px solid #d68910}
 dl{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem;font-size:.85rem}
 dd[data-field=error]{color:#c0392b;font-weight:600}
 """

@@ -157,3 +157,10 @@ def test_only_the_first_page_is_live_the_rest_wait_in_a_template():
     assert live.count("<section") == PAGE_SIZE and held.count("<section") == 100 - PAGE_SIZE
     assert f"{100 - PAGE_SIZE:,} more: filters and pages need JavaScript" in text
     assert "<option value='thumbnail'>thumbnail</option><option value='web'>web</option>" in text
+
+
+def test_a_dead_lettered_card_lists_only_what_is_known():
+    entry = {"image_name": "lost.jpg", "status": "dead-lettered", "error": "Runtime: killed"}
+    markup = card(entry, url, url)
+    fields = re.findall(r"data-field='([^']*)'", markup)
+    assert fields == ["status", "error"]
