@@ -219,7 +219,9 @@ def _rendition_figure(
 
 
 def _image(entry: dict[str, Any], rendition: dict[str, Any], src_for: SrcFor) -> str:
-    """One rendition's image element: the one place that picks its URL and markup."""
+    """One rendition's image element: the one place that picks its URL and markup. It takes
+    the whole item so that markup needing more than one record (a <picture> of every
+    format) can replace it without touching the cards."""
     return (
         f"<img src='{_attr(src_for(rendition['key']))}' alt='{_attr(rendition['name'])}' "
         f"width='{rendition.get('width', 0)}' height='{rendition.get('height', 0)}' "
