@@ -72,9 +72,12 @@ def bytes_saved(entries: Iterable[dict[str, Any]]) -> tuple[int, int]:
         renditions = entry.get("renditions") or []
         if entry.get("status") != records.STATUS_OK or not renditions:
             continue
+        largest = max(renditions, key=_area).get("bytes")
+        if largest is None:  # a record that keeps its bytes per format: not counted
+            continue
         original = entry.get("original_size_bytes", 0)
         originals += original
-        saved += original - max(renditions, key=_area).get("bytes", 0)
+        saved += original - largest
     return originals, saved
 
 

@@ -137,6 +137,7 @@ def test_bytes_saved_counts_ok_items_against_their_largest_rendition():
         ok(renditions=[rendition("w320", 320, 240, 5_000), rendition("w800", 400, 300, 9_000)]),
         ok("b.jpg", original_size_bytes=1_000),  # a rendition bigger than its original
         {"image_name": "c.jpg", "status": "failed", "original_size_bytes": 70_000},
+        ok("d.jpg", renditions=[{"name": "w800", "key": "k", "width": 8, "height": 6}]),
     ]
     assert bytes_saved(entries) == (51_000, 50_000 - 9_000 + 1_000 - 9_000)
 
