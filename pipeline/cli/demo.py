@@ -32,7 +32,6 @@ def make_samples(directory: Path) -> list[dict[str, str]]:
 
 def run_demo(profile: str, out: Path, workers: int | None = None) -> int:
     started = time.monotonic()
-    print("Building the function zip and layer (the first run downloads wheels)...")
     with LocalStack(profile, stack=DEMO_STACK, workers=workers, write_state=False) as stack:
         target = stack.target()
         print(f"Local stack up at {stack.endpoint} ({stack.workers} workers, profile {profile}).")

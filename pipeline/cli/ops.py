@@ -58,9 +58,12 @@ def item(target: Target, key: str) -> dict[str, Any] | None:
     return _item(raw["Item"]) if "Item" in raw else None
 
 
-def input_objects(target: Target) -> Iterator[dict[str, Any]]:
+def input_objects(target: Target, prefix: str = "") -> Iterator[dict[str, Any]]:
     s3 = aws(target, "s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.names.input_bucket):
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=target.names.input_bucket, Prefix=prefix
+    )
+    for page in pages:
         yield from page.get("Contents", [])
 
 
