@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
-from pipeline.cli import gallery_page, ops, report
+from pipeline.cli import gallery_page, listing, ops
 from pipeline.cli.targets import Target
 
 PRESIGN_EXPIRY_S = 3600
@@ -44,16 +44,26 @@ def write(target: Target, out_dir: Path, presign: bool = False) -> Path:
 
 
 def entries(target: Target) -> list[dict[str, Any]]:
-    """Every image item, and each key on the dead-letter queue that has none (its retries
-    ran out before any ok or failed result), with the failure's error."""
-    found = ops.items(target)
-    known = {entry["image_name"] for entry in found}
-    lettered = [
-        {"image_name": key, "status": report.DEAD_LETTERED, "error": letter.error}
-        for key, letter in ops.dead_lettered(target).items()
-        if key not in known
-    ]
-    return sorted(found + lettered, key=lambda entry: entry["image_name"])
+    """Every image `imgpipe ls` lists, as items: the table's own where `ls` shows the
+    table's status, else what `ls` knows (a dead-lettered event, a pending upload)."""
+    items = ops.items(target)
+    by_key = {item["image_name"]: item for item in items}
+    found = []
+    for listed in listing.gather(target, items=items):
+        item = by_key.get(listed.key)
+        if item is not None and item.get("status") == listed.status:
+            found.append(item)
+            continue
+        known = {
+            "profile": listed.profile,
+            "original_size_bytes": listed.original_bytes,
+            "error": listed.error,
+        }
+        found.append(
+            {"image_name": listed.key, "status": listed.status}
+            | {name: value for name, value in known.items() if value is not None}
+        )
+    return found
 
 
 def _listed(listing: Callable[[], dict[str, str]]) -> dict[str, str] | None:

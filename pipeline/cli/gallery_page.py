@@ -282,7 +282,8 @@ background:#eee}
 .missing{width:160px;height:80px;display:grid;place-items:center;background:#fdecea;
 font-size:.8rem}
 .failed{border-left:6px solid #c0392b}.ok{border-left:6px solid #27ae60}
-.deleted{border-left:6px solid #999}.dead-lettered{border-left:6px solid #d68910}
+.deleted{border-left:6px solid #999}.dlq{border-left:6px solid #d68910}
+.pending{border-left:6px solid #2e86c1}
 dl{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem;font-size:.85rem}
 dd[data-field=error]{color:#c0392b;font-weight:600}
 """

@@ -18,6 +18,7 @@ import pytest
 
 from lambda_pkg import wire
 from lambda_pkg.events import s3_event
+from lambda_pkg.metadata import utc_timestamp
 from lambda_pkg.profiles import Route
 from pipeline.aws import client
 from pipeline.cli import gallery, gallery_page, ops
@@ -200,6 +201,8 @@ def test_every_image_loads_in_chromium_and_metadata_matches_the_table(tmp_path):
 FAILED, DELETED, TIFF, HEIC, SMALL = 7, 11, 13, 17, 3
 HOSTILE_ERROR = "ImageRejected: <script>alert('x')</script> & \"not an image\""
 LOST = ("input/lost <1>.jpg", "input/lost 2.jpg")  # on the dead-letter queue, no item
+PENDING = "input/pending.jpeg"  # uploaded, no item yet
+EXTRA = (*LOST, PENDING)  # the cards that come from `imgpipe ls`'s other sources
 
 
 def thousand_images(count: int = 1000) -> tuple[list[dict], dict[str, bytes], dict[str, bytes]]:
@@ -251,16 +254,20 @@ def rendition(key: str, name: str, width: int, height: int, data: bytes) -> dict
 
 
 def store(target: Target, entries: list[dict], originals: dict, outputs: dict) -> None:
-    """Straight into the emulator's table, buckets and dead-letter queue."""
-    dynamodb = client("dynamodb", target.endpoint)
-    for start in range(0, len(entries), 25):  # a batch write holds at most 25 items
-        requests = [{"PutRequest": {"Item": wire.encode(e)}} for e in entries[start : start + 25]]
-        dynamodb.batch_write_item(RequestItems={target.names.metadata_table: requests})
+    """Straight into the emulator's buckets, table and dead-letter queue: the uploads first,
+    so each item is newer than its upload, as the function's are; and one upload left
+    pending (no item)."""
     s3 = client("s3", target.endpoint)
     puts = [(target.names.input_bucket, k, v) for k, v in originals.items()]
+    puts.append((target.names.input_bucket, PENDING, b"not processed yet"))
     puts += [(target.names.output_bucket, k, v) for k, v in outputs.items()]
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda put: s3.put_object(Bucket=put[0], Key=put[1], Body=put[2]), puts))
+    dynamodb = client("dynamodb", target.endpoint)
+    stamped = [{**entry, "timestamp": utc_timestamp()} for entry in entries]
+    for start in range(0, len(stamped), 25):  # a batch write holds at most 25 items
+        requests = [{"PutRequest": {"Item": wire.encode(e)}} for e in stamped[start : start + 25]]
+        dynamodb.batch_write_item(RequestItems={target.names.metadata_table: requests})
     sqs = client("sqs", target.endpoint)
     for key in LOST:
         event = s3_event(target.names.input_bucket, key, 10, "00AB", "ObjectCreated:Put")
@@ -295,7 +302,9 @@ def thousand(tmp_path_factory):
 
 def status_of(key: str) -> str:
     if key in LOST:
-        return "dead-lettered"
+        return "dlq"
+    if key == PENDING:
+        return "pending"
     n = int(key[6:10])
     return {FAILED: "failed", DELETED: "deleted"}.get(n % 20, "ok")
 
@@ -303,7 +312,7 @@ def status_of(key: str) -> str:
 @needs_chromium
 def test_a_thousand_image_gallery_loads_one_page_of_images_fast(thousand):
     page, keys = thousand
-    every = sorted([*keys, *LOST])
+    every = sorted([*keys, *EXTRA])
     # WHEN Chromium opens it (real time, not virtual)
     seen = in_chromium(page, PROBE_LOAD)
     print(
@@ -312,7 +321,7 @@ def test_a_thousand_image_gallery_loads_one_page_of_images_fast(thousand):
     )
     # THEN it shows the first 48 cards, and only their images load, each decoded
     assert seen["keys"] == every[: gallery_page.PAGE_SIZE]
-    assert seen["position"] == "page 1 of 21: 1-48 of 1002 matching"
+    assert seen["position"] == f"page 1 of 21: 1-48 of {len(every)} matching"
     shown_ok = [k for k in seen["keys"] if status_of(k) == "ok"]
     assert len(seen["images"]) == sum(3 if int(k[6:10]) % 20 != SMALL else 2 for k in shown_ok)
     assert all(img["w"] > 0 for img in seen["images"]), seen["images"]
@@ -325,7 +334,7 @@ def test_a_thousand_image_gallery_loads_one_page_of_images_fast(thousand):
     "fragment, statuses, profile, page_number",
     [
         ("status=failed&page=2", {"failed"}, None, 2),
-        ("status=dead-lettered", {"dead-lettered"}, None, 1),
+        ("status=dlq", {"dlq"}, None, 1),
         ("profile=thumbnail&status=ok&status=deleted&page=3", {"ok", "deleted"}, "thumbnail", 3),
         ("page=99", None, None, 21),  # past the end: the last page
     ],
@@ -337,7 +346,7 @@ def test_a_thousand_image_gallery_filters_and_pages_from_the_url(
     profiles = {k: ("web" if int(k[6:10]) % 3 else "thumbnail") for k in keys}
     matching = [
         k
-        for k in sorted([*keys, *LOST])
+        for k in sorted([*keys, *EXTRA])
         if (statuses is None or status_of(k) in statuses)
         and (profile is None or profiles.get(k) == profile)
     ]
@@ -351,8 +360,8 @@ def test_a_thousand_image_gallery_filters_and_pages_from_the_url(
 def test_unticking_a_status_filters_and_puts_the_view_in_the_url(thousand):
     page, keys = thousand
     seen = in_chromium(page, PROBE_CLICK, settle=True)
-    assert seen["hash"] == "#status=failed&status=deleted&status=dead-lettered"
-    others = [k for k in sorted([*keys, *LOST]) if status_of(k) != "ok"]
+    assert seen["hash"] == "#status=failed&status=deleted&status=dlq&status=pending"
+    others = [k for k in sorted([*keys, *EXTRA]) if status_of(k) != "ok"]
     assert seen["keys"] == others[: gallery_page.PAGE_SIZE]
     assert seen["position"] == f"page 1 of 3: 1-48 of {len(others)} matching"
 
@@ -363,7 +372,7 @@ def test_a_thousand_image_gallery_sums_up_marks_and_escapes(thousand):
     cards = parsed(page)
     # THEN the summary counts every status and the bytes saved
     counts = dict(re.findall(r"data-status-count='([^']*)'>([\d,]+) ", text))
-    assert counts == {"ok": "900", "failed": "50", "deleted": "50", "dead-lettered": "2"}
+    assert counts == {"ok": "900", "failed": "50", "deleted": "50", "dlq": "2", "pending": "1"}
     assert re.search(r"id='saved'[^>]*>[\d.]+ MB saved of [\d.]+ MB of originals \(\d+%\)", text)
     # AND failed cards give their reason, escaped; no key or error breaks out of its markup
     failed = [k for k in keys if status_of(k) == "failed"]

@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from lambda_pkg import wire
 from lambda_pkg.events import s3_event
+from lambda_pkg.metadata import utc_timestamp
 from lambda_pkg.records import table_definition
 from pipeline.aws import client
 from pipeline.cli import gallery
@@ -42,6 +43,7 @@ def put_ok(target: Target, key: str, fmt: str, outputs: dict[str, bytes]) -> Non
         size = {"name": name, "key": output, "width": 40, "height": 30, "format": "webp"}
         renditions.append({**size, "bytes": len(data)})
     item = {"image_name": key, "status": "ok", "profile": "web", "input_format": fmt}
+    item["timestamp"] = utc_timestamp()  # after the upload: ls shows the item, not pending
     item.update(original_width=40, original_height=30, original_size_bytes=8)
     item["renditions"] = renditions
     client("dynamodb", None).put_item(TableName=target.names.metadata_table, Item=wire.encode(item))
@@ -87,7 +89,7 @@ def _sources(text: str) -> list[str]:
     return [unquote(part.split("'", 1)[0]) for part in text.split("src='")[1:]]
 
 
-def test_a_key_only_on_the_dead_letter_queue_gets_a_card_with_its_error(world, tmp_path):
+def test_keys_without_an_item_get_the_card_ls_would_give_them(world, tmp_path):
     event = s3_event(world.names.input_bucket, "lost.jpg", 5, "00AB", "ObjectCreated:Put")
     record = {
         "timestamp": "2026-01-01T00:00:00.000000Z",
@@ -97,8 +99,11 @@ def test_a_key_only_on_the_dead_letter_queue_gets_a_card_with_its_error(world, t
     client("sqs", None).send_message(
         QueueUrl=world.dead_letter_queue_url, MessageBody=json.dumps(record)
     )
+    # AND an upload the function has not finished, which `imgpipe ls` lists as pending
+    client("s3", None).put_object(Bucket=world.names.input_bucket, Key="new.jpg", Body=b"x")
     text = gallery.write(world, tmp_path).read_text()
-    assert "data-key='lost.jpg' data-status='dead-lettered'" in text
+    assert "data-key='lost.jpg' data-status='dlq'" in text
+    assert "data-key='new.jpg' data-status='pending'" in text
     assert "<dd data-field='error'>Runtime.ExitError: killed</dd>" in text
 
 

@@ -161,7 +161,7 @@ def test_only_the_first_page_is_live_the_rest_wait_in_a_template():
 
 
 def test_a_dead_lettered_card_lists_only_what_is_known():
-    entry = {"image_name": "lost.jpg", "status": "dead-lettered", "error": "Runtime: killed"}
+    entry = {"image_name": "lost.jpg", "status": "dlq", "error": "Runtime: killed"}
     markup = card(entry, url, url)
     fields = re.findall(r"data-field='([^']*)'", markup)
     assert fields == ["status", "error"]
