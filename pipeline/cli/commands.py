@@ -151,12 +151,23 @@ def _parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--parallel", type=int, default=8, help="concurrent invocations")
     reprocess.set_defaults(run=_reprocess)
 
-    gallery_command = targeted("gallery", "write a static HTML contact sheet")
-    gallery_command.add_argument(
-        "--out", type=Path, default=Path("out/gallery"), help="where index.html and copies go"
+    gallery_command = targeted(
+        "gallery",
+        "write a static HTML contact sheet",
+        "Write a static page of every image: a summary (counts per status, bytes saved), "
+        "filters by status and profile, pages of cards with each original beside its "
+        "renditions, failed images with their reason.",
     )
     gallery_command.add_argument(
-        "--presign", action="store_true", help="presigned URLs instead of local copies"
+        "--out",
+        type=Path,
+        default=Path("out/gallery"),
+        help="folder for index.html and the image copies (default: out/gallery)",
+    )
+    gallery_command.add_argument(
+        "--presign",
+        action="store_true",
+        help="link presigned URLs (valid 1 h) instead of downloading local copies",
     )
     gallery_command.set_defaults(run=_gallery)
 
