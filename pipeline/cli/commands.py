@@ -14,12 +14,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import EndpointConnectionError
+
 from lambda_pkg import records
 from lambda_pkg.profiles import PROFILES_DIR, ProfileError
 from pipeline.aws import REGION
 from pipeline.cli import gallery, listing, ops, report
 from pipeline.cli.progress import ProgressBar
-from pipeline.cli.targets import Target, TargetError, resolve
+from pipeline.cli.targets import STATE_DIR_VARIABLE, Target, TargetError, resolve
+from pipeline.local.emulator import PortInUse
+from pipeline.local.instance import AlreadyRunning
 from pipeline.program.artifacts import (
     REPO_ROOT,
     ArtifactError,
@@ -49,8 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         RoutingError,
         ArtifactError,
         FileNotFoundError,
+        AlreadyRunning,
+        PortInUse,
     ) as exc:
         print(f"imgpipe: {exc}", file=sys.stderr)
+        return 2
+    except EndpointConnectionError as exc:  # the stack went away mid-command
+        print(f"imgpipe: lost the stack: {exc}", file=sys.stderr)
         return 2
 
 
@@ -72,12 +81,14 @@ def _parser() -> argparse.ArgumentParser:
         '"profile": "thumbnail"}, {"profile": "web"}]\'',
     )
     local.add_argument("--workers", type=int, default=None, help="default: number of cores")
+    _add_state_dir(local)
     local.set_defaults(run=_local)
 
     demo = commands.add_parser("demo", help="local stack + generated samples -> results table")
     demo.add_argument("--profile", default="thumbnail", help="processing profile name")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="where results go")
     demo.add_argument("--workers", type=int, default=None, help="default: number of cores")
+    _add_state_dir(demo)
     demo.set_defaults(run=_demo)
 
     def targeted(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -225,10 +236,20 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
     where = command.add_mutually_exclusive_group()
     where.add_argument("--endpoint", help="an emulator's URL (default: the running local stack)")
     where.add_argument("--stack", help="a deployed Pulumi stack (reads `pulumi stack output`)")
+    _add_state_dir(command)
+
+
+def _add_state_dir(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the local stack's state and per-run log folders (default: .build/local of "
+        f"this project, or ${STATE_DIR_VARIABLE}); one `imgpipe local` per folder",
+    )
 
 
 def _target(args: argparse.Namespace) -> Target:
-    return resolve(endpoint=args.endpoint, stack=args.stack)
+    return resolve(endpoint=args.endpoint, stack=args.stack, folder=args.state_dir)
 
 
 # -- local and demo -----------------------------------------------------------------------
@@ -239,8 +260,13 @@ def _local(args: argparse.Namespace) -> int:
 
     settings = StackSettings.from_values({"profile": args.profile, "routes": args.routes}.get)
     stack = LocalStack(
-        settings.pipeline_config(), port=args.port, workers=args.workers, settings=settings
+        settings.pipeline_config(),
+        port=args.port,
+        workers=args.workers,
+        settings=settings,
+        state_folder=args.state_dir,
     )
+    stack.claim()  # a second stack or a busy port: said now, not after the build
     _stop_on_sigterm()
     with stack:
         names = stack.names
@@ -260,8 +286,8 @@ def _local(args: argparse.Namespace) -> int:
             f"s3://{names.input_bucket}/input/photo.jpg"
         )
         print("Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery")
-        print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
-        try:
+        try:  # from the line that says so, Ctrl-C is a clean stop
+            print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
             _serve(stack, settings)
         except KeyboardInterrupt:
             print("\nShutting down...")
@@ -308,7 +334,7 @@ def _serve(
 def _demo(args: argparse.Namespace) -> int:
     from pipeline.cli.demo import run_demo
 
-    return run_demo(args.profile, args.out, args.workers)
+    return run_demo(args.profile, args.out, args.workers, state_folder=args.state_dir)
 
 
 # -- everyday commands --------------------------------------------------------------------
