@@ -121,6 +121,12 @@ class ResourceNames:
         """The stack's own bus for outcomes (imgpipe:eventBus own; the local stack's bus)."""
         return f"{self.function}-outcomes"
 
+    @property
+    def event_tail_queue(self) -> str:
+        """Local stack only: the queue a rule on the bus copies outcomes to, which
+        `imgpipe events` reads (EventBridge has no API to read a bus)."""
+        return f"{self.event_bus}-tail"
+
     def alarm(self, suffix: str) -> str:
         if suffix not in ALARM_SUFFIXES:
             raise ValueError(f"unknown alarm {suffix!r}; add it to ALARM_SUFFIXES")
