@@ -98,12 +98,18 @@ class _Record:
 
     def publish(self, stored: dict[str, Any]) -> None:
         """Announce the item this record stored. Called once its clean-up is done too, so
-        what the event lists is what exists; raising here retries the whole record."""
+        what the event lists is what exists; raising here retries the whole record. A newer
+        event may have replaced the item during the clean-up: then it announces its own,
+        and this one, stale, says nothing (one read narrows that window to milliseconds)."""
         if self.publisher is None:
             return
         with self.timings.phase(PUBLISH):
-            self.publisher.publish(stored)
-        logger.info("Published %r for %r.", DETAIL_TYPES[stored["status"]], self.key)
+            current = self.store.item(self.key) or {}
+            if current.get("revision") == stored["revision"]:
+                self.publisher.publish(stored)
+                logger.info("Published %r for %r.", DETAIL_TYPES[stored["status"]], self.key)
+                return
+        logger.info("Not published for %r: a newer event replaced its item", self.key)
 
     def leftovers(self, newest: dict[str, Any] | None, *also: Iterable[str]) -> set[str]:
         """For an event that lost: what `unlisted` says, plus keys this source released

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from lambda_pkg import handler, outcomes, wire
+from lambda_pkg import handler, outcomes, ownership, wire
 from lambda_pkg.handler import process_event
 from lambda_pkg.settings import (
     ENV_EVENT_BUS,
@@ -242,3 +242,28 @@ def _config():
     from lambda_pkg.profiles import PipelineConfig, load_named
 
     return PipelineConfig.single(load_named("thumbnail"))
+
+
+def test_a_result_replaced_during_its_clean_up_is_not_announced(aws, subscriber, monkeypatch):
+    # GIVEN a processed photo whose original is then deleted
+    create(aws, "input/busy.jpg", images.jpeg(640, 480))
+    subscriber.received()
+    aws.s3.delete_object(Bucket=INPUT_BUCKET, Key="input/busy.jpg")
+    # AND while the delete removes the renditions, the photo is uploaded again and that
+    # newer event is handled to the end
+    real = ownership.remove_unlisted
+    newer_handled: list[bool] = []
+
+    def upload_meanwhile(*args: Any, **kwargs: Any) -> int:
+        if not newer_handled:
+            newer_handled.append(True)
+            create(aws, "input/busy.jpg", images.jpeg(800, 600), sequencer=NEWER)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ownership, "remove_unlisted", upload_meanwhile)
+    event = delete_event(INPUT_BUCKET, "input/busy.jpg", DELETED)
+    process_event(event, settings(aws), aws.s3, aws.dynamodb)
+    # THEN only the newer upload is announced: the delete's item was replaced before its turn
+    (event,) = subscriber.received()
+    assert event["detail-type"] == "Image Processed"
+    assert event["detail"] == wire.plain(aws.item("input/busy.jpg"))
