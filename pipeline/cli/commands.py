@@ -211,6 +211,7 @@ def _local(args: argparse.Namespace) -> int:
         print(f"  endpoint      {stack.endpoint}")
         print(f"  input bucket  {names.input_bucket}")
         print(f"  output bucket {names.output_bucket}   table {names.metadata_table}")
+        print(f"  event bus     {names.event_bus}   (imgpipe events --follow)")
         print(f"  worker logs   {stack.log_dir}")
         print("\nUpload with the AWS CLI (any credentials work on the emulator):")
         print(
