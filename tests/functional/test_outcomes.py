@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from lambda_pkg import handler, outcomes, ownership, wire
 from lambda_pkg.handler import process_event
+from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.settings import (
     ENV_EVENT_BUS,
     Settings,
@@ -207,7 +208,8 @@ def test_the_entry_point_publishes_to_the_bus_its_environment_names(aws, monkeyp
 
 
 def test_the_environment_must_name_a_bus():
-    env = function_environment(OUTPUT_BUCKET, TABLE, _config(), event_bus="my-bus")
+    config = PipelineConfig.single(load_named("thumbnail"))
+    env = function_environment(OUTPUT_BUCKET, TABLE, config, event_bus="my-bus")
     assert Settings.from_env(env).event_bus == "my-bus"
     with pytest.raises(SettingsError, match=ENV_EVENT_BUS):
         Settings.from_env({k: v for k, v in env.items() if k != ENV_EVENT_BUS})
@@ -236,12 +238,6 @@ def test_an_item_too_large_for_one_event_keeps_its_scalars_and_says_what_is_left
     # AND an ordinary item is sent whole
     small = {**item, "renditions": item["renditions"][:7], "error": "bad"}
     assert json.loads(outcomes.event_entry(small, BUS)["Detail"]) == wire.plain(small)
-
-
-def _config():
-    from lambda_pkg.profiles import PipelineConfig, load_named
-
-    return PipelineConfig.single(load_named("thumbnail"))
 
 
 def test_a_result_replaced_during_its_clean_up_is_not_announced(aws, subscriber, monkeypatch):
