@@ -222,7 +222,7 @@ def _local(args: argparse.Namespace) -> int:
             f"  aws --endpoint-url {stack.endpoint} s3 cp photo.jpg "
             f"s3://{names.input_bucket}/input/photo.jpg"
         )
-        print("Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery | imgpipe events")
+        print("Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery")
         print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
         try:
             _serve(stack, settings)
