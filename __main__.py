@@ -15,6 +15,8 @@ from pipeline.program.stack import (
     OUTPUT_ALARM_TOPIC,
     OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_DEAD_LETTER_QUEUE_ARN,
+    OUTPUT_EVENT_BUS,
+    OUTPUT_EVENT_BUS_ARN,
     OUTPUT_FUNCTION_NAME,
     OUTPUT_INPUT_BUCKET,
     OUTPUT_METADATA_TABLE,
@@ -39,3 +41,5 @@ pulumi.export(OUTPUT_FUNCTION_NAME, pipeline.function_name)
 pulumi.export(OUTPUT_DEAD_LETTER_QUEUE, pipeline.dead_letter_queue_url)
 pulumi.export(OUTPUT_DEAD_LETTER_QUEUE_ARN, pipeline.dead_letter_queue_arn)
 pulumi.export(OUTPUT_ALARM_TOPIC, pipeline.alarm_topic_arn)
+pulumi.export(OUTPUT_EVENT_BUS, pipeline.event_bus_name)
+pulumi.export(OUTPUT_EVENT_BUS_ARN, pipeline.event_bus_arn)

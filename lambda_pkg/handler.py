@@ -19,6 +19,7 @@ from lambda_pkg import clients
 from lambda_pkg.budget import Budget
 from lambda_pkg.events import S3Record, s3_records
 from lambda_pkg.metadata import MetadataStore
+from lambda_pkg.outcomes import Publisher
 from lambda_pkg.settings import Settings
 from lambda_pkg.workflow import Outcome, process_record
 
@@ -57,19 +58,25 @@ def process_event(
     s3: Any,
     dynamodb: Any,
     budget: Budget | None = None,
+    events: Any = None,
 ) -> dict[str, Any]:
     """Process every record; one record's failure never stops the others. Each image is
-    rendered within `budget` (by default: Lambda's longest timeout, the settings' memory)."""
+    rendered within `budget` (by default: Lambda's longest timeout, the settings' memory);
+    each stored outcome is published to `settings.event_bus` with `events` (by default the
+    function's EventBridge client, made on the first publish) when the settings name a bus."""
     budget = budget or Budget.for_invocation(None, settings.memory_mb)
     summary = Summary()
     store = MetadataStore(dynamodb, settings.metadata_table)
+    publisher = None
+    if settings.event_bus:
+        publisher = Publisher(events, settings.event_bus)
     first_error: BaseException | None = None
     records = s3_records(event)
     if not records:
         logger.info("No S3 records in the event (for example s3:TestEvent); nothing to do.")
     for record in records:
         try:
-            outcome = process_record(record, settings, s3, store, budget)
+            outcome = process_record(record, settings, s3, store, budget, publisher)
         except Exception as exc:  # transient or unexpected: raise after the other records
             logger.exception("Record for key %r failed; it will be retried", _safe_key(record))
             first_error = first_error or exc

@@ -183,12 +183,15 @@ class MetadataStore:
         )
         return wire.decode(response.get("Item", {})).get("sequencer")
 
-    def replace(self, item: dict[str, Any], previous: dict[str, Any] | None) -> bool:
-        """Store `item` only if the stored item is still exactly `previous` (None: no item).
+    def replace(
+        self, item: dict[str, Any], previous: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Store `item` only if the stored item is still exactly `previous` (None: no item),
+        and return it as stored (with its `revision`).
 
         The caller has already checked that `previous` is not newer; this makes the write
         an optimistic compare-and-swap, so whatever `previous` listed is what this write
-        replaced. False: another event wrote meanwhile; read again and decide again."""
+        replaced. None: another event wrote meanwhile; read again and decide again."""
         revision = uuid.uuid4().hex
         item = {**item, "revision": revision}
         request: dict[str, Any] = {
@@ -205,10 +208,11 @@ class MetadataStore:
             request["ExpressionAttributeNames"] = {"#ts": "timestamp"}
             request["ExpressionAttributeValues"] = {":ts": {"S": previous["timestamp"]}}
         if self._conditional(self._client.put_item, request):
-            return True
+            return item
         # botocore retries a write whose response was lost; the retry then fails its own
         # condition. The revision says whether the write that failed was in fact ours.
-        return (self.item(item["image_name"]) or {}).get("revision") == revision
+        ours = (self.item(item["image_name"]) or {}).get("revision") == revision
+        return item if ours else None
 
     # -- owner records -------------------------------------------------------------------
 

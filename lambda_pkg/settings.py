@@ -16,7 +16,10 @@ from lambda_pkg.profiles import PipelineConfig
 ENV_OUTPUT_BUCKET = "OUTPUT_BUCKET"
 ENV_METADATA_TABLE = "METADATA_TABLE"
 ENV_PROFILE_CONFIG = "PROFILE_CONFIG"
-FUNCTION_ENVIRONMENT = (ENV_OUTPUT_BUCKET, ENV_METADATA_TABLE, ENV_PROFILE_CONFIG)
+ENV_EVENT_BUS = "EVENT_BUS"  # where outcomes are published (lambda_pkg/outcomes.py)
+FUNCTION_ENVIRONMENT = (ENV_OUTPUT_BUCKET, ENV_METADATA_TABLE, ENV_PROFILE_CONFIG, ENV_EVENT_BUS)
+# The bus every AWS account (and moto) has without creating one.
+DEFAULT_EVENT_BUS = "default"
 # Set by Lambda itself (and the local stack): the function's memory, which the per-image
 # budget (lambda_pkg/budget.py) divides. Unset elsewhere: no memory budget.
 ENV_MEMORY_SIZE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
@@ -32,6 +35,9 @@ class Settings:
     metadata_table: str
     config: PipelineConfig
     memory_mb: int | None = None
+    # The deployed function always has one (EVENT_BUS is required); None, for in-process
+    # callers (tests, benchmarks) that construct Settings themselves, publishes nothing.
+    event_bus: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +50,7 @@ class Settings:
             metadata_table=env[ENV_METADATA_TABLE],
             config=PipelineConfig.from_json(env[ENV_PROFILE_CONFIG], source=ENV_PROFILE_CONFIG),
             memory_mb=_memory_mb(env.get(ENV_MEMORY_SIZE)),
+            event_bus=env[ENV_EVENT_BUS],
         )
 
 
@@ -60,13 +67,18 @@ def _memory_mb(value: str | None) -> int | None:
 
 
 def function_environment(
-    output_bucket: str, metadata_table: str, config: PipelineConfig
+    output_bucket: str,
+    metadata_table: str,
+    config: PipelineConfig,
+    event_bus: str = DEFAULT_EVENT_BUS,
 ) -> dict[str, str]:
-    """The exact environment the function gets; used by Pulumi and the local stack alike."""
+    """The exact environment the function gets; used by Pulumi and the local stack alike.
+    `event_bus` is a bus name or ARN; the account's default bus unless the stack has its own."""
     return {
         ENV_OUTPUT_BUCKET: output_bucket,
         ENV_METADATA_TABLE: metadata_table,
         ENV_PROFILE_CONFIG: config.to_json(),
+        ENV_EVENT_BUS: event_bus,
     }
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 # The phases in the order an image meets them; what none of them covers is `other`.
-GET, DECODE, RENDER, HANDOFF, CLAIM, PUT, ITEM = (
+GET, DECODE, RENDER, HANDOFF, CLAIM, PUT, ITEM, PUBLISH = (
     "get",  # S3 GetObject and reading the body
     "decode",  # header checks, open, orient, decode (in the render's child)
     "render",  # resize, encode, placeholders (in the render's child)
@@ -22,8 +22,9 @@ GET, DECODE, RENDER, HANDOFF, CLAIM, PUT, ITEM = (
     "claim",  # DynamoDB: the owner record of every output key
     "put",  # S3 PutObject of every rendition
     "item",  # DynamoDB: the stored sequencer, the item's conditional write, clean-up
+    "publish",  # EventBridge: the stored outcome's event
 )
-PHASES = (GET, DECODE, RENDER, HANDOFF, CLAIM, PUT, ITEM)
+PHASES = (GET, DECODE, RENDER, HANDOFF, CLAIM, PUT, ITEM, PUBLISH)
 OTHER, TOTAL = "other", "total"
 ATTRIBUTE = "imgpipe_timings"  # on an exception from the child: the phases it measured
 

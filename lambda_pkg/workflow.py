@@ -29,10 +29,11 @@ from lambda_pkg.metadata import (
     newer_than,
     ok_item,
 )
+from lambda_pkg.outcomes import DETAIL_TYPES, Publisher
 from lambda_pkg.profiles import OUTPUT_PREFIX, Profile, render_key
 from lambda_pkg.records import is_reserved_source_key
 from lambda_pkg.settings import Settings
-from lambda_pkg.timings import CLAIM, GET, ITEM, PUT, Timings
+from lambda_pkg.timings import CLAIM, GET, ITEM, PUBLISH, PUT, Timings
 
 logger = logging.getLogger("imgpipe")
 
@@ -60,10 +61,16 @@ class _Record:
     """The clients and facts one record's work shares."""
 
     def __init__(
-        self, record: S3Record, settings: Settings, s3: Any, store: MetadataStore, budget: Budget
+        self,
+        record: S3Record,
+        settings: Settings,
+        s3: Any,
+        store: MetadataStore,
+        budget: Budget,
+        publisher: Publisher | None,
     ) -> None:
         self.record, self.settings, self.s3, self.store = record, settings, s3, store
-        self.key, self.budget = record.key, budget
+        self.key, self.budget, self.publisher = record.key, budget, publisher
         self.timings = Timings()  # this record's only: nothing carries over to the next
 
     def source(self, size: int = 0) -> Source:
@@ -89,6 +96,21 @@ class _Record:
             self.s3, bucket, self.store, self.source(), output_keys, rewrite
         )
 
+    def publish(self, stored: dict[str, Any]) -> None:
+        """Announce the item this record stored. Called once its clean-up is done too, so
+        what the event lists is what exists; raising here retries the whole record. A newer
+        event may have replaced the item during the clean-up: then it announces its own,
+        and this one, stale, says nothing (one read narrows that window to milliseconds)."""
+        if self.publisher is None:
+            return
+        with self.timings.phase(PUBLISH):
+            current = self.store.item(self.key) or {}
+            if current.get("revision") == stored["revision"]:
+                self.publisher.publish(stored)
+                logger.info("Published %r for %r.", DETAIL_TYPES[stored["status"]], self.key)
+                return
+        logger.info("Not published for %r: a newer event replaced its item", self.key)
+
     def leftovers(self, newest: dict[str, Any] | None, *also: Iterable[str]) -> set[str]:
         """For an event that lost: what `unlisted` says, plus keys this source released
         that an earlier attempt of this (older) event may have written after the release."""
@@ -96,11 +118,17 @@ class _Record:
 
 
 def process_record(
-    record: S3Record, settings: Settings, s3: Any, store: MetadataStore, budget: Budget
+    record: S3Record,
+    settings: Settings,
+    s3: Any,
+    store: MetadataStore,
+    budget: Budget,
+    publisher: Publisher | None = None,
 ) -> Outcome:
-    """One record; its image rendered within `budget` (lambda_pkg/budget.py). A record that
-    did any work ends with one `Image timings: {json}` line, also when it raises."""
-    work = _Record(record, settings, s3, store, budget)
+    """One record; its image rendered within `budget` (lambda_pkg/budget.py), the item it
+    stores announced by `publisher` (None: not published). A record that did any work ends
+    with one `Image timings: {json}` line, also when it raises."""
+    work = _Record(record, settings, s3, store, budget, publisher)
     outcome: Outcome | None = None
     try:
         outcome = _route(work)
@@ -257,7 +285,7 @@ def _store(work: _Record, profile: Profile, item: dict[str, Any], written: list[
         with work.timings.phase(ITEM):  # not around _settle: it renders and puts again
             previous = work.store.item(work.key)
             newer = work.is_older_than(previous)
-            stored = not newer and work.store.replace(item, previous)
+            stored = None if newer else work.store.replace(item, previous)
         if newer:
             logger.info("Metadata not stored for %r: a newer event recorded it", work.key)
             _settle(work, profile, written)
@@ -269,6 +297,7 @@ def _store(work: _Record, profile: Profile, item: dict[str, Any], written: list[
                 removed = work.remove_unlisted(stale, profile) if stale else 0
             if removed:
                 logger.info("Removed %d rendition(s) the new item no longer lists", removed)
+            work.publish(stored)
             return
     raise RuntimeError(f"the item of {work.key!r} kept changing; the retry will store it")
 
@@ -316,17 +345,18 @@ def _remove(work: _Record, profile: Profile) -> Outcome:
         if work.is_older_than(previous):
             logger.info("Skipping removal of %r: a newer event already recorded it", work.key)
             return _step_aside(work, profile)
-        item = deleted_item(work.source(), previous)
-        if work.store.replace(item, previous):
+        stored = work.store.replace(deleted_item(work.source(), previous), previous)
+        if stored:
             # What a deleted item once listed goes too: a retried delete finds its own item.
-            removed_before = (r.get("key") for r in item.get("removed_renditions") or [])
-            stale = work.unlisted(item, (k for k in removed_before if isinstance(k, str)))
+            removed_before = (r.get("key") for r in stored.get("removed_renditions") or [])
+            stale = work.unlisted(stored, (k for k in removed_before if isinstance(k, str)))
             removed = work.remove_unlisted(stale, profile)
             logger.info(
                 "Original %r was deleted: removed %d rendition(s), item marked deleted",
                 work.key,
                 removed,
             )
+            work.publish(stored)
             return Outcome.PROCESSED
     raise RuntimeError(f"the item of {work.key!r} kept changing; the retry will store it")
 

@@ -25,7 +25,7 @@ from unittest import mock
 
 from botocore.exceptions import ClientError
 
-from lambda_pkg import workflow
+from lambda_pkg import wire, workflow
 from lambda_pkg.events import normalise_sequencer, s3_event
 from lambda_pkg.handler import process_event
 from lambda_pkg.metadata import MetadataStore
@@ -175,11 +175,13 @@ class _Run:
         return s3_event(INPUT_BUCKET, key, len(op.data), sequencer, name)
 
     def deliver(self, event: dict[str, Any]) -> None:
-        process_event(event, self.world.settings(self.profile), self.world.s3, self.world.dynamodb)
+        world = self.world
+        settings = world.settings(self.profile, publish=True)
+        process_event(event, settings, world.s3, world.dynamodb, events=world.events)
 
     def check(self) -> list[str]:
         state = snapshot(self.world.s3, self.world.dynamodb, INPUT_BUCKET, OUTPUT_BUCKET, TABLE)
-        problems = violations(state)
+        problems = violations(state) + self._misannounced(state.items)
         for key, (sequencer, op) in sorted(self.last.items()):
             item = state.items.get(key) or {}
             status, error = item.get("status"), item.get("error", "")
@@ -194,6 +196,18 @@ class _Run:
                 expected = status == "ok" or (status == "failed" and lost)
             if not expected:
                 problems.append(f"{key}: {status} after its last {op.kind} ({error[:80]})")
+        return problems
+
+    def _misannounced(self, items: dict[str, dict[str, Any]]) -> list[str]:
+        """An event announces only what the table holds: per key, the last one published
+        is the item as it stands (its revision, every attribute); none for no item."""
+        last = {e["detail"]["image_name"]: e["detail"] for e in self.world.announced()}
+        problems = []
+        for key in sorted(set(self.last) | set(last)):
+            held = wire.plain(items[key]) if key in items else None
+            if last.get(key) != held:
+                said = (last.get(key) or {}).get("revision")
+                problems.append(f"{key}: last event announced {said}, the table holds {held}")
         return problems
 
 
@@ -240,13 +254,12 @@ class _Faulty:
 def run_with_fault(world: World, scenario: Scenario, fail_at: int) -> Outcome:
     """The scenario, sequential, with its `fail_at`-th AWS call failing once; each event is
     delivered as Lambda's async invocation does (an error: up to two more attempts)."""
-    calls = [0]
-    s3, dynamodb = _Faulty(world.s3, calls, fail_at), _Faulty(world.dynamodb, calls, fail_at)
+    clients = _faulty(world, fail_at)
     run_ = _Run(world, scenario)
     for op in scenario.ops:
         for event in run_.apply(op):
-            _deliver_like_lambda(event, world.settings(run_.profile), s3, dynamodb)
-    return Outcome(scenario.name, f"fault at call {fail_at}", run_.check(), calls[0])
+            _deliver_like_lambda(event, world.settings(run_.profile, publish=True), clients)
+    return Outcome(scenario.name, f"fault at call {fail_at}", run_.check(), clients.calls[0])
 
 
 # Where in the first create the second event is handled: after its render (before it
@@ -290,20 +303,37 @@ def during_render(
                 return result
         return real(*args, **kwargs)
 
-    calls = [0]
-    s3, dynamodb = _Faulty(world.s3, calls, fail_at), _Faulty(world.dynamodb, calls, fail_at)
+    clients = _faulty(world, fail_at)
     with mock.patch.object(module, name, side_effect=second_first):
-        _deliver_like_lambda(create, world.settings(profile), s3, dynamodb)
+        _deliver_like_lambda(create, world.settings(profile, publish=True), clients)
     fault = f", fault at call {fail_at}" if fail_at else ""
     delivery = f"second event mid-create ({at}{fault})"
-    return Outcome(run_.scenario.name, delivery, run_.check(), calls[0])
+    return Outcome(run_.scenario.name, delivery, run_.check(), clients.calls[0])
 
 
-def _deliver_like_lambda(event: dict[str, Any], settings: Any, s3: Any, dynamodb: Any) -> None:
+@dataclass
+class _Clients:
+    """The handler's clients, sharing one count of calls (see _Faulty)."""
+
+    calls: list[int]
+    s3: Any
+    dynamodb: Any
+    events: Any
+
+
+def _faulty(world: World, fail_at: int) -> _Clients:
+    calls = [0]
+    s3, dynamodb, events = (
+        _Faulty(client, calls, fail_at) for client in (world.s3, world.dynamodb, world.events)
+    )
+    return _Clients(calls, s3, dynamodb, events)
+
+
+def _deliver_like_lambda(event: dict[str, Any], settings: Any, clients: _Clients) -> None:
     """Lambda's asynchronous invocation: on an error, two more attempts."""
     for attempt in range(3):
         try:
-            process_event(event, settings, s3, dynamodb)
+            process_event(event, settings, clients.s3, clients.dynamodb, events=clients.events)
             return
         except ClientError:
             if attempt == 2:

@@ -41,19 +41,30 @@ DYNAMODB_FAULTS = (
     ),
     Fault(500, "InternalServerError", "Internal server error"),
 )
+# EventBridge (PutEvents, the function's outcomes) speaks JSON 1.1 with error types.
+EVENTS_FAULTS = (
+    Fault(400, "ThrottlingException", "Rate exceeded"),
+    Fault(500, "InternalException", "Internal service error"),
+)
 # Not forwarded: hop-by-hop headers, and Expect (this proxy already answered the 100).
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 _NOT_FORWARDED = _HOP_BY_HOP | {"expect"}
 
 
 def service_of(headers: dict[str, str]) -> str:
-    """DynamoDB speaks JSON with an X-Amz-Target; the function's other service is S3."""
+    """DynamoDB and EventBridge speak JSON with an X-Amz-Target; the function's other
+    service is S3."""
     target = headers.get("x-amz-target", "")
     if target.startswith("DynamoDB"):
         return "dynamodb"
+    if target.startswith("AWSEvents"):
+        return "events"
     if target.startswith("AmazonSQS"):
         return "sqs"
     return "s3"
+
+
+_FAULTS = {"dynamodb": DYNAMODB_FAULTS, "events": EVENTS_FAULTS}
 
 
 @dataclass
@@ -75,13 +86,16 @@ class FaultPlan:
             if roll >= rate:
                 self.forwarded[service] += 1
                 return None
-            faults = DYNAMODB_FAULTS if service == "dynamodb" else S3_FAULTS
+            faults = _FAULTS.get(service, S3_FAULTS)
             fault = faults[int(pick * len(faults))]
             self.injected[f"{service}:{fault.code}"] += 1
             return fault
 
 
 def error_body(service: str, fault: Fault) -> tuple[bytes, str]:
+    if service == "events":
+        body = {"__type": fault.code, "message": fault.message}
+        return json.dumps(body).encode(), "application/x-amz-json-1.1"
     if service == "dynamodb":
         body = {
             "__type": f"com.amazonaws.dynamodb.v20120810#{fault.code}",

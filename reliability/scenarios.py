@@ -112,10 +112,11 @@ def _mixed(count: int, prefix: str, seed: int = 1) -> list[tuple[str, bytes]]:
 def throttling(
     count: int = 30, rate: float = 0.2, seed: int = 7, workers: int = 2, timeout_s: float = 300
 ) -> RunResult:
-    """S3 and DynamoDB answer `rate` of the function's requests with throttling/5xx bodies."""
+    """S3, DynamoDB and EventBridge answer `rate` of the function's requests with
+    throttling/5xx bodies."""
     began = time.monotonic()
     port = free_port()
-    plan = FaultPlan({"s3": rate, "dynamodb": rate}, seed=seed)
+    plan = FaultPlan({"s3": rate, "dynamodb": rate, "events": rate}, seed=seed)
     with FaultProxy(f"http://127.0.0.1:{port}", plan) as proxy:
         stack = new_stack(
             port=port, workers=workers, fault_environment={"AWS_ENDPOINT_URL": proxy.endpoint}

@@ -3,6 +3,7 @@ them, and a real S3 event per upload. What the hostile-input and ordering checks
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +14,7 @@ import boto3
 from lambda_pkg import wire
 from lambda_pkg.events import s3_event
 from lambda_pkg.handler import process_event
+from lambda_pkg.outcomes import SOURCE
 from lambda_pkg.profiles import PipelineConfig, Profile
 from lambda_pkg.records import table_definition
 from lambda_pkg.settings import Settings
@@ -20,6 +22,7 @@ from lambda_pkg.settings import Settings
 INPUT_BUCKET = "imgpipe-rel-input"
 OUTPUT_BUCKET = "imgpipe-rel-output"
 TABLE = "imgpipe-rel-metadata"
+EVENT_BUS = "imgpipe-rel-outcomes"
 
 
 class World:
@@ -29,9 +32,36 @@ class World:
         for bucket in (INPUT_BUCKET, OUTPUT_BUCKET):
             self.s3.create_bucket(Bucket=bucket)
         self.dynamodb.create_table(TableName=TABLE, **table_definition())
+        self.events = boto3.client("events", region_name="us-east-1")
+        self._announced = self._subscribe()
 
-    def settings(self, profile: Profile) -> Settings:
-        return Settings(OUTPUT_BUCKET, TABLE, PipelineConfig.single(profile))
+    def _subscribe(self) -> str:
+        """The stack's bus, with an application's queue subscribed to the outcomes."""
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        self.events.create_event_bus(Name=EVENT_BUS)
+        url = sqs.create_queue(QueueName="imgpipe-rel-announced")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        pattern = json.dumps({"source": [SOURCE]})
+        self.events.put_rule(Name="announced", EventBusName=EVENT_BUS, EventPattern=pattern)
+        target = {"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]}
+        self.events.put_targets(Rule="announced", EventBusName=EVENT_BUS, Targets=[target])
+        return url
+
+    def announced(self) -> list[dict[str, Any]]:
+        """The events published since the last call, oldest first."""
+        sqs, found = boto3.client("sqs", region_name="us-east-1"), []
+        while messages := sqs.receive_message(QueueUrl=self._announced, MaxNumberOfMessages=10).get(
+            "Messages"
+        ):
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self._announced, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    def settings(self, profile: Profile, publish: bool = False) -> Settings:
+        """With `publish`, outcomes go to the bus (pass `events` to process_event)."""
+        bus = EVENT_BUS if publish else None
+        return Settings(OUTPUT_BUCKET, TABLE, PipelineConfig.single(profile), event_bus=bus)
 
     def upload(self, key: str, data: bytes) -> None:
         self.s3.put_object(Bucket=INPUT_BUCKET, Key=key, Body=data)

@@ -171,6 +171,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     gallery_command.set_defaults(run=_gallery)
 
+    events = targeted(
+        "events",
+        "print the outcomes the function published (Image Processed/Failed/Deleted)",
+        "Print one line per event the function published on the local stack's bus, oldest "
+        "first (each event once: reading takes it off the stack's tail queue).",
+    )
+    events.add_argument("--json", action="store_true", help="each event's raw JSON, one a line")
+    events.add_argument("--follow", action="store_true", help="keep waiting; Ctrl-C stops")
+    events.set_defaults(run=_events)
+
     build = commands.add_parser(
         "build-layer",
         help="build the Pillow layer zip for a stack to deploy without a package index",
@@ -275,6 +285,7 @@ def _local(args: argparse.Namespace) -> int:
         print(f"  endpoint      {stack.endpoint}")
         print(f"  input bucket  {names.input_bucket}")
         print(f"  output bucket {names.output_bucket}   table {names.metadata_table}")
+        print(f"  event bus     {names.event_bus}   (imgpipe events --follow)")
         print(f"  worker logs   {stack.log_dir}")
         print("\nUpload with the AWS CLI (any credentials work on the emulator):")
         print(
@@ -410,6 +421,18 @@ def _reprocess(args: argparse.Namespace) -> int:
 def _gallery(args: argparse.Namespace) -> int:
     page = gallery.write(_target(args), args.out, presign=args.presign)
     print(f"Gallery: {page.resolve().as_uri()}")
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    from pipeline.cli import tail
+
+    _stop_on_sigterm()
+    try:
+        for event in tail.events(_target(args), follow=args.follow):
+            print(json.dumps(event) if args.json else tail.line(event), flush=True)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how --follow ends
     return 0
 
 

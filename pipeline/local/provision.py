@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from lambda_pkg.outcomes import SOURCE
 from lambda_pkg.profiles import Route
 from lambda_pkg.records import table_definition
 from pipeline.aws import REGION, client
@@ -53,11 +54,32 @@ def provision(
         QueueUrl=event_url, Attributes={"Policy": json.dumps(_queue_policy(queue_arn, names))}
     )
     notify(endpoint, names, routes)
+    publish_outcomes(endpoint, names)
     return LocalResources(names, event_url, dead_letter_url)
 
 
 def event_queue_arn(names: ResourceNames) -> str:
     return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.event_queue}"
+
+
+def publish_outcomes(endpoint: str, names: ResourceNames) -> str:
+    """The stack's bus (imgpipe:eventBus `own`, as the Pulumi program creates it), and a
+    rule on `source: imgpipe` that targets the tail queue; returns the queue's URL."""
+    events, sqs = client("events", endpoint), client("sqs", endpoint)
+    events.create_event_bus(Name=names.event_bus)
+    queue = names.event_tail_queue
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"
+    rule_arn = events.put_rule(
+        Name=queue, EventBusName=names.event_bus, EventPattern=json.dumps({"source": [SOURCE]})
+    )["RuleArn"]
+    events.put_targets(
+        Rule=queue, EventBusName=names.event_bus, Targets=[{"Id": "tail", "Arn": queue_arn}]
+    )
+    # What AWS would need before EventBridge may deliver (moto does not check it).
+    allow = _allow_send(queue_arn, "events.amazonaws.com", rule_arn)
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(allow)})
+    return url
 
 
 def notify(endpoint: str, names: ResourceNames, routes: tuple[Route, ...]) -> None:
@@ -84,16 +106,21 @@ def _queue_rule(arn: str, events: tuple[str, ...], prefix: str, suffix: str) -> 
 
 
 def _queue_policy(queue_arn: str, names: ResourceNames) -> dict[str, Any]:
+    return _allow_send(queue_arn, "s3.amazonaws.com", f"arn:aws:s3:::{names.input_bucket}")
+
+
+def _allow_send(queue_arn: str, service: str, source_arn: str) -> dict[str, Any]:
+    """A queue policy letting one AWS service send to the queue, from one source only."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "S3SendsEvents",
+                "Sid": "ServiceSendsEvents",
                 "Effect": "Allow",
-                "Principal": {"Service": "s3.amazonaws.com"},
+                "Principal": {"Service": service},
                 "Action": "sqs:SendMessage",
                 "Resource": queue_arn,
-                "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{names.input_bucket}"}},
+                "Condition": {"ArnLike": {"aws:SourceArn": source_arn}},
             }
         ],
     }

@@ -82,7 +82,10 @@ class LocalStack:
         """What the Pulumi program sets, plus where AWS is and the Lambda runtime's own vars."""
         return {
             **function_environment(
-                self.names.output_bucket, self.names.metadata_table, self.config
+                self.names.output_bucket,
+                self.names.metadata_table,
+                self.config,
+                self.names.event_bus,
             ),
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_DEFAULT_REGION": REGION,

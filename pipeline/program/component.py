@@ -19,7 +19,7 @@ import pulumi_aws as aws
 from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig, ProfileError
 from lambda_pkg.records import table_definition
 from lambda_pkg.routes import route_from_dict
-from lambda_pkg.settings import function_environment
+from lambda_pkg.settings import DEFAULT_EVENT_BUS, function_environment
 from pipeline.program import routing
 from pipeline.program.guards import (
     DeployGuardError,
@@ -29,12 +29,13 @@ from pipeline.program.guards import (
 from pipeline.program.iam import (
     alarm_topic_key_policy,
     assume_role_policy,
+    default_event_bus_arn,
     function_policy,
     tls_only_bucket_policy,
 )
 from pipeline.program.names import ResourceNames, autonamed
 from pipeline.program.prepare import Artifacts
-from pipeline.program.stack import TRIGGER_EVENTS, StackSettings
+from pipeline.program.stack import EVENT_BUS_OWN, TRIGGER_EVENTS, StackSettings
 
 TYPE_TOKEN = "imgpipe:index:ImagePipeline"
 HANDLER = "lambda_pkg.handler.handler"
@@ -72,8 +73,14 @@ def validate(config: PipelineConfig, settings: StackSettings, names: ResourceNam
     routing.check_no_self_trigger(config.routes, settings.single_bucket)
     check_capacity(config, settings.memory_mb, settings.timeout_s)
     output_bucket = names.input_bucket if settings.single_bucket else names.output_bucket
+    own_bus = settings.event_bus == EVENT_BUS_OWN
     check_environment_size(
-        function_environment(autonamed(output_bucket), autonamed(names.metadata_table), config),
+        function_environment(
+            autonamed(output_bucket),
+            autonamed(names.metadata_table),
+            config,
+            autonamed(names.event_bus) if own_bus else DEFAULT_EVENT_BUS,
+        ),
         config,
     )
 
@@ -86,6 +93,8 @@ class ImagePipeline(pulumi.ComponentResource):
     dead_letter_queue_url: pulumi.Output[str]
     dead_letter_queue_arn: pulumi.Output[str]
     alarm_topic_arn: pulumi.Output[str]
+    event_bus_name: pulumi.Input[str]
+    event_bus_arn: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ImagePipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -97,6 +106,7 @@ class ImagePipeline(pulumi.ComponentResource):
         self._caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         self._create_buckets()
         self._create_table()
+        self._create_event_bus()
         self._create_log_group()
         self._create_layer()
         self._create_dead_letter_queue()
@@ -122,6 +132,8 @@ class ImagePipeline(pulumi.ComponentResource):
                 "dead_letter_queue_url": self.dead_letter_queue_url,
                 "dead_letter_queue_arn": self.dead_letter_queue_arn,
                 "alarm_topic_arn": self.alarm_topic_arn,
+                "event_bus_name": self.event_bus_name,
+                "event_bus_arn": self.event_bus_arn,
             }
         )
 
@@ -273,6 +285,21 @@ class ImagePipeline(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
 
+    def _create_event_bus(self) -> None:
+        """Where the function announces outcomes: a bus of the stack's own, or the account's
+        default bus, which exists already (its ARN is the table's region and account)."""
+        self.event_bus: aws.cloudwatch.EventBus | None = None
+        if self._args.settings.event_bus != EVENT_BUS_OWN:
+            self.event_bus_name = DEFAULT_EVENT_BUS
+            self.event_bus_arn = self.table.arn.apply(default_event_bus_arn)
+            return
+        self.event_bus = aws.cloudwatch.EventBus(
+            self._args.names.event_bus,
+            description=f"Outcomes of {self._args.names.function}: Image Processed/Failed/Deleted",
+            opts=self._child,
+        )
+        self.event_bus_name, self.event_bus_arn = self.event_bus.name, self.event_bus.arn
+
     # -- the function ----------------------------------------------------------------------
 
     def _create_log_group(self) -> None:
@@ -332,12 +359,14 @@ class ImagePipeline(pulumi.ComponentResource):
             self.table.arn,
             self.log_group.arn,
             self.dead_letter_queue.arn,
+            self.event_bus_arn,
         ).apply(
             lambda arns: function_policy(
                 *arns[:4],
                 output_prefix=OUTPUT_PREFIX,
                 read_patterns=patterns,
                 dead_letter_queue_arn=arns[4],
+                event_bus_arn=arns[5],
                 kms_key_arn=settings.kms_key_arn,
                 tracing=settings.tracing,
             )
@@ -351,9 +380,9 @@ class ImagePipeline(pulumi.ComponentResource):
 
     def _create_function(self) -> None:
         settings, config = self._args.settings, self._args.config
-        variables = pulumi.Output.all(self.output_bucket.bucket, self.table.name).apply(
-            lambda names: function_environment(names[0], names[1], config)
-        )
+        variables = pulumi.Output.all(
+            self.output_bucket.bucket, self.table.name, self.event_bus_name
+        ).apply(lambda names: function_environment(names[0], names[1], config, names[2]))
         self.function = aws.lambda_.Function(
             self._args.names.function,
             runtime=settings.runtime,

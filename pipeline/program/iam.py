@@ -38,6 +38,7 @@ def function_policy(
     *,
     read_patterns: Sequence[tuple[str, str]] = (("", ""),),
     dead_letter_queue_arn: str | None = None,
+    event_bus_arn: str | None = None,
     kms_key_arn: str | None = None,
     tracing: bool = False,
 ) -> dict[str, Any]:
@@ -78,6 +79,9 @@ def function_policy(
     if dead_letter_queue_arn:
         # Lambda sends an async invocation's on-failure record with the function's own role.
         statements.append(_allow("SendFailures", ["sqs:SendMessage"], dead_letter_queue_arn))
+    if event_bus_arn:
+        # Each stored outcome, announced on the stack's bus (lambda_pkg/outcomes.py).
+        statements.append(_allow("PublishOutcomes", ["events:PutEvents"], event_bus_arn))
     if kms_key_arn:
         # SSE-KMS buckets: reading needs Decrypt; writing needs GenerateDataKey (and Decrypt
         # for multipart uploads). Nothing else of the key.
@@ -91,6 +95,13 @@ def function_policy(
             _allow("WriteTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
         )
     return {"Version": VERSION, "Statement": statements}
+
+
+def default_event_bus_arn(regional_arn: str) -> str:
+    """The account's default bus in the partition, region and account of `regional_arn`
+    (any ARN of the stack's, such as its table's): PutEvents is granted by the bus ARN."""
+    _arn, partition, _service, region, account = regional_arn.split(":")[:5]
+    return f"arn:{partition}:events:{region}:{account}:event-bus/default"
 
 
 def alarm_topic_key_policy(account_id: str, caller_arn: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ FUNCTION = "aws:lambda/function:Function"
 PERMISSION = "aws:lambda/permission:Permission"
 TOPIC = "aws:sns/topic:Topic"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+EVENT_BUS = "aws:cloudwatch/eventBus:EventBus"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ NAME_RULES: dict[str, NameRule] = {
     PERMISSION: NameRule("statementId", 100),
     TOPIC: NameRule("name", 256),
     ALARM: NameRule("name", 255),
+    EVENT_BUS: NameRule("name", 256),
 }
 
 # The component's alarms, by the suffix of their names.
@@ -114,6 +116,17 @@ class ResourceNames:
     def permission(self) -> str:
         return f"{self.function}-s3-invoke"
 
+    @property
+    def event_bus(self) -> str:
+        """The stack's own bus for outcomes (imgpipe:eventBus own; the local stack's bus)."""
+        return f"{self.function}-outcomes"
+
+    @property
+    def event_tail_queue(self) -> str:
+        """Local stack only: the queue a rule on the bus copies outcomes to, which
+        `imgpipe events` reads (EventBridge has no API to read a bus)."""
+        return f"{self.event_bus}-tail"
+
     def alarm(self, suffix: str) -> str:
         if suffix not in ALARM_SUFFIXES:
             raise ValueError(f"unknown alarm {suffix!r}; add it to ALARM_SUFFIXES")
@@ -133,6 +146,7 @@ class ResourceNames:
             (FUNCTION, self.function),
             (PERMISSION, self.permission),
             (TOPIC, self.alarm_topic),
+            (EVENT_BUS, self.event_bus),
             *((ALARM, self.alarm(suffix)) for suffix in ALARM_SUFFIXES),
         ]
 

@@ -33,6 +33,9 @@ OUTPUT_DEAD_LETTER_QUEUE = "deadLetterQueueUrl"
 OUTPUT_DEAD_LETTER_QUEUE_ARN = "deadLetterQueueArn"
 # The SNS topic every alarm notifies; subscribe more endpoints to it than alarmEmail.
 OUTPUT_ALARM_TOPIC = "alarmTopicArn"
+# The EventBridge bus outcomes are published on: put rules on it (README "Events").
+OUTPUT_EVENT_BUS = "eventBusName"
+OUTPUT_EVENT_BUS_ARN = "eventBusArn"
 
 # What the input bucket notifies the function of: the Pulumi program and the local stack
 # wire the same list, so the emulator sees what AWS would deliver.
@@ -59,6 +62,9 @@ _LAYER_VERSION_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]{1,140}:[1-9]\d*$"
 )
 _BOOLEANS = {"true": True, "false": False}
+# imgpipe:eventBus: a bus of the stack's own, created with it, or the account's default bus.
+EVENT_BUS_OWN, EVENT_BUS_DEFAULT = "own", "default"
+EVENT_BUSES = (EVENT_BUS_OWN, EVENT_BUS_DEFAULT)
 # The values CloudWatch Logs accepts for PutRetentionPolicy; 0 means "never expire".
 LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
@@ -100,6 +106,11 @@ class StackSettings:
     # (`imgpipe build-layer`). At most one; both None means build from requirements/layer.txt.
     layer_arn: str | None = None
     layer_zip: Path | None = None
+    # Where outcomes are published. Its own bus by default: stacks sharing an account (dev
+    # and prod) stay apart, as every stack's events carry the same source; the function may
+    # put events on that bus only, and rules on it concern this stack alone. `default` is
+    # for consumers that only listen there. Either costs the same: per event, not per bus.
+    event_bus: str = EVENT_BUS_OWN
 
     def resolved_routes(self) -> tuple[Route, ...]:
         """The routes in handler order (specific first, catch-all last)."""
@@ -164,6 +175,14 @@ class StackSettings:
                 "a layer version ARN like arn:aws:lambda:eu-west-1:123456789012:layer:pillow:3 "
                 "(with its version number), or unset",
             )
+        event_bus = value("eventBus", defaults.event_bus)
+        if event_bus not in EVENT_BUSES:
+            raise StackSettingsError(
+                "eventBus",
+                event_bus,
+                f"{EVENT_BUS_OWN} (a bus the stack creates) or {EVENT_BUS_DEFAULT} (the "
+                "account's default bus)",
+            )
         layer_zip = value("layerZip", "") or None
         if layer_arn and layer_zip:
             raise StackSettingsError(
@@ -206,6 +225,7 @@ class StackSettings:
             tracing=_bool("tracing", value("tracing", defaults.tracing)),
             layer_arn=layer_arn,
             layer_zip=Path(layer_zip).expanduser() if layer_zip else None,
+            event_bus=event_bus,
         )
         check_no_self_trigger(settings.resolved_routes(), settings.single_bucket)
         return settings

@@ -28,6 +28,8 @@ from pipeline.program.stack import (
     OUTPUT_ALARM_TOPIC,
     OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_DEAD_LETTER_QUEUE_ARN,
+    OUTPUT_EVENT_BUS,
+    OUTPUT_EVENT_BUS_ARN,
     OUTPUT_FUNCTION_NAME,
     OUTPUT_INPUT_BUCKET,
     OUTPUT_METADATA_TABLE,
@@ -42,6 +44,7 @@ from tests.support.pulumi_program import (
     BUCKET_POLICY,
     CALLER_IDENTITY,
     ENCRYPTION,
+    EVENT_BUS,
     FUNCTION,
     INVOKE_CONFIG,
     KMS_KEY,
@@ -105,6 +108,7 @@ def test_every_resource_once_and_parented_under_the_component(deployed: Deployme
         ALARM: 4,
         PERMISSION: 1,
         NOTIFICATION: 1,
+        EVENT_BUS: 1,
     }
     root = mocks.one(TYPE_TOKEN)
     for resource in mocks.resources.values():
@@ -249,6 +253,7 @@ def test_function_is_configured_from_settings_and_profile(deployed: Deployment) 
         deployed.physical(names.output_bucket),
         deployed.physical(names.metadata_table),
         deployed.config,
+        deployed.physical(names.event_bus),
     )
     assert PipelineConfig.from_json(variables["PROFILE_CONFIG"]) == deployed.config
     # Its policy exists before it can be invoked (else even its logs would be denied).
@@ -286,6 +291,7 @@ def test_role_trusts_lambda_and_its_policy_is_exactly_function_policy(
         mocks.one(LOG_GROUP).outputs["arn"],
         read_patterns=[("", "")],
         dead_letter_queue_arn=mocks.one(QUEUE).outputs["arn"],
+        event_bus_arn=mocks.one(EVENT_BUS).outputs["arn"],
     )
 
 
@@ -395,6 +401,8 @@ def test_main_exports_the_outputs() -> None:
         OUTPUT_DEAD_LETTER_QUEUE: f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{dlq}",
         OUTPUT_DEAD_LETTER_QUEUE_ARN: arn("sqs", dlq),
         OUTPUT_ALARM_TOPIC: arn("sns", f"{names.function}-alarms{SUFFIX}"),
+        OUTPUT_EVENT_BUS: names.event_bus + SUFFIX,
+        OUTPUT_EVENT_BUS_ARN: arn("events", f"event-bus/{names.event_bus}{SUFFIX}"),
     }
     assert mocks.one(TYPE_TOKEN).name == "image-pipeline"
 

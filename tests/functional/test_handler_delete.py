@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from urllib.parse import quote_plus
 
 import pytest
@@ -12,20 +11,11 @@ from lambda_pkg import wire
 from lambda_pkg.handler import process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
 from tests.support import images
-from tests.support.aws import INPUT_BUCKET, OUTPUT_BUCKET, load_event, put_event
+from tests.support.aws import INPUT_BUCKET, OUTPUT_BUCKET, delete_event, put_event
 
 CREATED = "0055AED6DCD90281E5"
 DELETED = "0055AED6DCD90281E6"  # later than CREATED
 EARLIER = "0055AED6DCD90281E4"
-
-
-def delete_event(bucket: str, key_as_sent: str, sequencer: str) -> dict:
-    """Powertools' real ObjectRemoved:Delete event, pointed at one object."""
-    event = copy.deepcopy(load_event("powertools_s3EventDeleteObject"))
-    record = event["Records"][0]
-    record["s3"]["bucket"].update(name=bucket, arn=f"arn:aws:s3:::{bucket}")
-    record["s3"]["object"].update(key=key_as_sent, sequencer=sequencer)
-    return event
 
 
 def upload_and_process(aws, key: str, profile: str = "web", sequencer: str = CREATED) -> dict:

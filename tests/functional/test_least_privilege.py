@@ -16,6 +16,8 @@ What moto 5.2.5 enforces (read moto/core/authorization.py, moto/iam/access_contr
   "*", which a table-scoped Allow never matches. `_dynamodb_checks_table_arns` teaches it
   the table ARN from the request's TableName (moto does the same itself for SQS via
   `_determine_resource`), so table scoping is enforced here too.
+- EventBridge: per action only, like DynamoDB; `_events_checks_bus_arns` teaches it the
+  bus ARN from each PutEvents entry's EventBusName, as AWS authorises it.
 - CloudWatch Logs is not exercised: the Lambda runtime, not the handler, writes logs.
 - Not modelled by moto: S3's 404-vs-403 for a missing key (which `s3:ListBucket` decides on
   AWS), bucket policies for authenticated principals, KMS key grants.
@@ -35,6 +37,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 from moto.dynamodb.responses import DynamoHandler
+from moto.events.responses import EventsHandler
 
 from lambda_pkg import wire
 from lambda_pkg.handler import process_event
@@ -46,6 +49,7 @@ from tests.support import images
 from tests.support.aws import load_event
 from tests.support.pulumi_program import (
     BUCKET,
+    EVENT_BUS,
     REGION,
     ROLE,
     ROLE_POLICY,
@@ -68,6 +72,7 @@ class Captured:
     input_bucket: str
     output_bucket: str
     table: str
+    event_bus: str
     config: PipelineConfig
 
 
@@ -81,6 +86,7 @@ def capture(config: PipelineConfig) -> Captured:
         input_bucket=buckets[names.input_bucket],
         output_bucket=buckets[names.output_bucket],
         table=mocks.one(TABLE).outputs["name"],
+        event_bus=mocks.one(EVENT_BUS).outputs["name"],
         config=config,
     )
 
@@ -99,15 +105,33 @@ def _dynamodb_checks_table_arns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(DynamoHandler, "_determine_resource", determine_resource, raising=False)
 
 
+@pytest.fixture
+def _events_checks_bus_arns(monkeypatch: pytest.MonkeyPatch) -> None:
+    def determine_resource(self: EventsHandler) -> str | list[str]:
+        entries = self._get_param("Entries") or []
+        buses = {entry.get("EventBusName") or "default" for entry in entries}
+        if not buses:
+            return "*"
+        prefix = f"arn:aws:events:{self.region}:{self.current_account}:event-bus/"
+        arns = sorted(bus if bus.startswith("arn:") else prefix + bus for bus in buses)
+        return arns[0] if len(arns) == 1 else "*"  # one entry per call here
+
+    monkeypatch.setattr(EventsHandler, "_determine_resource", determine_resource, raising=False)
+
+
 @dataclass
 class World:
     captured: Captured
     admin_s3: Any
     role_s3: Any
     role_dynamodb: Any
+    role_events: Any
 
     def settings(self) -> Settings:
-        return Settings(self.captured.output_bucket, self.captured.table, self.captured.config)
+        captured = self.captured
+        return Settings(
+            captured.output_bucket, captured.table, captured.config, event_bus=captured.event_bus
+        )
 
 
 def build_world(captured: Captured) -> World:
@@ -117,6 +141,7 @@ def build_world(captured: Captured) -> World:
     for bucket in (captured.input_bucket, captured.output_bucket):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     admin.client("dynamodb").create_table(TableName=captured.table, **table_definition())
+    admin.client("events").create_event_bus(Name=captured.event_bus)
     iam = admin.client("iam")
     role = iam.create_role(
         RoleName="imgpipe-dev-processor-role", AssumeRolePolicyDocument=json.dumps(captured.trust)
@@ -136,11 +161,12 @@ def build_world(captured: Captured) -> World:
         aws_session_token=credentials["SessionToken"],
         region_name=REGION,
     )
-    return World(captured, s3, session.client("s3"), session.client("dynamodb"))
+    clients = (session.client(service) for service in ("s3", "dynamodb", "events"))
+    return World(captured, s3, *clients)
 
 
 @pytest.fixture
-def aws_iam(_dynamodb_checks_table_arns: None) -> Iterator[None]:
+def aws_iam(_dynamodb_checks_table_arns: None, _events_checks_bus_arns: None) -> Iterator[None]:
     with mock_aws():
         yield
 
@@ -194,10 +220,10 @@ def test_the_generated_policy_is_enough_and_no_more(
     def enforced() -> None:
         s3, dynamodb = world.role_s3, world.role_dynamodb
         # WHEN the handler runs with the role's credentials over a real image
-        result = process_event(
-            put_event(captured.input_bucket, key, len(data)), world.settings(), s3, dynamodb
-        )
-        # THEN it fully succeeds: every rendition and the item are written
+        event = put_event(captured.input_bucket, key, len(data))
+        result = process_event(event, world.settings(), s3, dynamodb, events=world.role_events)
+        # THEN it fully succeeds: every rendition and the item are written, the outcome
+        # published (a refused PutEvents would have raised)
         assert result == {"processed": 1, "failed": 0, "skipped": 0}
         item = wire.decode(dynamodb.get_item(TableName=captured.table, Key=wire.key(key))["Item"])
         assert item["status"] == "ok"
@@ -221,6 +247,11 @@ def test_the_generated_policy_is_enough_and_no_more(
         denied(dynamodb.scan, TableName=captured.table)
         denied(dynamodb.delete_item, TableName=captured.table, Key=wire.key(key))
         denied(dynamodb.get_item, TableName="another-table", Key=wire.key(key))
+        # AND events go to the stack's bus only
+        entry = {"Source": "imgpipe", "DetailType": "Image Processed", "Detail": "{}"}
+        denied(world.role_events.put_events, Entries=[entry])  # the default bus
+        denied(world.role_events.put_events, Entries=[{**entry, "EventBusName": "other"}])
+        denied(world.role_events.put_rule, Name="r", EventBusName=captured.event_bus)
         # AND Query only on the owner index, never on the table itself
         denied(
             dynamodb.query,
@@ -233,9 +264,8 @@ def test_the_generated_policy_is_enough_and_no_more(
     def enforced_delete() -> None:
         s3, dynamodb = world.role_s3, world.role_dynamodb
         # WHEN the original is deleted, the same credentials remove the renditions
-        result = process_event(
-            delete_event(captured.input_bucket, key), world.settings(), s3, dynamodb
-        )
+        event = delete_event(captured.input_bucket, key)
+        result = process_event(event, world.settings(), s3, dynamodb, events=world.role_events)
         assert result == {"processed": 1, "failed": 0, "skipped": 0}
         item = wire.decode(dynamodb.get_item(TableName=captured.table, Key=wire.key(key))["Item"])
         assert item["status"] == "deleted"

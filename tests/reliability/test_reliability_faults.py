@@ -8,7 +8,7 @@ import http.client
 import json
 
 from reliability import scenarios
-from reliability.proxy import FaultPlan, FaultProxy, service_of
+from reliability.proxy import EVENTS_FAULTS, FaultPlan, FaultProxy, error_body, service_of
 
 
 def _assert_clean(result: scenarios.RunResult) -> None:
@@ -36,6 +36,11 @@ def test_the_proxy_answers_as_the_services_do_and_is_deterministic():
     runs = [[plan.decide("s3") for _ in range(50)] for plan in decisions]
     assert runs[0] == runs[1] and 10 < sum(d is not None for d in runs[0]) < 40
     assert service_of({"x-amz-target": "DynamoDB_20120810.GetItem"}) == "dynamodb"
+    # AND EventBridge's PutEvents is told apart and answered in its own JSON error shape
+    assert service_of({"x-amz-target": "AWSEvents.PutEvents"}) == "events"
+    body, content_type = error_body("events", EVENTS_FAULTS[0])
+    assert json.loads(body)["__type"] == "ThrottlingException"
+    assert content_type == "application/x-amz-json-1.1"
 
 
 def test_throttling_and_5xx_are_absorbed_by_retries():

@@ -35,6 +35,15 @@ def put_event(bucket: str, key_as_sent: str, size: int, sequencer: str = "0055AE
     return event
 
 
+def delete_event(bucket: str, key_as_sent: str, sequencer: str) -> dict[str, Any]:
+    """Powertools' real ObjectRemoved:Delete event, pointed at one object."""
+    event = load_event("powertools_s3EventDeleteObject")
+    record = event["Records"][0]
+    record["s3"]["bucket"].update(name=bucket, arn=f"arn:aws:s3:::{bucket}")
+    record["s3"]["object"].update(key=key_as_sent, sequencer=sequencer)
+    return event
+
+
 def fresh_container() -> None:
     """Start the entry point over as a new Lambda container would: settings read from the
     environment again, clients made again."""

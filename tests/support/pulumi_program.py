@@ -55,6 +55,7 @@ TOPIC = "aws:sns/topic:Topic"
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 KMS_KEY = "aws:kms/key:Key"
+EVENT_BUS = "aws:cloudwatch/eventBus:EventBus"
 
 
 @dataclass
@@ -106,6 +107,8 @@ class PipelineMocks(pulumi.runtime.Mocks):
             key_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
             outputs.update(keyId=key_id, arn=arn("kms", f"key/{key_id}"))
             resource_id = key_id
+        elif args.typ == EVENT_BUS:
+            outputs.update(name=physical, arn=arn("events", f"event-bus/{physical}"))
         elif args.typ == ALARM:
             outputs.update(name=physical, arn=arn("cloudwatch", f"alarm:{physical}"))
         self.resources[args.name] = Registered(args.typ, args.name, inputs, outputs, resource_id)

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from pipeline.program.iam import assume_role_policy, function_policy, tls_only_bucket_policy
+from pipeline.program.iam import (
+    assume_role_policy,
+    default_event_bus_arn,
+    function_policy,
+    tls_only_bucket_policy,
+)
 from tests.support.aws import KMS_KEY_ARN
 
 INPUT = "arn:aws:s3:::imgpipe-dev-input-a1b2c3d"
@@ -140,6 +145,27 @@ def test_dead_letter_queue_and_kms_key_are_granted_only_when_present() -> None:
     }
     assert grants["UseBucketKey"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert grants["UseBucketKey"]["Resource"] == KMS_KEY_ARN
+
+
+def test_put_events_is_granted_on_the_stack_bus_only_when_present() -> None:
+    bus = "arn:aws:events:eu-west-1:123456789012:event-bus/imgpipe-dev-processor-outcomes-1"
+    assert "PublishOutcomes" not in statements(function_policy(INPUT, OUTPUT, TABLE, LOGS))
+    grant = statements(function_policy(INPUT, OUTPUT, TABLE, LOGS, event_bus_arn=bus))
+    assert grant["PublishOutcomes"] == {
+        "Sid": "PublishOutcomes",
+        "Effect": "Allow",
+        "Action": ["events:PutEvents"],
+        "Resource": bus,
+    }
+
+
+def test_the_default_bus_is_in_the_partition_region_and_account_of_the_stack() -> None:
+    assert default_event_bus_arn(TABLE) == "arn:aws:events:eu-west-1:123456789012:event-bus/default"
+    china = "arn:aws-cn:sqs:cn-north-1:123456789012:q"
+    assert (
+        default_event_bus_arn(china)
+        == "arn:aws-cn:events:cn-north-1:123456789012:event-bus/default"
+    )
 
 
 def test_tls_only_bucket_policy_denies_plain_http_on_bucket_and_objects() -> None:
