@@ -19,7 +19,8 @@ from lambda_pkg.profiles import PROFILES_DIR, ProfileError
 from pipeline.aws import REGION
 from pipeline.cli import gallery, listing, ops, report
 from pipeline.cli.progress import ProgressBar
-from pipeline.cli.targets import Target, TargetError, resolve
+from pipeline.cli.targets import STATE_DIR, Target, TargetError, resolve
+from pipeline.local.state import StateError
 from pipeline.program.artifacts import (
     REPO_ROOT,
     ArtifactError,
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RoutingError,
         ArtifactError,
         FileNotFoundError,
+        StateError,
     ) as exc:
         print(f"imgpipe: {exc}", file=sys.stderr)
         return 2
@@ -72,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         '"profile": "thumbnail"}, {"profile": "web"}]\'',
     )
     local.add_argument("--workers", type=int, default=None, help="default: number of cores")
+    local.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start empty instead of restoring the saved buckets, table and queues "
+        "(the saved state is moved aside, not deleted)",
+    )
     local.set_defaults(run=_local)
 
     demo = commands.add_parser("demo", help="local stack + generated samples -> results table")
@@ -228,7 +236,12 @@ def _local(args: argparse.Namespace) -> int:
 
     settings = StackSettings.from_values({"profile": args.profile, "routes": args.routes}.get)
     stack = LocalStack(
-        settings.pipeline_config(), port=args.port, workers=args.workers, settings=settings
+        settings.pipeline_config(),
+        port=args.port,
+        workers=args.workers,
+        settings=settings,
+        state_dir=STATE_DIR / "state",
+        fresh=args.fresh,
     )
     _stop_on_sigterm()
     with stack:

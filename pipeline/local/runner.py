@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from pathlib import Path
 
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.settings import ENV_MEMORY_SIZE, function_environment
 from pipeline.aws import CREDENTIALS, REGION, client
 from pipeline.cli.targets import DEFAULT_LOCAL_STACK, PROJECT, STATE_DIR, Target, state_file
-from pipeline.local import provision, sandbox
+from pipeline.local import provision, sandbox, state
 from pipeline.local.emulator import Emulator
 from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
+
+logger = logging.getLogger("imgpipe.local")
 
 
 class LocalStack:
@@ -31,6 +35,8 @@ class LocalStack:
         write_state: bool = True,
         visibility_timeout_s: int | None = None,
         pin_cores: bool = False,
+        state_dir: Path | None = None,
+        fresh: bool = False,
     ) -> None:
         self.config = (
             profile
@@ -55,6 +61,11 @@ class LocalStack:
         self.pool: WorkerPool | None = None
         self.resources: provision.LocalResources | None = None
         self.log_dir = STATE_DIR / "logs" / stack
+        # Where the emulator's state is kept across restarts (state.py); None: not kept.
+        self.state_dir = state_dir
+        self.fresh = fresh
+        self.restored: state.Restored | None = None
+        self._snapshots: state.Snapshotter | None = None
 
     @property
     def endpoint(self) -> str:
@@ -80,6 +91,7 @@ class LocalStack:
         }
 
     def start(self) -> LocalStack:
+        saved = self._saved_state()  # first: an unreadable state fails before any build
         image = sandbox.prepare()  # before the emulator: a broken artifact fails fast
         self._emulator.start()
         try:
@@ -89,7 +101,10 @@ class LocalStack:
                 self.config.routes,
                 visibility_timeout_s=self.visibility_timeout_s,
             )
+            self._restore(saved)
             self._start_pool(image)
+            if self._snapshots is not None:
+                self._snapshots.start()
         except BaseException:
             self._emulator.stop()
             raise
@@ -98,6 +113,28 @@ class LocalStack:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.target().to_json())
         return self
+
+    def _saved_state(self) -> state.Saved | None:
+        if self.state_dir is None:
+            return None
+        if self.fresh:
+            aside = state.set_aside(self.state_dir)
+            kept = f"; the previous state is kept in {aside}" if aside else ""
+            logger.info("Starting empty (--fresh)%s.", kept)
+            return None
+        return state.load(self.state_dir)
+
+    def _restore(self, saved: state.Saved | None) -> None:
+        """Bring the saved state back into the new resources, then keep saving it."""
+        if self.state_dir is None:
+            return
+        self._snapshots = state.Snapshotter(self.state_dir, self.names)
+        if saved is None:
+            if not self.fresh:
+                logger.info("No saved state in %s: starting empty.", self.state_dir)
+        else:
+            self.restored = self._snapshots.restore(saved, self.config)
+            logger.info("%s.", self.restored.summary())
 
     def _start_pool(self, image: sandbox.RuntimeImage) -> None:
         assert self.resources is not None
@@ -149,7 +186,11 @@ class LocalStack:
     def stop(self) -> None:
         if self.pool is not None:
             self.pool.stop()
-        self._emulator.stop()
+        try:
+            if self._snapshots is not None:
+                self._snapshots.stop()  # the last snapshot, with the workers already gone
+        finally:
+            self._emulator.stop()
         if self._write_state:
             state_file(self.stack).unlink(missing_ok=True)
 
