@@ -304,6 +304,58 @@ def populated_restart(directory: Path, images: int, recorder: bool) -> dict[str,
     return outcome
 
 
+def snapshot_cost(images: int, renditions: int = 3) -> dict[str, Any]:
+    """What one snapshot costs with `images` images (an original of ~60 KB, `renditions`
+    small renditions, an item and an owner record per rendition) on an emulator in this
+    process: the first (every body new), then one after a single new image. `pause_ms` is
+    how long every emulator request waited at the gate."""
+    from lambda_pkg.profiles import Route
+    from pipeline.local import provision, state
+    from pipeline.local.emulator import Emulator
+    from pipeline.program.names import resource_names
+    from reliability.images import payloads
+
+    base, small = payloads()["jpeg 640x480"], payloads()["jpeg truncated"]
+    names = resource_names("imgpipe", f"cost{images}")
+    with Emulator() as server, tempfile.TemporaryDirectory() as scratch:
+        # A route no key matches: these images are done, their events long gone.
+        idle = (Route("thumbnail", prefix="none/"),)
+        provision.provision(server.endpoint, names, idle, visibility_timeout_s=30)
+        target = local(server.endpoint, f"cost{images}")
+        s3, dynamodb = ops.aws(target, "s3"), ops.aws(target, "dynamodb")
+
+        def add(number: int) -> None:
+            s3.put_object(
+                Bucket=names.input_bucket, Key=f"{number}.jpg", Body=unique_jpeg(base, number)
+            )
+            for r in range(renditions):
+                key = f"processed/{r}/{number}.jpg"
+                s3.put_object(Bucket=names.output_bucket, Key=key, Body=unique_jpeg(small, number))
+                dynamodb.put_item(
+                    TableName=names.metadata_table, Item={"image_name": {"S": f"owner#{key}"}}
+                )
+            dynamodb.put_item(
+                TableName=names.metadata_table,
+                Item={"image_name": {"S": f"{number}.jpg"}, "status": {"S": "ok"}},
+            )
+
+        for number in range(images):
+            add(number)
+        snapshots = state.Snapshotter(Path(scratch), names)
+        first = _timed(snapshots)
+        add(images)
+        return {"images": images, "first": first, "after_one_change": _timed(snapshots)}
+
+
+def _timed(snapshots: Any) -> dict[str, float]:
+    began = time.monotonic()
+    snapshots.snapshot()
+    return {
+        "total_ms": round((time.monotonic() - began) * 1000),
+        "pause_ms": round(snapshots.last_pause_s * 1000),
+    }
+
+
 def measure(rounds: int, burst: int, sizes: list[int], seed: int = 5) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for approach in ("snapshot", "recorder"):
@@ -337,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     serving_command.add_argument("--fresh", action="store_true")
     serving_command.add_argument("--fault-raise", default="")
     serving_command.add_argument("--recorder", action="store_true", help="no snapshots")
+    costing = commands.add_parser("snapshot-cost", help="one snapshot's time, in process")
+    costing.add_argument("--sizes", type=int, nargs="+", default=[200, 1000])
     replaying = commands.add_parser("replay", help="a bare emulator, DIR's recording replayed")
     replaying.add_argument("directory", type=Path)
     args = parser.parse_args(argv)
@@ -347,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.directory, args.fresh, args.fault_raise, args.recorder)
     elif args.command == "replay":
         replay(args.directory)
+    elif args.command == "snapshot-cost":
+        print(json.dumps([snapshot_cost(size) for size in args.sizes], indent=2))
     else:
         print(json.dumps(measure(args.rounds, args.burst, args.sizes), indent=2))
     return 0

@@ -158,11 +158,12 @@ class Snapshotter:
         self.roles = Roles.of(names)
         self.interval_s = interval_s
         self.written = 0
+        self.last_pause_s = 0.0  # how long the last snapshot held every request back
         self._gate = emulator.request_gate()
         self._seen_changes = -1
-        # (bucket, key) -> the moto object last written and its blob: moto replaces the
-        # object on every write, so the same object means the same bytes.
-        self._blob_of: dict[tuple[str, str], tuple[Any, str]] = {}
+        # (bucket, key) -> the moto object last saved and its manifest entry: moto makes a
+        # new object on every write, so the same object means the same bytes and entry.
+        self._saved: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
         self._kept: dict[str, set[str]] = {MANIFEST: set(), PREVIOUS: set()}
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the timer's snapshot and stop()'s never interleave
@@ -209,7 +210,7 @@ class Snapshotter:
         key = s3.put_object(bucket, entry["key"], data, disable_notification=True)
         key.set_metadata(dict(entry["metadata"]))
         key.last_modified = dt.datetime.fromisoformat(entry["last_modified"])
-        self._blob_of[(bucket, entry["key"])] = (key, entry["blob"])
+        self._saved[(bucket, entry["key"])] = (key, entry)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -224,8 +225,10 @@ class Snapshotter:
             with self._gate.paused():
                 if self._gate.changes == self._seen_changes:
                     return False
+                paused = time.monotonic()
                 self._seen_changes = self._gate.changes
                 body, pending = self._capture()
+                self.last_pause_s = time.monotonic() - paused
             self._write(body, pending)
             self.written += 1
             return True
@@ -239,8 +242,7 @@ class Snapshotter:
         for role, name in self.roles.buckets.items():
             buckets[role] = [self._object_entry(name, key, pending) for key in _keys(s3, name)]
         items = [
-            item.to_json()["Attributes"]
-            for item in dynamodb.get_table(self.roles.table).all_items()
+            item.to_json()["Attributes"] for item in _items(dynamodb.get_table(self.roles.table))
         ]
         queues = {
             role: [_message_entry(m) for m in sqs.get_queue(name)._messages]
@@ -258,19 +260,18 @@ class Snapshotter:
     def _object_entry(
         self, bucket: str, key: Any, pending: dict[str, list[dict[str, Any]]]
     ) -> dict[str, Any]:
+        known = self._saved.get((bucket, key.name))
+        if known and known[0] is key:
+            return known[1]
         entry = {
             "key": key.name,
             "size": key.contentsize,
             "last_modified": key.last_modified.isoformat(),
             "metadata": dict(key.metadata),
+            "data": key.value,  # a copy, read while the key cannot change
+            "object": key,
         }
-        known = self._blob_of.get((bucket, key.name))
-        if known and known[0] is key:
-            entry["blob"] = known[1]
-        else:
-            entry["data"] = key.value  # a copy, read while the key cannot change
-            entry["object"] = key
-            pending.setdefault(bucket, []).append(entry)
+        pending.setdefault(bucket, []).append(entry)
         return entry
 
     def _write(self, body: dict[str, Any], pending: dict[str, list[dict[str, Any]]]) -> None:
@@ -282,8 +283,8 @@ class Snapshotter:
                 digest = hashlib.sha256(data).hexdigest()
                 if not (blobs / digest).exists():
                     _write_file(blobs / digest, data)
-                self._blob_of[(bucket, entry["key"])] = (entry.pop("object"), digest)
                 entry["blob"] = digest
+                self._saved[(bucket, entry["key"])] = (entry.pop("object"), entry)
         _sync_directory(blobs)
         manifest = self.directory / MANIFEST
         temporary = self.directory / f".{MANIFEST}.tmp"
@@ -308,6 +309,15 @@ def _keys(s3: Any, bucket: str) -> Iterator[Any]:
     for key in s3.get_bucket(bucket).keys.values():
         if hasattr(key, "contentsize"):
             yield key
+
+
+def _items(table: Any) -> Iterator[Any]:
+    """Every item, unsorted (moto's all_items() sorts: most of a snapshot's time)."""
+    for value in table.items.values():
+        if isinstance(value, dict):  # a table with a sort key: sort key -> item
+            yield from value.values()
+        else:
+            yield value
 
 
 def _message_entry(message: Any) -> dict[str, Any]:
