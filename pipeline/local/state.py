@@ -229,7 +229,11 @@ class Snapshotter:
                 self._seen_changes = self._gate.changes
                 body, pending = self._capture()
                 self.last_pause_s = time.monotonic() - paused
-            self._write(body, pending)
+            try:
+                self._write(body, pending)
+            except BaseException:
+                self._seen_changes = -1  # not written: the next tick tries again
+                raise
             self.written += 1
             return True
 

@@ -3,6 +3,7 @@ person runs it): stopped cleanly, killed with SIGKILL mid-burst, started with --
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -57,10 +58,9 @@ def test_a_stopped_stack_starts_again_with_its_images_failures_and_dead_letters(
         # THEN buckets, items and the dead letter are back, and `imgpipe ls` shows them
         assert "Restored the state saved at" in again.log()
         assert target_snapshot(target) == before
-        listing = imgpipe("ls", "--endpoint", target.endpoint)
-        rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
-        assert " ok" in rows["fine.jpg"] and " failed" in rows["broken.jpg"]
-        assert "dead-lettered" in rows["doomed.jpg"]
+        listing = imgpipe("ls", "--json", "--endpoint", target.endpoint)
+        statuses = {row["key"]: row["status"] for row in map(json.loads, listing.splitlines())}
+        assert statuses == {"fine.jpg": "ok", "broken.jpg": "failed", "doomed.jpg": "dlq"}
         assert violations(target_snapshot(target), dead_lettered_keys(target)) == []
     finally:
         again.stop()

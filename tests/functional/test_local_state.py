@@ -171,6 +171,25 @@ def test_a_snapshot_is_written_only_after_a_change_and_each_body_once(endpoint, 
     assert snapshots.snapshot() and not blob.exists()
 
 
+def test_a_snapshot_that_failed_to_write_is_tried_again_without_a_new_change(
+    endpoint, tmp_path, monkeypatch
+):
+    names = new_stack(endpoint)
+    client("s3", endpoint).put_object(Bucket=names.input_bucket, Key="a.jpg", Body=b"a")
+    snapshots = state.Snapshotter(tmp_path, names)
+    write_file = state._write_file
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(state, "_write_file", disk_full)
+    with pytest.raises(OSError):
+        snapshots.snapshot()
+    monkeypatch.setattr(state, "_write_file", write_file)
+    assert snapshots.snapshot()
+    assert [e["key"] for e in state.load(tmp_path).body["buckets"]["input"]] == ["a.jpg"]
+
+
 def test_an_unreadable_snapshot_falls_back_to_the_previous_one(endpoint, tmp_path):
     # GIVEN two snapshots, the newest cut short (a disk that filled up, a bad copy)
     names = new_stack(endpoint)
