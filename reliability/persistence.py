@@ -148,7 +148,9 @@ class StackProcess:
 
 
 def serving(directory: Path, *options: str, recorder: bool = False) -> StackProcess:
-    return StackProcess(directory, "serve", str(directory), *options, recorder=recorder)
+    """The stack; with `recorder`, moto records every request and the stack saves nothing."""
+    flags = ("--recorder",) if recorder else ()
+    return StackProcess(directory, "serve", str(directory), *options, *flags, recorder=recorder)
 
 
 # -- measuring ----------------------------------------------------------------------------
