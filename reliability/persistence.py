@@ -64,11 +64,10 @@ def serve(directory: Path, fresh: bool, fault_raise: str, recorder: bool) -> Non
         workers=2,
         retry_delays_s=FAST_RETRIES,
         fault_environment=faults,
-        write_state=False,
-        state_dir=None if recorder else directory / "state",
+        state_folder=directory,  # never the project's .build/
+        persist=not recorder,
         fresh=fresh,
     )
-    stack.log_dir = directory / "logs"  # never the project's .build/
     with stack:
         print(json.dumps({"endpoint": stack.endpoint}), flush=True)
         _wait_for_sigterm()

@@ -14,12 +14,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import EndpointConnectionError
+
 from lambda_pkg import records
 from lambda_pkg.profiles import PROFILES_DIR, ProfileError
 from pipeline.aws import REGION
 from pipeline.cli import gallery, listing, ops, report
 from pipeline.cli.progress import ProgressBar
-from pipeline.cli.targets import STATE_DIR, Target, TargetError, resolve
+from pipeline.cli.targets import STATE_DIR_VARIABLE, Target, TargetError, resolve
+from pipeline.local.emulator import PortInUse
+from pipeline.local.instance import AlreadyRunning
 from pipeline.local.state import StateError
 from pipeline.program.artifacts import (
     REPO_ROOT,
@@ -50,9 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         RoutingError,
         ArtifactError,
         FileNotFoundError,
+        AlreadyRunning,
+        PortInUse,
         StateError,
     ) as exc:
         print(f"imgpipe: {exc}", file=sys.stderr)
+        return 2
+    except EndpointConnectionError as exc:  # the stack went away mid-command
+        print(f"imgpipe: lost the stack: {exc}", file=sys.stderr)
         return 2
 
 
@@ -74,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         '"profile": "thumbnail"}, {"profile": "web"}]\'',
     )
     local.add_argument("--workers", type=int, default=None, help="default: number of cores")
+    _add_state_dir(local)
     local.add_argument(
         "--fresh",
         action="store_true",
@@ -86,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--profile", default="thumbnail", help="processing profile name")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="where results go")
     demo.add_argument("--workers", type=int, default=None, help="default: number of cores")
+    _add_state_dir(demo)
     demo.set_defaults(run=_demo)
 
     def targeted(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -148,12 +159,23 @@ def _parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--parallel", type=int, default=8, help="concurrent invocations")
     reprocess.set_defaults(run=_reprocess)
 
-    gallery_command = targeted("gallery", "write a static HTML contact sheet")
-    gallery_command.add_argument(
-        "--out", type=Path, default=Path("out/gallery"), help="where index.html and copies go"
+    gallery_command = targeted(
+        "gallery",
+        "write a static HTML contact sheet",
+        "Write a static page of every image: a summary (counts per status, bytes saved), "
+        "filters by status and profile, pages of cards with each original beside its "
+        "renditions, failed images with their reason.",
     )
     gallery_command.add_argument(
-        "--presign", action="store_true", help="presigned URLs instead of local copies"
+        "--out",
+        type=Path,
+        default=Path("out/gallery"),
+        help="folder for index.html and the image copies (default: out/gallery)",
+    )
+    gallery_command.add_argument(
+        "--presign",
+        action="store_true",
+        help="link presigned URLs (valid 1 h) instead of downloading local copies",
     )
     gallery_command.set_defaults(run=_gallery)
 
@@ -222,10 +244,20 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
     where = command.add_mutually_exclusive_group()
     where.add_argument("--endpoint", help="an emulator's URL (default: the running local stack)")
     where.add_argument("--stack", help="a deployed Pulumi stack (reads `pulumi stack output`)")
+    _add_state_dir(command)
+
+
+def _add_state_dir(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the local stack's state and per-run log folders (default: .build/local of "
+        f"this project, or ${STATE_DIR_VARIABLE}); one `imgpipe local` per folder",
+    )
 
 
 def _target(args: argparse.Namespace) -> Target:
-    return resolve(endpoint=args.endpoint, stack=args.stack)
+    return resolve(endpoint=args.endpoint, stack=args.stack, folder=args.state_dir)
 
 
 # -- local and demo -----------------------------------------------------------------------
@@ -240,9 +272,11 @@ def _local(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         settings=settings,
-        state_dir=STATE_DIR / "state",
+        state_folder=args.state_dir,
+        persist=True,
         fresh=args.fresh,
     )
+    stack.claim()  # a second stack or a busy port: said now, not after the build
     _stop_on_sigterm()
     with stack:
         names = stack.names
@@ -262,8 +296,8 @@ def _local(args: argparse.Namespace) -> int:
             f"s3://{names.input_bucket}/input/photo.jpg"
         )
         print("Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery")
-        print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
-        try:
+        try:  # from the line that says so, Ctrl-C is a clean stop
+            print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
             _serve(stack, settings)
         except KeyboardInterrupt:
             print("\nShutting down...")
@@ -310,7 +344,7 @@ def _serve(
 def _demo(args: argparse.Namespace) -> int:
     from pipeline.cli.demo import run_demo
 
-    return run_demo(args.profile, args.out, args.workers)
+    return run_demo(args.profile, args.out, args.workers, state_folder=args.state_dir)
 
 
 # -- everyday commands --------------------------------------------------------------------

@@ -170,11 +170,15 @@ def select(listed: Iterable[Listed], statuses: Iterable[str] | None = None) -> l
     return [entry for entry in listed if not wanted or entry.status in wanted]
 
 
-def gather(target: Target, prefix: str = "") -> list[Listed]:
+def gather(
+    target: Target, prefix: str = "", items: list[dict[str, Any]] | None = None
+) -> list[Listed]:
     """What `imgpipe ls` lists: the table, the routed input objects and the dead-letter
-    queue (only peeked at: `dlq redrive` still finds every record), under `prefix`."""
+    queue (only peeked at: `dlq redrive` still finds every record), under `prefix`.
+    `items`: the table's, when the caller has scanned it already (the gallery)."""
     routed = _routed(target)
-    images = [item for item in ops.items(target) if item[records.TABLE_KEY].startswith(prefix)]
+    scanned = ops.items(target) if items is None else items
+    images = [item for item in scanned if item[records.TABLE_KEY].startswith(prefix)]
     uploads = {obj["Key"]: obj for obj in ops.input_objects(target, prefix) if routed(obj["Key"])}
     letters = {
         key: letter for key, letter in ops.dead_lettered(target).items() if key.startswith(prefix)

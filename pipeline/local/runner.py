@@ -10,9 +10,19 @@ from pathlib import Path
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.settings import ENV_MEMORY_SIZE, function_environment
 from pipeline.aws import CREDENTIALS, REGION, client
-from pipeline.cli.targets import DEFAULT_LOCAL_STACK, PROJECT, STATE_DIR, Target, state_file
+from pipeline.cli.targets import (
+    DEFAULT_LOCAL_STACK,
+    PROJECT,
+    Target,
+    save_state,
+    saved_state,
+    state_dir,
+    state_file,
+)
 from pipeline.local import provision, sandbox, state
 from pipeline.local.emulator import Emulator
+from pipeline.local.instance import AlreadyRunning, InstanceLock, Process
+from pipeline.local.runs import new_run_dir
 from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
@@ -35,7 +45,8 @@ class LocalStack:
         write_state: bool = True,
         visibility_timeout_s: int | None = None,
         pin_cores: bool = False,
-        state_dir: Path | None = None,
+        state_folder: Path | None = None,
+        persist: bool = False,
         fresh: bool = False,
     ) -> None:
         self.config = (
@@ -60,9 +71,11 @@ class LocalStack:
         self._emulator = Emulator(port)
         self.pool: WorkerPool | None = None
         self.resources: provision.LocalResources | None = None
-        self.log_dir = STATE_DIR / "logs" / stack
-        # Where the emulator's state is kept across restarts (state.py); None: not kept.
-        self.state_dir = state_dir
+        self.state_folder = state_dir(state_folder).absolute()
+        self.log_dir: Path | None = None  # runs/<time>/, made as the stack starts
+        self._lock = InstanceLock(self.state_folder / f"{stack}.lock")
+        # The emulator's state kept across restarts (state.py): `imgpipe local` keeps it.
+        self.saved_state_dir = self.state_folder / "state" if persist else None
         self.fresh = fresh
         self.restored: state.Restored | None = None
         self._snapshots: state.Snapshotter | None = None
@@ -90,11 +103,38 @@ class LocalStack:
             **self.fault_environment,
         }
 
-    def start(self) -> LocalStack:
-        saved = self._saved_state()  # first: an unreadable state fails before any build
-        image = sandbox.prepare()  # before the emulator: a broken artifact fails fast
-        self._emulator.start()
+    def claim(self) -> None:
+        """Fail at once, before any build, if this stack cannot start: another process
+        serves it from this state folder, or the chosen port is taken."""
+        if self._write_state and not self._lock.acquire():
+            raise AlreadyRunning(self._running_elsewhere())
         try:
+            self._emulator.check_port()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _running_elsewhere(self) -> str:
+        path = state_file(self.stack, self.state_folder)
+        saved = saved_state(path)
+        pid = self._lock.holder()
+        # A state file from a crashed run names another PID until the new one is up.
+        up = saved is not None and saved.server is not None and saved.server.pid == pid
+        where = f"endpoint {saved.endpoint}" if up and saved else "still starting"
+        return (
+            f"a local stack already runs from {self.state_folder}: PID {pid}, {where}. "
+            f"Stop it with Ctrl-C in its terminal (or `kill {pid}`), or start a second "
+            "one with --state-dir DIR (and --port N if you pick ports); the commands "
+            "then take the same --state-dir"
+        )
+
+    def start(self) -> LocalStack:
+        self.claim()
+        try:
+            saved = self._saved_state()  # an unreadable state fails before any build
+            image = sandbox.prepare()  # before the emulator: a broken artifact fails fast
+            self.log_dir = new_run_dir(self.state_folder / "runs")
+            self._emulator.start()
             self.resources = provision.provision(
                 self.endpoint,
                 self.names,
@@ -105,39 +145,37 @@ class LocalStack:
             self._start_pool(image)
             if self._snapshots is not None:
                 self._snapshots.start()
-        except BaseException:
-            self._emulator.stop()
+            if self._write_state:
+                save_state(self.target(), state_file(self.stack, self.state_folder))
+        except BaseException:  # Ctrl-C included: nothing half-started stays behind
+            self.stop()
             raise
-        if self._write_state:
-            path = state_file(self.stack)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.target().to_json())
         return self
 
     def _saved_state(self) -> state.Saved | None:
-        if self.state_dir is None:
+        if self.saved_state_dir is None:
             return None
         if self.fresh:
-            aside = state.set_aside(self.state_dir)
+            aside = state.set_aside(self.saved_state_dir)
             kept = f"; the previous state is kept in {aside}" if aside else ""
             logger.info("Starting empty (--fresh)%s.", kept)
             return None
-        return state.load(self.state_dir)
+        return state.load(self.saved_state_dir)
 
     def _restore(self, saved: state.Saved | None) -> None:
-        """Bring the saved state back into the new resources, then keep saving it."""
-        if self.state_dir is None:
+        """Bring the saved state back into the new resources; snapshots start after."""
+        if self.saved_state_dir is None:
             return
-        self._snapshots = state.Snapshotter(self.state_dir, self.names)
+        self._snapshots = state.Snapshotter(self.saved_state_dir, self.names)
         if saved is None:
             if not self.fresh:
-                logger.info("No saved state in %s: starting empty.", self.state_dir)
+                logger.info("No saved state in %s: starting empty.", self.saved_state_dir)
         else:
             self.restored = self._snapshots.restore(saved, self.config)
             logger.info("%s.", self.restored.summary())
 
     def _start_pool(self, image: sandbox.RuntimeImage) -> None:
-        assert self.resources is not None
+        assert self.resources is not None and self.log_dir is not None
         self.pool = WorkerPool(
             endpoint=self.endpoint,
             event_queue_url=self.resources.event_queue_url,
@@ -162,7 +200,7 @@ class LocalStack:
             self.pool.stop()
         self._start_pool(sandbox.prepare())
         if self._write_state:
-            state_file(self.stack).write_text(self.target().to_json())
+            save_state(self.target(), state_file(self.stack, self.state_folder))
 
     def restart_emulator(self, down_s: float = 0.0) -> None:
         """Stop the emulator, wait, start it again on the same port: a fault for the
@@ -180,19 +218,23 @@ class LocalStack:
             endpoint=self.endpoint,
             event_queue_url=self.resources.event_queue_url,
             dead_letter_queue_url=self.resources.dead_letter_queue_url,
-            extra={"profile_config": self.config.to_json(), "pid": os.getpid()},
+            extra={"profile_config": self.config.to_json()},
+            server=Process.current(),
+            log_dir=str(self.log_dir) if self.log_dir else None,
         )
 
     def stop(self) -> None:
-        if self.pool is not None:
-            self.pool.stop()
+        """Safe at any point of start(): each part stops only if it started."""
         try:
+            if self.pool is not None:
+                self.pool.stop()
             if self._snapshots is not None:
                 self._snapshots.stop()  # the last snapshot, with the workers already gone
-        finally:
             self._emulator.stop()
-        if self._write_state:
-            state_file(self.stack).unlink(missing_ok=True)
+        finally:
+            if self._lock.held:
+                state_file(self.stack, self.state_folder).unlink(missing_ok=True)
+            self._lock.release()
 
     def __enter__(self) -> LocalStack:
         return self.start()

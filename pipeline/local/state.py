@@ -175,10 +175,16 @@ class Snapshotter:
         return self
 
     def stop(self) -> None:
+        """The last snapshot, if snapshots were started (never of a start-up that failed
+        half-way: that would replace a good snapshot)."""
+        if self._thread.ident is None:
+            return
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.snapshot()
+        self._thread.join()
+        try:
+            self.snapshot()
+        except Exception:  # the one before it stays: at most one interval older
+            logger.exception("writing the local state to %s failed", self.directory)
 
     def restore(self, saved: Saved, config: PipelineConfig) -> Restored:
         """Put a loaded snapshot into the freshly provisioned, empty resources. Goes to

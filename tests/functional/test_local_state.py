@@ -231,13 +231,10 @@ def test_a_snapshot_with_no_whole_fallback_is_refused_in_one_line(endpoint, tmp_
     assert "\n" not in message and "--fresh" in message and str(tmp_path) in message
 
 
-def test_imgpipe_local_says_so_in_one_line_when_the_state_is_unreadable(
-    tmp_path, monkeypatch, capsys
-):
+def test_imgpipe_local_says_so_in_one_line_when_the_state_is_unreadable(tmp_path, capsys):
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / state.MANIFEST).write_bytes(b"imgpipe-local-state 1 sha256=00\n{")
-    monkeypatch.setattr(commands, "STATE_DIR", tmp_path)
-    assert commands.main(["local"]) == 2
+    assert commands.main(["local", "--state-dir", str(tmp_path)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("imgpipe: the saved local state is unreadable (")
     assert "--fresh" in line
