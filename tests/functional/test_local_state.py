@@ -190,6 +190,20 @@ def test_a_snapshot_that_failed_to_write_is_tried_again_without_a_new_change(
     assert [e["key"] for e in state.load(tmp_path).body["buckets"]["input"]] == ["a.jpg"]
 
 
+def test_a_stack_that_never_started_saving_does_not_write_over_the_saved_state(endpoint, tmp_path):
+    # GIVEN a good snapshot, and a start-up that failed half-way through its restore
+    names = new_stack(endpoint)
+    client("s3", endpoint).put_object(Bucket=names.input_bucket, Key="a.jpg", Body=b"a")
+    state.Snapshotter(tmp_path, names).snapshot()
+    saved = (tmp_path / state.MANIFEST).read_bytes()
+    half_restored = state.Snapshotter(tmp_path, new_stack(endpoint))
+    # WHEN the stack stops
+    half_restored.stop()
+    # THEN the saved state is as it was, and there is no fallback made of the empty stack
+    assert (tmp_path / state.MANIFEST).read_bytes() == saved
+    assert not (tmp_path / state.PREVIOUS).exists()
+
+
 def test_an_unreadable_snapshot_falls_back_to_the_previous_one(endpoint, tmp_path):
     # GIVEN two snapshots, the newest cut short (a disk that filled up, a bad copy)
     names = new_stack(endpoint)
