@@ -24,6 +24,7 @@ from pipeline.cli.progress import ProgressBar
 from pipeline.cli.targets import STATE_DIR_VARIABLE, Target, TargetError, resolve
 from pipeline.local.emulator import PortInUse
 from pipeline.local.instance import AlreadyRunning
+from pipeline.local.state import StateError
 from pipeline.program.artifacts import (
     REPO_ROOT,
     ArtifactError,
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileNotFoundError,
         AlreadyRunning,
         PortInUse,
+        StateError,
     ) as exc:
         print(f"imgpipe: {exc}", file=sys.stderr)
         return 2
@@ -82,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--workers", type=int, default=None, help="default: number of cores")
     _add_state_dir(local)
+    local.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start empty instead of restoring the saved buckets, table and queues "
+        "(the saved state is moved aside, not deleted)",
+    )
     local.set_defaults(run=_local)
 
     demo = commands.add_parser("demo", help="local stack + generated samples -> results table")
@@ -275,6 +283,8 @@ def _local(args: argparse.Namespace) -> int:
         workers=args.workers,
         settings=settings,
         state_folder=args.state_dir,
+        persist=True,
+        fresh=args.fresh,
     )
     stack.claim()  # a second stack or a busy port: said now, not after the build
     _stop_on_sigterm()

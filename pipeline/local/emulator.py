@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
+
+_sequencer_lock = threading.Lock()
+_last_sequencer = [0]
+
+
+def last_sequencer() -> int:
+    """The newest sequencer handed out: a restored stack starts above it."""
+    with _sequencer_lock:
+        return _last_sequencer[0]
+
+
+def sequencers_after(value: int) -> None:
+    """Every later event compares greater than `value`, even if the clock went back: items
+    restored from disk carry sequencers, and a new event must never lose to an old one."""
+    with _sequencer_lock:
+        _last_sequencer[0] = max(_last_sequencer[0], value)
 
 
 @functools.cache
@@ -18,15 +36,13 @@ def stamp_sequencers() -> None:
     only moves forward, so later operations always compare greater."""
     from moto.s3 import notifications
 
-    lock = threading.Lock()
-    last = [0]
     make_event = notifications._get_s3_event
 
     def with_sequencer(*args: Any, **kwargs: Any) -> dict[str, Any]:
         event = make_event(*args, **kwargs)
-        with lock:
-            last[0] = max(last[0] + 1, time.time_ns())
-            sequencer = f"{last[0]:016X}"
+        with _sequencer_lock:
+            _last_sequencer[0] = max(_last_sequencer[0] + 1, time.time_ns())
+            sequencer = f"{_last_sequencer[0]:016X}"
         for record in event["Records"]:
             record["s3"]["object"].setdefault("sequencer", sequencer)
         return event
@@ -87,6 +103,7 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         stamp_sequencers()
         serialise_dynamodb()
+        request_gate()
         from moto.server import ThreadedMotoServer
 
         self.check_port()  # again: the port may have been taken while the function built
@@ -107,3 +124,84 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# Requests that leave nothing a snapshot keeps: reads, and the SQS calls that only hide a
+# message for a while (a restored message is visible again anyway).
+_KEEPS_STATE = frozenset(
+    {
+        "ReceiveMessage",
+        "ChangeMessageVisibility",
+        "GetQueueAttributes",
+        "GetQueueUrl",
+        "ListQueues",
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "DescribeTable",
+        "ListTables",
+    }
+)
+
+
+class RequestGate:
+    """Requests pass side by side; `paused()` lets those inside finish, holds new ones at
+    the door and lets them in again after. Inside the pause the emulator's state is one
+    that whole requests made: an S3 upload together with the event it queued, an item
+    together with the delete of the message that produced it."""
+
+    def __init__(self) -> None:
+        self._door = threading.Condition()
+        self._inside = 0
+        self._pausing = 0
+        self.changes = 0  # finished requests that may have changed what a snapshot keeps
+
+    @contextlib.contextmanager
+    def request(self, changes_state: bool) -> Iterator[None]:
+        with self._door:
+            self._door.wait_for(lambda: not self._pausing)
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._door:
+                self._inside -= 1
+                self.changes += changes_state
+                self._door.notify_all()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        with self._door:
+            self._pausing += 1
+            self._door.wait_for(lambda: not self._inside)
+        try:
+            yield
+        finally:
+            with self._door:
+                self._pausing -= 1
+                self._door.notify_all()
+
+
+def _changes_state(environ: dict[str, Any]) -> bool:
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD", "OPTIONS"):
+        return False
+    action = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+    return action not in _KEEPS_STATE
+
+
+@functools.cache
+def request_gate() -> RequestGate:
+    """The one gate every emulator request in this process passes (moto's backends are
+    per process, so a consistent snapshot has to hold all of them at once)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    gate = RequestGate()
+    dispatch = DomainDispatcherApplication.__call__
+
+    def gated(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        with gate.request(_changes_state(environ)):
+            return dispatch(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = gated
+    return gate

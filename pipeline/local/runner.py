@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -18,13 +19,15 @@ from pipeline.cli.targets import (
     state_dir,
     state_file,
 )
-from pipeline.local import provision, sandbox
+from pipeline.local import provision, sandbox, state
 from pipeline.local.emulator import Emulator
 from pipeline.local.instance import AlreadyRunning, InstanceLock, Process
 from pipeline.local.runs import new_run_dir
 from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
+
+logger = logging.getLogger("imgpipe.local")
 
 
 class LocalStack:
@@ -43,6 +46,8 @@ class LocalStack:
         visibility_timeout_s: int | None = None,
         pin_cores: bool = False,
         state_folder: Path | None = None,
+        persist: bool = False,
+        fresh: bool = False,
     ) -> None:
         self.config = (
             profile
@@ -69,6 +74,11 @@ class LocalStack:
         self.state_folder = state_dir(state_folder).absolute()
         self.log_dir: Path | None = None  # runs/<time>/, made as the stack starts
         self._lock = InstanceLock(self.state_folder / f"{stack}.lock")
+        # The emulator's state kept across restarts (state.py): `imgpipe local` keeps it.
+        self.saved_state_dir = self.state_folder / "state" if persist else None
+        self.fresh = fresh
+        self.restored: state.Restored | None = None
+        self._snapshots: state.Snapshotter | None = None
 
     @property
     def endpoint(self) -> str:
@@ -124,6 +134,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         self.claim()
         try:
+            saved = self._saved_state()  # an unreadable state fails before any build
             image = sandbox.prepare()  # before the emulator: a broken artifact fails fast
             self.log_dir = new_run_dir(self.state_folder / "runs")
             self._emulator.start()
@@ -133,13 +144,38 @@ class LocalStack:
                 self.config.routes,
                 visibility_timeout_s=self.visibility_timeout_s,
             )
+            self._restore(saved)
             self._start_pool(image)
+            if self._snapshots is not None:
+                self._snapshots.start()
             if self._write_state:
                 save_state(self.target(), state_file(self.stack, self.state_folder))
         except BaseException:  # Ctrl-C included: nothing half-started stays behind
             self.stop()
             raise
         return self
+
+    def _saved_state(self) -> state.Saved | None:
+        if self.saved_state_dir is None:
+            return None
+        if self.fresh:
+            aside = state.set_aside(self.saved_state_dir)
+            kept = f"; the previous state is kept in {aside}" if aside else ""
+            logger.info("Starting empty (--fresh)%s.", kept)
+            return None
+        return state.load(self.saved_state_dir)
+
+    def _restore(self, saved: state.Saved | None) -> None:
+        """Bring the saved state back into the new resources; snapshots start after."""
+        if self.saved_state_dir is None:
+            return
+        self._snapshots = state.Snapshotter(self.saved_state_dir, self.names)
+        if saved is None:
+            if not self.fresh:
+                logger.info("No saved state in %s: starting empty.", self.saved_state_dir)
+        else:
+            self.restored = self._snapshots.restore(saved, self.config)
+            logger.info("%s.", self.restored.summary())
 
     def _start_pool(self, image: sandbox.RuntimeImage) -> None:
         assert self.resources is not None and self.log_dir is not None
@@ -195,6 +231,8 @@ class LocalStack:
         try:
             if self.pool is not None:
                 self.pool.stop()
+            if self._snapshots is not None:
+                self._snapshots.stop()  # the last snapshot, with the workers already gone
             self._emulator.stop()
         finally:
             if self._lock.held:
