@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -116,9 +115,8 @@ def run(
 def _stack(profile: str, workers: int, pin: bool) -> LocalStack:
     # A name per stack: moto's backends live as long as this process, tables and all.
     name = f"{STACK}-{profile}-{workers}w"
-    stack = LocalStack(profile, stack=name, workers=workers, write_state=False, pin_cores=pin)
-    shutil.rmtree(stack.log_dir, ignore_errors=True)  # only this run's log lines
-    return stack
+    # Each start logs into a folder of its own: only this run's lines are read back.
+    return LocalStack(profile, stack=name, workers=workers, write_state=False, pin_cores=pin)
 
 
 def _warm_up(stack: LocalStack, data: bytes) -> None:

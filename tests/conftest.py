@@ -1,8 +1,10 @@
-"""Fixtures every test gets (no real AWS credentials; a fresh render process), the `aws`
-and `fake_layer` fixtures, and the tiers: tests/reliability and tests/end_to_end are slow."""
+"""Fixtures every test gets (no real AWS credentials; a fresh render process; local stacks'
+state and logs in a temporary folder, never the project's .build/local), the `aws` and
+`fake_layer` fixtures, and the tiers: tests/reliability and tests/end_to_end are slow."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import pytest
 from moto import mock_aws
 
 from lambda_pkg import isolated
+from pipeline.cli.targets import STATE_DIR, STATE_DIR_VARIABLE
+from tests.support import state_guard
 from tests.support.aws import AwsWorld
 
 # Every test in these folders is slow (servers, pip, Chromium, loads); elsewhere a test
@@ -22,6 +26,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.relative_to(tests).parts[0] in SLOW_TIERS:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _local_state_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # The environment, not a patch: `imgpipe` processes the tests start inherit it.
+    os.environ[STATE_DIR_VARIABLE] = str(tmp_path_factory.mktemp("local-state"))
+    before = state_guard.snapshot(STATE_DIR)
+    yield
+    touched = state_guard.changes(before, state_guard.snapshot(STATE_DIR), STATE_DIR)
+    assert not touched, f"tests wrote into {STATE_DIR}: {touched[:10]}"
 
 
 @pytest.fixture(autouse=True)

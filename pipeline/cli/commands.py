@@ -10,16 +10,22 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import EndpointConnectionError
 
 from lambda_pkg import records
 from lambda_pkg.profiles import PROFILES_DIR, ProfileError
 from pipeline.aws import REGION
-from pipeline.cli import gallery, markup, ops, report
+from pipeline.cli import gallery, listing, markup, ops, report
 from pipeline.cli.progress import ProgressBar
-from pipeline.cli.targets import Target, TargetError, resolve
+from pipeline.cli.targets import STATE_DIR_VARIABLE, Target, TargetError, resolve
+from pipeline.local.emulator import PortInUse
+from pipeline.local.instance import AlreadyRunning
 from pipeline.program.artifacts import (
+    REPO_ROOT,
     ArtifactError,
     build_layer,
     bytecode_note,
@@ -47,14 +53,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         RoutingError,
         ArtifactError,
         FileNotFoundError,
+        AlreadyRunning,
+        PortInUse,
     ) as exc:
         print(f"imgpipe: {exc}", file=sys.stderr)
+        return 2
+    except EndpointConnectionError as exc:  # the stack went away mid-command
+        print(f"imgpipe: lost the stack: {exc}", file=sys.stderr)
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imgpipe", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", action="version", version=f"imgpipe {version()}", help="print the version"
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, help="what to do (`imgpipe COMMAND --help` for more)"
+    )
 
     local = commands.add_parser("local", help="run the pipeline on an embedded AWS emulator")
     local.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
@@ -65,12 +81,14 @@ def _parser() -> argparse.ArgumentParser:
         '"profile": "thumbnail"}, {"profile": "web"}]\'',
     )
     local.add_argument("--workers", type=int, default=None, help="default: number of cores")
+    _add_state_dir(local)
     local.set_defaults(run=_local)
 
     demo = commands.add_parser("demo", help="local stack + generated samples -> results table")
-    demo.add_argument("--profile", default="thumbnail")
+    demo.add_argument("--profile", default="thumbnail", help="processing profile name")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="where results go")
-    demo.add_argument("--workers", type=int, default=None)
+    demo.add_argument("--workers", type=int, default=None, help="default: number of cores")
+    _add_state_dir(demo)
     demo.set_defaults(run=_demo)
 
     def targeted(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -79,24 +97,39 @@ def _parser() -> argparse.ArgumentParser:
         return command
 
     upload = targeted("upload", "upload files or folders (recursively) to the input bucket")
-    upload.add_argument("paths", nargs="+", type=Path)
+    upload.add_argument("paths", nargs="+", type=Path, help="files, or folders to walk")
     upload.add_argument("--prefix", default="", help="key prefix, e.g. input/")
     upload.set_defaults(run=_upload)
 
-    targeted(
+    ls = targeted(
         "ls",
-        "list the images: key, size, renditions, status",
-        "List every image item, and every image whose event ended on the dead-letter queue "
-        "without an ok or failed item (status dead-lettered, with the error). The queue is "
-        "only peeked at: `imgpipe dlq redrive` still finds every record.",
-    ).set_defaults(run=_ls)
+        "list every image: key, size, renditions, status",
+        "List every image the stack has seen, with its status: ok, failed or deleted (its "
+        "metadata item); dlq (the event's retries ran out, with the failure record's error); "
+        "pending (uploaded, not processed yet: no item, or an item older than the upload). "
+        "The dead-letter queue is only peeked at: `imgpipe dlq redrive` still finds every "
+        "record.",
+    )
+    ls.add_argument(
+        "--status",
+        action="append",
+        choices=listing.STATUSES,
+        help="only images with this status; repeat it for several",
+    )
+    ls.add_argument("--prefix", default="", help="only keys that start with this, e.g. input/")
+    ls.add_argument(
+        "--json",
+        action="store_true",
+        help=f"one JSON object per image per line: {', '.join(listing.JSON_FIELDS)}",
+    )
+    ls.set_defaults(run=_ls)
 
     show = targeted(
         "show",
         "one image's metadata item and its rendition keys",
         "Print one image's metadata item and its renditions' S3 URIs; a rendition missing "
         "from the output bucket is marked, and a deleted original's renditions are listed "
-        "as removed.",
+        "as removed, with the time.",
     )
     show.add_argument("key", help="the input object's key, e.g. input/photo.jpg")
     show.set_defaults(run=_show)
@@ -138,10 +171,23 @@ def _parser() -> argparse.ArgumentParser:
     reprocess.add_argument("--parallel", type=int, default=8, help="concurrent invocations")
     reprocess.set_defaults(run=_reprocess)
 
-    gallery_command = targeted("gallery", "write a static HTML contact sheet")
-    gallery_command.add_argument("--out", type=Path, default=Path("out/gallery"))
+    gallery_command = targeted(
+        "gallery",
+        "write a static HTML contact sheet",
+        "Write a static page of every image: a summary (counts per status, bytes saved), "
+        "filters by status and profile, pages of cards with each original beside its "
+        "renditions, failed images with their reason.",
+    )
     gallery_command.add_argument(
-        "--presign", action="store_true", help="presigned URLs instead of local copies"
+        "--out",
+        type=Path,
+        default=Path("out/gallery"),
+        help="folder for index.html and the image copies (default: out/gallery)",
+    )
+    gallery_command.add_argument(
+        "--presign",
+        action="store_true",
+        help="link presigned URLs (valid 1 h) instead of downloading local copies",
     )
     gallery_command.set_defaults(run=_gallery)
 
@@ -153,7 +199,9 @@ def _parser() -> argparse.ArgumentParser:
         "Point a stack at it with `pulumi config set imgpipe:layerZip PATH`: deploys then "
         "need no package index.",
     )
-    build.add_argument("--arch", choices=ARCHITECTURES, default="arm64")
+    build.add_argument(
+        "--arch", choices=ARCHITECTURES, default="arm64", help="the function's architecture"
+    )
     build.add_argument("--python", choices=PYTHONS, default="3.12", help="the Lambda runtime")
     build.add_argument(
         "--output",
@@ -163,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(run=_build_layer)
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue: what failed and why")
-    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, help="what to do")
     dlq_ls = dlq_commands.add_parser("ls", help="list failure records")
     _add_target_options(dlq_ls)
     dlq_ls.set_defaults(run=_dlq_ls)
@@ -192,14 +240,36 @@ def _build_layer(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """imgpipe's version: the installed package's metadata (pyproject.toml's version), or
+    pyproject.toml itself when run from a checkout that was never installed."""
+    try:
+        return metadata.version("imgpipe")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+        return str(project["project"]["version"])
+
+
 def _add_target_options(command: argparse.ArgumentParser) -> None:
     where = command.add_mutually_exclusive_group()
     where.add_argument("--endpoint", help="an emulator's URL (default: the running local stack)")
     where.add_argument("--stack", help="a deployed Pulumi stack (reads `pulumi stack output`)")
+    _add_state_dir(command)
+
+
+def _add_state_dir(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the local stack's state and per-run log folders (default: .build/local of "
+        f"this project, or ${STATE_DIR_VARIABLE}); one `imgpipe local` per folder",
+    )
 
 
 def _target(args: argparse.Namespace) -> Target:
-    return resolve(endpoint=args.endpoint, stack=args.stack)
+    return resolve(endpoint=args.endpoint, stack=args.stack, folder=args.state_dir)
 
 
 # -- local and demo -----------------------------------------------------------------------
@@ -209,10 +279,14 @@ def _local(args: argparse.Namespace) -> int:
     from pipeline.local.runner import LocalStack
 
     settings = StackSettings.from_values({"profile": args.profile, "routes": args.routes}.get)
-    print("Building the function zip and layer (the first run downloads wheels)...")
     stack = LocalStack(
-        settings.pipeline_config(), port=args.port, workers=args.workers, settings=settings
+        settings.pipeline_config(),
+        port=args.port,
+        workers=args.workers,
+        settings=settings,
+        state_folder=args.state_dir,
     )
+    stack.claim()  # a second stack or a busy port: said now, not after the build
     _stop_on_sigterm()
     with stack:
         names = stack.names
@@ -232,8 +306,8 @@ def _local(args: argparse.Namespace) -> int:
             f"s3://{names.input_bucket}/input/photo.jpg"
         )
         print("Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery")
-        print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
-        try:
+        try:  # from the line that says so, Ctrl-C is a clean stop
+            print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
             _serve(stack, settings)
         except KeyboardInterrupt:
             print("\nShutting down...")
@@ -280,7 +354,7 @@ def _serve(
 def _demo(args: argparse.Namespace) -> int:
     from pipeline.cli.demo import run_demo
 
-    return run_demo(args.profile, args.out, args.workers)
+    return run_demo(args.profile, args.out, args.workers, state_folder=args.state_dir)
 
 
 # -- everyday commands --------------------------------------------------------------------
@@ -295,9 +369,12 @@ def _upload(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    target = _target(args)
-    errors = {key: letter.error for key, letter in ops.dead_lettered(target).items()}
-    print(report.table(report.listing_rows(ops.items(target), errors)))
+    shown = listing.select(listing.gather(_target(args), args.prefix), args.status)
+    if args.json:
+        for entry in shown:
+            print(entry.to_json())
+    else:
+        print(report.table([entry.row() for entry in shown]))
     return 0
 
 
@@ -305,7 +382,8 @@ def _show(args: argparse.Namespace) -> int:
     target = _target(args)
     entry = ops.item(target, args.key)
     if entry is None:
-        print(f"imgpipe: no metadata item for {args.key!r}", file=sys.stderr)
+        why = listing.without_item(target, args.key)
+        print(f"imgpipe: no metadata item for {args.key!r}: {why}", file=sys.stderr)
         return 1
     print(json.dumps(entry, indent=2, sort_keys=True))
     if entry.get("status") == records.STATUS_DELETED:
@@ -345,10 +423,12 @@ def _show_removed(entry: dict[str, Any]) -> None:
     Items deleted by an older function kept it in `renditions`; a tombstone (the delete
     came before the image was processed) has none."""
     removed = entry.get("removed_renditions") or entry.get("renditions") or []
+    stamp = entry.get("deleted_at") or entry.get("timestamp")
+    when = f"at {stamp}" if stamp else "at an unrecorded time"
     if not removed:
-        print("The original was deleted; it had no renditions.")
+        print(f"The original was deleted {when}; it had no renditions.")
         return
-    print(f"The original was deleted; its {len(removed)} rendition(s) were removed:")
+    print(f"The original was deleted; its {len(removed)} rendition(s) were removed {when}:")
     for rendition in removed:
         print(f"  {rendition['key']}")
 

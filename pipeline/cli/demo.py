@@ -30,10 +30,14 @@ def make_samples(directory: Path) -> list[dict[str, str]]:
     return json.loads(done.stdout)
 
 
-def run_demo(profile: str, out: Path, workers: int | None = None) -> int:
+def run_demo(
+    profile: str, out: Path, workers: int | None = None, state_folder: Path | None = None
+) -> int:
     started = time.monotonic()
-    print("Building the function zip and layer (the first run downloads wheels)...")
-    with LocalStack(profile, stack=DEMO_STACK, workers=workers, write_state=False) as stack:
+    stack = LocalStack(
+        profile, stack=DEMO_STACK, workers=workers, write_state=False, state_folder=state_folder
+    )
+    with stack:
         target = stack.target()
         print(f"Local stack up at {stack.endpoint} ({stack.workers} workers, profile {profile}).")
         samples = make_samples(out / "samples")
@@ -68,7 +72,7 @@ def run_demo(profile: str, out: Path, workers: int | None = None) -> int:
         )
         print(f"Gallery (originals beside renditions): {page.resolve().as_uri()}")
         print(f"Renditions: {(out / 'gallery' / 'renditions' / 'processed').resolve()}")
-        print(f"Function logs (as CloudWatch would have them): {stack.log_dir.resolve()}")
+        print(f"Function logs (as CloudWatch would have them): {stack.log_dir}")
         print("Shutting the local stack down.")
     if surprises or accounted != len(keys):
         print(f"Unexpected results for: {', '.join(surprises) or 'missing items'}", file=sys.stderr)

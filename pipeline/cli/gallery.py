@@ -1,100 +1,136 @@
-"""A static contact sheet: each original beside its renditions, with their metadata."""
+"""`imgpipe gallery`: a static page of every image the stack has seen (gallery_page.py
+writes the markup), with local copies of the images it shows, or presigned URLs."""
 
 from __future__ import annotations
 
-import html
-from pathlib import Path
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from lambda_pkg import records
-from pipeline.cli.ops import aws, items
+from botocore.exceptions import ClientError
+
+from pipeline.cli import gallery_page, listing, ops
 from pipeline.cli.targets import Target
 
-# Originals a browser can show; others (TIFF, HEIC) are represented by their renditions.
-BROWSER_FORMATS = {"jpeg", "png", "gif", "webp", "avif", "bmp"}
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;background:#f6f6f4;color:#222}
-.card{background:#fff;border-radius:8px;padding:1rem;margin:0 0 1.5rem;box-shadow:0 1px 3px #0002}
-.row{display:flex;gap:1rem;align-items:flex-end;flex-wrap:wrap}
-figure{margin:0}figcaption{font-size:.8rem;color:#555}
-img{max-width:320px;max-height:240px;border:1px solid #ddd;background:#eee}
-.failed{border-left:6px solid #c0392b}.ok{border-left:6px solid #27ae60}
-dl{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem;font-size:.85rem}
-"""
+PRESIGN_EXPIRY_S = 3600
+# Downloads at once: a 1,000-image gallery is thousands of small objects, each a round trip.
+PARALLEL_DOWNLOADS = 8
 
 
 def write(target: Target, out_dir: Path, presign: bool = False) -> Path:
-    """Write `out_dir/index.html`; images are local copies unless `presign` (URLs, 1 h)."""
+    """Write `out_dir/index.html`; images are local copies under `out_dir` (only those the
+    page shows) unless `presign` (URLs valid for an hour)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    s3 = aws(target, "s3")
-
-    def link(bucket: str, key: str, folder: str) -> str:
-        if presign:
-            return s3.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600
-            )
-        local = out_dir / folder / key
-        local.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(local))
-        return quote(f"{folder}/{key}")
-
-    cards = []
-    for entry in items(target):
-        cards.append(_card(entry, target, link))
+    s3 = ops.aws(target, "s3")
+    names = target.names
+    copies = _Copies(s3, out_dir)
+    etags = _listed(lambda: ops.output_etags(target))
+    if presign:
+        src_for = _presigner(s3, names.output_bucket)
+        original_for = _presigner(s3, names.input_bucket)
+    else:
+        originals = _listed(lambda: {o["Key"]: o["ETag"] for o in ops.input_objects(target)})
+        src_for = copies.link(names.output_bucket, "renditions", etags)
+        original_for = copies.link(names.input_bucket, "originals", originals)
+    source = f"bucket {names.input_bucket}"
+    text = gallery_page.page(entries(target), src_for, original_for, source, etags)
+    copies.fetch()
     page = out_dir / "index.html"
-    page.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>imgpipe gallery</title>"
-        f"<style>{_STYLE}</style></head><body><h1>imgpipe gallery</h1>"
-        f"<p>{len(cards)} images from bucket {html.escape(target.names.input_bucket)}</p>"
-        + "".join(cards)
-        + "</body></html>",
-        encoding="utf-8",
-    )
+    page.write_text(text, encoding="utf-8")
     return page
 
 
-def _card(entry: dict[str, Any], target: Target, link) -> str:
-    key = entry["image_name"]
-    status = entry.get("status", "?")
-    facts = {
-        "status": status,
-        "original": f"{entry.get('original_width', 0)}x{entry.get('original_height', 0)}",
-        "bytes": entry.get("original_size_bytes", 0),
-        "profile": entry.get("profile", ""),
-        "format": entry.get("input_format", ""),
-    }
-    if entry.get("error"):
-        facts["error"] = entry["error"]
-    figures = []
-    if status == records.STATUS_OK and entry.get("input_format") in BROWSER_FORMATS:
-        src = link(target.names.input_bucket, key, "originals")
-        figures.append(_figure(src, "original", facts["original"], entry["original_size_bytes"]))
-    for rendition in entry.get("renditions", []) if status == records.STATUS_OK else []:
-        src = link(target.names.output_bucket, rendition["key"], "renditions")
-        size = f"{rendition['width']}x{rendition['height']}"
-        label = f"{rendition['name']} ({rendition['format']})"
-        figures.append(_figure(src, label, size, rendition["bytes"], rendition))
-    details = "".join(
-        f"<dt>{html.escape(name)}</dt><dd data-field='{name}'>{html.escape(str(value))}</dd>"
-        for name, value in facts.items()
-    )
-    return (
-        f"<section class='card {html.escape(status)}' data-key='{html.escape(key, quote=True)}'>"
-        f"<h2>{html.escape(key)}</h2><dl>{details}</dl><div class='row'>{''.join(figures)}</div>"
-        "</section>"
-    )
-
-
-def _figure(src: str, label: str, size: str, nbytes: int, rendition: dict | None = None) -> str:
-    data = ""
-    if rendition is not None:
-        data = (
-            f" data-rendition='{html.escape(rendition['name'])}'"
-            f" data-width='{rendition['width']}' data-height='{rendition['height']}'"
+def entries(target: Target) -> list[dict[str, Any]]:
+    """Every image `imgpipe ls` lists, as items: the table's own where `ls` shows the
+    table's status, else what `ls` knows (a dead-lettered event, a pending upload)."""
+    items = ops.items(target)
+    by_key = {item["image_name"]: item for item in items}
+    found = []
+    for listed in listing.gather(target, items=items):
+        item = by_key.get(listed.key)
+        if item is not None and item.get("status") == listed.status:
+            found.append(item)
+            continue
+        known = {
+            "profile": listed.profile,
+            "original_size_bytes": listed.original_bytes,
+            "error": listed.error,
+        }
+        found.append(
+            {"image_name": listed.key, "status": listed.status}
+            | {name: value for name, value in known.items() if value is not None}
         )
-    return (
-        f"<figure><img src='{html.escape(src, quote=True)}' alt='{html.escape(label)}'"
-        f" loading='eager'{data}><figcaption>{html.escape(label)} · {size} · {nbytes:,} B"
-        "</figcaption></figure>"
-    )
+    return found
+
+
+def _listed(listing: Callable[[], dict[str, str]]) -> dict[str, str] | None:
+    """A bucket's keys and ETags; None when the caller may not list it."""
+    try:
+        return listing()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("403", "AccessDenied"):
+            return None
+        raise
+
+
+def _presigner(s3: Any, bucket: str) -> gallery_page.SrcFor:
+    def presigned(key: str) -> str:
+        params = {"Bucket": bucket, "Key": key}
+        return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGN_EXPIRY_S)
+
+    return presigned
+
+
+def _local_name(key: str) -> str:
+    """The key as a relative path, unless it would leave the folder (S3 keys may hold
+    `..`, empty segments or a leading `/`): such a key gets a name from its digest."""
+    parts = key.split("/")
+    if all(part not in ("", ".", "..") for part in parts):
+        return key
+    return f"unsafe-keys/{hashlib.sha256(key.encode()).hexdigest()[:24]}{PurePosixPath(key).suffix}"
+
+
+class _Copies:
+    """Local copies of the objects the page links to: links first, then one parallel fetch
+    of those not already here with the same content (their MD5 is the listed ETag)."""
+
+    def __init__(self, s3: Any, out_dir: Path) -> None:
+        self._s3 = s3
+        self._out_dir = out_dir
+        self._wanted: dict[Path, tuple[str, str, str | None]] = {}
+
+    def link(self, bucket: str, folder: str, etags: dict[str, str] | None) -> gallery_page.SrcFor:
+        def local(key: str) -> str:
+            relative = f"{folder}/{_local_name(key)}"
+            self._wanted[self._out_dir / relative] = (bucket, key, (etags or {}).get(key))
+            return quote(relative)
+
+        return local
+
+    def fetch(self) -> int:
+        """Fetch what is missing or changed; how many objects that was."""
+        stale = [item for item in self._wanted.items() if not _current(*item)]
+        with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS) as pool:
+            list(pool.map(self._fetch_one, stale))
+        return len(stale)
+
+    def _fetch_one(self, wanted: tuple[Path, tuple[str, str, str | None]]) -> None:
+        path, (bucket, key, _etag) = wanted
+        try:
+            body = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self._s3.exceptions.NoSuchKey:
+            return  # gone since the listing: the page shows the image as broken
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+
+
+def _current(path: Path, wanted: tuple[str, str, str | None]) -> bool:
+    """Whether the copy at `path` has the listed content. A multipart upload's ETag is not
+    an MD5, so such an object is fetched again every time: slower, never stale."""
+    etag = wanted[2]
+    if etag is None or not path.is_file():
+        return False
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest() == etag.strip('"')

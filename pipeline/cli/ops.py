@@ -58,20 +58,29 @@ def item(target: Target, key: str) -> dict[str, Any] | None:
     return _item(raw["Item"]) if "Item" in raw else None
 
 
-def input_objects(target: Target) -> Iterator[dict[str, Any]]:
+def input_objects(target: Target, prefix: str = "") -> Iterator[dict[str, Any]]:
     s3 = aws(target, "s3")
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=target.names.input_bucket):
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=target.names.input_bucket, Prefix=prefix
+    )
+    for page in pages:
         yield from page.get("Contents", [])
 
 
 def output_keys(target: Target) -> set[str]:
     """Every rendition key in the output bucket. One listing request covers 1,000 keys,
     where checking each item's renditions would cost a request per rendition."""
+    return set(output_etags(target))
+
+
+def output_etags(target: Target) -> dict[str, str]:
+    """Every rendition key in the output bucket with its ETag (the MD5 of its bytes, for a
+    single-part upload such as the function's), from the same listing."""
     s3 = aws(target, "s3")
     pages = s3.get_paginator("list_objects_v2").paginate(
         Bucket=target.names.output_bucket, Prefix=OUTPUT_PREFIX
     )
-    return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+    return {obj["Key"]: obj["ETag"] for page in pages for obj in page.get("Contents", [])}
 
 
 def missing_renditions(entry: dict[str, Any], present: set[str]) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from lambda_pkg import records
@@ -10,7 +9,7 @@ from lambda_pkg import records
 HEADER = ("key", "original", "renditions", "status", "error")
 MAX_CELL = 60
 FINAL = records.FINAL_STATUSES
-DEAD_LETTERED = "dead-lettered"
+DEAD_LETTERED = "dlq"  # retries ran out: the event is on the dead-letter queue
 
 
 def renditions_summary(entry: dict[str, Any]) -> str:
@@ -34,15 +33,6 @@ def item_row(
     if dead_letter_error is not None and entry.get("status") not in FINAL:
         status, error = DEAD_LETTERED, dead_letter_error
     return (key, original, renditions_summary(entry), status, error)
-
-
-def listing_rows(entries: list[dict[str, Any]], dead_letters: Mapping[str, str]) -> list[tuple]:
-    """`imgpipe ls`: every image item, and every key on the DLQ (key -> error) without one."""
-    by_key = {entry["image_name"]: entry for entry in entries}
-    return [
-        item_row(key, by_key.get(key), dead_letter_error=dead_letters.get(key))
-        for key in sorted(by_key.keys() | dead_letters.keys())
-    ]
 
 
 def table(rows: list[tuple[str, ...]]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import threading
 import time
 from typing import Any
@@ -51,27 +52,55 @@ def serialise_dynamodb() -> None:
     DynamoHandler.call_action = atomic
 
 
+class PortInUse(RuntimeError):
+    """The port asked for is taken by another program."""
+
+
 class Emulator:
     """Starts moto's ThreadedMotoServer on a loopback port (a free one unless given)."""
 
-    def __init__(self, port: int = 0) -> None:
-        from moto.server import ThreadedMotoServer
+    HOST = "127.0.0.1"
 
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self._server: Any = None  # moto's server, imported as it starts: a second of imports
         self.endpoint = ""
+
+    def check_port(self) -> None:
+        """Raise PortInUse if the chosen port is taken: moto's server would print a line
+        in its thread and leave start() waiting for ever."""
+        if not self.port:
+            return
+        with socket.socket() as probe:
+            # As the server binds: a port left in TIME_WAIT by a stopped stack is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self.HOST, self.port))
+            except OSError as exc:
+                raise PortInUse(
+                    f"port {self.port} on {self.HOST} is in use by another program "
+                    f"({exc.strerror}): pick another --port, or leave it out for a free one"
+                ) from None
 
     def start(self) -> Emulator:
         # werkzeug logs every request at INFO; the demo's output is the table, not that.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         stamp_sequencers()
         serialise_dynamodb()
-        self._server.start()
+        from moto.server import ThreadedMotoServer
+
+        self.check_port()  # again: the port may have been taken while the function built
+        server = ThreadedMotoServer(ip_address=self.HOST, port=self.port, verbose=False)
+        server.start()
+        self._server = server
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def __enter__(self) -> Emulator:
         return self.start()

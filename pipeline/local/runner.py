@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.settings import ENV_MEMORY_SIZE, function_environment
 from pipeline.aws import CREDENTIALS, REGION, client
-from pipeline.cli.targets import DEFAULT_LOCAL_STACK, PROJECT, STATE_DIR, Target, state_file
+from pipeline.cli.targets import (
+    DEFAULT_LOCAL_STACK,
+    PROJECT,
+    Target,
+    save_state,
+    saved_state,
+    state_dir,
+    state_file,
+)
 from pipeline.local import provision, sandbox
 from pipeline.local.emulator import Emulator
+from pipeline.local.instance import AlreadyRunning, InstanceLock, Process
+from pipeline.local.runs import new_run_dir
 from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
@@ -31,6 +42,7 @@ class LocalStack:
         write_state: bool = True,
         visibility_timeout_s: int | None = None,
         pin_cores: bool = False,
+        state_folder: Path | None = None,
     ) -> None:
         self.config = (
             profile
@@ -54,7 +66,9 @@ class LocalStack:
         self._emulator = Emulator(port)
         self.pool: WorkerPool | None = None
         self.resources: provision.LocalResources | None = None
-        self.log_dir = STATE_DIR / "logs" / stack
+        self.state_folder = state_dir(state_folder).absolute()
+        self.log_dir: Path | None = None  # runs/<time>/, made as the stack starts
+        self._lock = InstanceLock(self.state_folder / f"{stack}.lock")
 
     @property
     def endpoint(self) -> str:
@@ -79,10 +93,37 @@ class LocalStack:
             **self.fault_environment,
         }
 
-    def start(self) -> LocalStack:
-        image = sandbox.prepare()  # before the emulator: a broken artifact fails fast
-        self._emulator.start()
+    def claim(self) -> None:
+        """Fail at once, before any build, if this stack cannot start: another process
+        serves it from this state folder, or the chosen port is taken."""
+        if self._write_state and not self._lock.acquire():
+            raise AlreadyRunning(self._running_elsewhere())
         try:
+            self._emulator.check_port()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _running_elsewhere(self) -> str:
+        path = state_file(self.stack, self.state_folder)
+        saved = saved_state(path)
+        pid = self._lock.holder()
+        # A state file from a crashed run names another PID until the new one is up.
+        up = saved is not None and saved.server is not None and saved.server.pid == pid
+        where = f"endpoint {saved.endpoint}" if up and saved else "still starting"
+        return (
+            f"a local stack already runs from {self.state_folder}: PID {pid}, {where}. "
+            f"Stop it with Ctrl-C in its terminal (or `kill {pid}`), or start a second "
+            "one with --state-dir DIR (and --port N if you pick ports); the commands "
+            "then take the same --state-dir"
+        )
+
+    def start(self) -> LocalStack:
+        self.claim()
+        try:
+            image = sandbox.prepare()  # before the emulator: a broken artifact fails fast
+            self.log_dir = new_run_dir(self.state_folder / "runs")
+            self._emulator.start()
             self.resources = provision.provision(
                 self.endpoint,
                 self.names,
@@ -90,17 +131,15 @@ class LocalStack:
                 visibility_timeout_s=self.visibility_timeout_s,
             )
             self._start_pool(image)
-        except BaseException:
-            self._emulator.stop()
+            if self._write_state:
+                save_state(self.target(), state_file(self.stack, self.state_folder))
+        except BaseException:  # Ctrl-C included: nothing half-started stays behind
+            self.stop()
             raise
-        if self._write_state:
-            path = state_file(self.stack)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.target().to_json())
         return self
 
     def _start_pool(self, image: sandbox.RuntimeImage) -> None:
-        assert self.resources is not None
+        assert self.resources is not None and self.log_dir is not None
         self.pool = WorkerPool(
             endpoint=self.endpoint,
             event_queue_url=self.resources.event_queue_url,
@@ -125,7 +164,7 @@ class LocalStack:
             self.pool.stop()
         self._start_pool(sandbox.prepare())
         if self._write_state:
-            state_file(self.stack).write_text(self.target().to_json())
+            save_state(self.target(), state_file(self.stack, self.state_folder))
 
     def restart_emulator(self, down_s: float = 0.0) -> None:
         """Stop the emulator, wait, start it again on the same port: a fault for the
@@ -143,15 +182,21 @@ class LocalStack:
             endpoint=self.endpoint,
             event_queue_url=self.resources.event_queue_url,
             dead_letter_queue_url=self.resources.dead_letter_queue_url,
-            extra={"profile_config": self.config.to_json(), "pid": os.getpid()},
+            extra={"profile_config": self.config.to_json()},
+            server=Process.current(),
+            log_dir=str(self.log_dir) if self.log_dir else None,
         )
 
     def stop(self) -> None:
-        if self.pool is not None:
-            self.pool.stop()
-        self._emulator.stop()
-        if self._write_state:
-            state_file(self.stack).unlink(missing_ok=True)
+        """Safe at any point of start(): each part stops only if it started."""
+        try:
+            if self.pool is not None:
+                self.pool.stop()
+            self._emulator.stop()
+        finally:
+            if self._lock.held:
+                state_file(self.stack, self.state_folder).unlink(missing_ok=True)
+            self._lock.release()
 
     def __enter__(self) -> LocalStack:
         return self.start()

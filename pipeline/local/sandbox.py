@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import signal
@@ -32,12 +33,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline.local import memory
-from pipeline.program.artifacts import DEFAULT_CACHE_DIR, build_function_zip, build_layer_for_host
+from pipeline.program.artifacts import (
+    DEFAULT_CACHE_DIR,
+    build_function_zip,
+    build_layer_for_host,
+    function_zip_path,
+    host_layer_path,
+)
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 MEMORY_CHECK_S = 0.05  # a process allocating 4 GB/s overshoots by 200 MB before it is seen
 EXACT_CHECK_S = 0.5  # at most this often the page-table walk that counts shared pages once
 STARTUP_TIMEOUT_S = 60
+logger = logging.getLogger("imgpipe.local")
 
 
 class InvocationError(Exception):
@@ -62,8 +70,25 @@ class RuntimeImage:
         return [str(self.function_dir), str(self.layer_dir / "python"), str(self.runtime_dir)]
 
 
+def pending_builds(cache_dir: Path = DEFAULT_CACHE_DIR) -> list[str]:
+    """What `prepare` would have to build, as words for a person; empty when all is cached."""
+    pending = []
+    if not function_zip_path(cache_dir).is_file():
+        pending.append("the function zip")
+    if not host_layer_path(cache_dir).is_file():
+        pending.append("the layer (pip downloads its wheels)")
+    if not _boto3_runtime_dir(Path(cache_dir) / "sandbox").is_dir():
+        pending.append("the runtime's boto3 (pip)")
+    return pending
+
+
 def prepare(cache_dir: Path = DEFAULT_CACHE_DIR) -> RuntimeImage:
-    """Build (or reuse) the artifacts and unpack them under .build/sandbox/."""
+    """Build (or reuse) the artifacts and unpack them under .build/sandbox/. Says so first
+    when something is built: that can take a minute, and a cached start takes none."""
+    pending = pending_builds(cache_dir)
+    if pending:
+        *others, last = pending
+        logger.info("Building %s...", f"{', '.join(others)} and {last}" if others else last)
     function_zip = build_function_zip(cache_dir)
     layer_zip = build_layer_for_host(cache_dir)
     root = Path(cache_dir) / "sandbox"
@@ -90,7 +115,7 @@ def _unpack(archive: Path, root: Path) -> Path:
 def _boto3_runtime(root: Path) -> Path:
     """boto3 alone, at the version this project pins: what the Lambda runtime provides."""
     version = metadata.version("boto3")
-    target = root / f"boto3-{version}"
+    target = _boto3_runtime_dir(root)
     if not target.is_dir():
         partial = root / f".boto3-{version}.{os.getpid()}"
         command = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(partial)]
@@ -104,6 +129,10 @@ def _boto3_runtime(root: Path) -> Path:
         except OSError:
             _remove_tree(partial)
     return target
+
+
+def _boto3_runtime_dir(root: Path) -> Path:
+    return root / f"boto3-{metadata.version('boto3')}"
 
 
 def _remove_tree(path: Path) -> None:

@@ -174,17 +174,28 @@ def build_layer(
     target += ["--implementation=cp", f"--python-version={runtime.removeprefix('python')}"]
     label = f"{runtime}-{architecture}"
     bytecode = find_interpreter(runtime)
-    return _build_layer(label, target, Path(cache_dir), Path(requirements), bytecode)
+    return _build_layer(_LayerSpec(label, tuple(target), Path(requirements), bytecode), cache_dir)
 
 
 def build_layer_for_host(
     cache_dir: Path = DEFAULT_CACHE_DIR, requirements: Path = LAYER_REQUIREMENTS
 ) -> Path:
     """The layer for the interpreter running this code (the local stack runs the handler here)."""
+    return _build_layer(_host_layer(requirements), cache_dir)
+
+
+def host_layer_path(
+    cache_dir: Path = DEFAULT_CACHE_DIR, requirements: Path = LAYER_REQUIREMENTS
+) -> Path:
+    """Where `build_layer_for_host` keeps its zip: present means no build (and no pip)."""
+    return _host_layer(requirements).path(cache_dir)
+
+
+def _host_layer(requirements: Path) -> _LayerSpec:
     # No --platform: pip then picks wheels for sys.executable itself, exactly what will load them.
     label = f"host-{sys.implementation.cache_tag}-{sysconfig.get_platform()}"
     # No bytecode: the local sandbox unpacks it somewhere writable, and Python writes its own.
-    return _build_layer(label, [], Path(cache_dir), Path(requirements), None)
+    return _LayerSpec(label, (), Path(requirements), None)
 
 
 def build_function_zip(
@@ -196,15 +207,8 @@ def build_function_zip(
     with `runtime`, and an interpreter of its version here, their bytecode beside them."""
     package_dir = Path(package_dir)
     sources = sorted(package_dir.glob("*.py"))
-    if not sources:
-        raise ArtifactError(f"no Python files in {package_dir}")
     bytecode = find_interpreter(runtime) if runtime else None
-    digest = _digest(
-        _BUILD_VERSION,
-        _bytecode_label(bytecode),
-        *(f"{package_dir.name}/{p.name}\0{p.read_bytes().hex()}" for p in sources),
-    )
-    dest = Path(cache_dir) / f"function-{digest[:16]}.zip"
+    dest = function_zip_path(cache_dir, package_dir, runtime)
     if dest.is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -219,6 +223,25 @@ def build_function_zip(
         _write_zip(_tree(root, bytecode), partial)
         os.replace(partial, dest)
     return dest
+
+
+def function_zip_path(
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    package_dir: Path = FUNCTION_PACKAGE,
+    runtime: str | None = None,
+) -> Path:
+    """Where `build_function_zip` keeps the zip of these sources: present means no build."""
+    package_dir = Path(package_dir)
+    sources = sorted(package_dir.glob("*.py"))
+    if not sources:
+        raise ArtifactError(f"no Python files in {package_dir}")
+    bytecode = find_interpreter(runtime) if runtime else None
+    digest = _digest(
+        _BUILD_VERSION,
+        _bytecode_label(bytecode),
+        *(f"{package_dir.name}/{p.name}\0{p.read_bytes().hex()}" for p in sources),
+    )
+    return Path(cache_dir) / f"function-{digest[:16]}.zip"
 
 
 def unzipped_size(zip_path: Path) -> int:
@@ -408,23 +431,31 @@ def _tag_fits(tag: str, runtime: str, architecture: str) -> bool:
     )
 
 
-def _build_layer(
-    label: str,
-    target: list[str],
-    cache_dir: Path,
-    requirements: Path,
-    bytecode: Interpreter | None,
-) -> Path:
-    # The bytecode is part of the key: a layer built while no interpreter was found is
-    # rebuilt, with bytecode, once one is.
-    digest = _digest(
-        _BUILD_VERSION,
-        requirements.read_text(encoding="utf-8"),
-        label,
-        _bytecode_label(bytecode),
-        *target,
-    )
-    dest = cache_dir / f"layer-{label}-{digest[:16]}.zip"
+@dataclass(frozen=True)
+class _LayerSpec:
+    """What a layer is built from; its zip's name in the cache is a digest of all of it."""
+
+    label: str
+    target: tuple[str, ...]  # pip's --platform/--implementation/--python-version options
+    requirements: Path
+    bytecode: Interpreter | None
+
+    def path(self, cache_dir: Path) -> Path:
+        # The bytecode is part of the key: a layer built while no interpreter was found is
+        # rebuilt, with bytecode, once one is.
+        digest = _digest(
+            _BUILD_VERSION,
+            self.requirements.read_text(encoding="utf-8"),
+            self.label,
+            _bytecode_label(self.bytecode),
+            *self.target,
+        )
+        return Path(cache_dir) / f"layer-{self.label}-{digest[:16]}.zip"
+
+
+def _build_layer(spec: _LayerSpec, cache_dir: Path) -> Path:
+    cache_dir = Path(cache_dir)
+    dest = spec.path(cache_dir)
     if dest.is_file():
         return dest
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -434,19 +465,19 @@ def _build_layer(
         root = Path(tmp) / "root"
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-compile", "--only-binary=:all:", *target,
-            "--target", str(root / "python"), "-r", str(requirements),
+            "--no-compile", "--only-binary=:all:", *spec.target,
+            "--target", str(root / "python"), "-r", str(spec.requirements),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise ArtifactError(
-                f"pip could not build the layer for {label} (exit {result.returncode}):\n"
+                f"pip could not build the layer for {spec.label} (exit {result.returncode}):\n"
                 f"{' '.join(command)}\n{result.stderr.strip()[-2000:]}"
             )
-        if bytecode:
-            _compile(root, bytecode, _LAYER_ROOT)
+        if spec.bytecode:
+            _compile(root, spec.bytecode, _LAYER_ROOT)
         partial = Path(tmp) / dest.name
-        _write_zip(_tree(root, bytecode), partial)
+        _write_zip(_tree(root, spec.bytecode), partial)
         check_unzipped_size(partial)
         os.replace(partial, dest)
     return dest

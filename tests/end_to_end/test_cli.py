@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import re
 import signal
@@ -17,9 +19,10 @@ import pytest
 from lambda_pkg import records, wire
 from lambda_pkg.events import s3_event, s3_records
 from pipeline.cli import commands as cli
-from pipeline.cli import ops
-from pipeline.cli.report import item_row, listing_rows, renditions_summary, table
+from pipeline.cli import listing, ops
+from pipeline.cli.report import item_row, renditions_summary, table
 from pipeline.cli.targets import from_outputs, state_file
+from pipeline.program.stack import StackSettings
 from tests.support import REPO, images
 from tests.support.local_stack import new_stack, wait_final
 from tests.support.polling import wait_until
@@ -179,28 +182,13 @@ def test_report_table_rows():
     assert lines[3].split() == ["c.jpg", "-", "-", "missing"]
 
 
-def test_listing_rows_add_dead_lettered_keys_that_have_no_final_item():
-    entries = [
-        {"image_name": "ok.jpg", "status": "ok", "original_width": 4, "original_height": 3},
-        {"image_name": "gone.jpg", "status": "deleted", "original_width": 4, "original_height": 3},
-    ]
-    errors = {"ok.jpg": "RuntimeError: older", "gone.jpg": "Timeout", "lost.jpg": "RuntimeError"}
-    rows = [row[:1] + row[3:] for row in listing_rows(entries, errors)]
-    # A final item is the answer; without one, the failure record is.
-    assert rows == [
-        ("gone.jpg", "dead-lettered", "Timeout"),
-        ("lost.jpg", "dead-lettered", "RuntimeError"),
-        ("ok.jpg", "ok", ""),
-    ]
-
-
 # -- ls, show and reprocess against a running local stack ---------------------------------
 
 
 @pytest.fixture(scope="module")
 def served():
     """A local stack (web profile) holding one image of each kind the commands tell apart:
-    ok (kept.jpg), failed (broken.jpg), deleted (gone.jpg), dead-lettered (doomed.jpg),
+    ok (kept.jpg), failed (broken.jpg), deleted (gone.jpg), dlq (doomed.jpg),
     and an owner record for one of kept.jpg's renditions."""
     stack = new_stack(profile="web", fault_environment={"IMGPIPE_FAULT_RAISE": "doomed.jpg"})
     with stack:
@@ -248,12 +236,55 @@ def test_ls_lists_dead_lettered_images_and_leaves_owner_records_out(served, monk
     assert {"broken.jpg", "doomed.jpg", "gone.jpg", "kept.jpg"} <= set(keys)
     assert not [key for key in keys if key.startswith("owner#")]
     assert re.search(
-        r"doomed\.jpg\s+-\s+-\s+dead-lettered\s+RuntimeError: injected fault for 'doomed.jpg'", out
+        r"doomed\.jpg\s+-\s+-\s+dlq\s+RuntimeError: injected fault for 'doomed.jpg'", out
     )
     assert re.search(r"broken\.jpg\s+-\s+-\s+failed\s+", out)
     assert re.search(r"kept\.jpg\s+1600x1200\s+\S.*\s+ok$", out, re.MULTILINE)
     # AND ls only peeked: the failure record is still there for `dlq redrive`
     assert "doomed.jpg" in ops.dead_lettered(served.target())
+
+
+def test_ls_json_status_and_prefix(served, monkeypatch, capsys):
+    # WHEN ls --json runs THEN every image is one JSON line with the documented fields
+    code, out = run(monkeypatch, capsys, served, "ls", "--json")
+    rows = {row["key"]: row for row in map(json.loads, out.splitlines())}
+    assert code == 0 and {"broken.jpg", "doomed.jpg", "gone.jpg", "kept.jpg"} <= rows.keys()
+    assert all(tuple(row) == listing.JSON_FIELDS for row in rows.values())
+    kept = ops.item(served.target(), "kept.jpg")
+    assert rows["kept.jpg"] == {
+        "key": "kept.jpg",
+        "status": "ok",
+        "profile": "web",
+        "original_width": 1600,
+        "original_height": 1200,
+        "original_bytes": kept["original_size_bytes"],
+        "renditions": len(kept["renditions"]),
+        "rendition_bytes": sum(r["bytes"] for r in kept["renditions"]),
+        "error": None,
+        "updated": kept["timestamp"],
+    }
+    assert rows["doomed.jpg"]["status"] == "dlq" and rows["doomed.jpg"]["original_bytes"] > 0
+    assert rows["gone.jpg"]["status"] == "deleted" and rows["gone.jpg"]["renditions"] == 0
+    # AND --status and --prefix narrow the list
+    _, out = run(monkeypatch, capsys, served, "ls", "--status", "dlq", "--status", "failed")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["broken.jpg", "doomed.jpg"]
+    _, out = run(monkeypatch, capsys, served, "ls", "--json", "--prefix", "ke")
+    assert [json.loads(line)["key"] for line in out.splitlines()] == ["kept.jpg"]
+
+
+def test_show_of_an_image_without_item_says_why(served, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_target", lambda args: served.target())
+
+    def show(key: str) -> tuple[int, str]:
+        args = cli._parser().parse_args(["show", key])
+        return args.run(args), capsys.readouterr().err
+
+    code, err = show("doomed.jpg")
+    assert code == 1
+    assert err.startswith("imgpipe: no metadata item for 'doomed.jpg': its event is on the ")
+    assert "(RuntimeError: injected fault for 'doomed.jpg'); `imgpipe dlq redrive` sends" in err
+    code, err = show("nothing.jpg")
+    assert code == 1 and "'nothing.jpg': there is no such input object" in err
 
 
 def test_show_of_a_deleted_image_says_its_renditions_were_removed(served, monkeypatch, capsys):
@@ -262,7 +293,10 @@ def test_show_of_a_deleted_image_says_its_renditions_were_removed(served, monkey
     assert code == 0 and entry["status"] == "deleted"
     removed = entry["removed_renditions"]
     assert removed and entry["renditions"] == []
-    assert f"The original was deleted; its {len(removed)} rendition(s) were removed:" in out
+    when = entry["deleted_at"]
+    assert f"The original was deleted; its {len(removed)} rendition(s) were removed at {when}:" in (
+        out
+    )
     assert "s3://" not in out
     for rendition in removed:
         assert f"\n  {rendition['key']}\n" in out
@@ -275,7 +309,10 @@ def test_show_of_a_tombstone_says_there_were_no_renditions(served, monkeypatch, 
     ops.send_events(target, [delete], progress=lambda _key: None)
     ops.wait_for(target, ["never.jpg"], lambda e: e["status"] == "deleted", 30)
     code, out = run(monkeypatch, capsys, served, "show", "never.jpg")
-    assert code == 0 and out.endswith("The original was deleted; it had no renditions.\n")
+    when = ops.item(target, "never.jpg")["deleted_at"]
+    assert code == 0 and out.endswith(
+        f"The original was deleted at {when}; it had no renditions.\n"
+    )
 
 
 def test_gallery_has_a_card_per_image_and_none_for_owner_records(
@@ -317,10 +354,46 @@ def test_reprocess_rewrites_renditions_missing_from_the_output_bucket(served, mo
     assert (plan.current, plan.missing) == (2, 0)
 
 
+def test_ls_lists_uploads_not_processed_yet_as_pending(monkeypatch, capsys):
+    # GIVEN a stack that routes in/ only, with in/a.jpg processed
+    routes = '[{"prefix": "in/", "profile": "thumbnail"}]'
+    config = StackSettings.from_values({"profile": "thumbnail", "routes": routes}.get)
+    stack = new_stack(profile=config.pipeline_config(), workers=1)
+    with stack:
+        target = stack.target()
+        ops.upload_bytes(target, {"in/a.jpg": images.jpeg(64, 48)})
+        first = wait_final(target, ["in/a.jpg"])["in/a.jpg"]
+        # WHEN the workers stop, and in/a.jpg is uploaded again in a later second than its
+        # item (S3 keeps whole seconds), in/b.jpg is new and other/c.jpg matches no route
+        stack.pool.stop()
+        stamp = dt.datetime.fromisoformat(first["timestamp"]).timestamp()
+        time.sleep(max(0.0, int(stamp) + 1.05 - time.time()))
+        uploads = {"in/a.jpg": images.jpeg(80, 60), "in/b.jpg": images.jpeg(32, 32)}
+        ops.upload_bytes(target, {**uploads, "other/c.jpg": images.jpeg(8, 8)})
+        # THEN ls lists both uploads as pending, with their sizes, and not the unrouted one
+        code, out = run(monkeypatch, capsys, stack, "ls", "--json")
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert code == 0
+        assert [(r["key"], r["status"], r["original_bytes"], r["renditions"]) for r in rows] == [
+            (key, "pending", len(data), 0) for key, data in uploads.items()
+        ]
+        _, out = run(monkeypatch, capsys, stack, "ls", "--status", "pending", "--prefix", "in/b")
+        assert [line.split()[0] for line in out.splitlines()[1:]] == ["in/b.jpg"]
+        # AND show says why in/b.jpg and other/c.jpg have no item
+        for key, why in [("in/b.jpg", "not processed yet"), ("other/c.jpg", "no profile route")]:
+            args = cli._parser().parse_args(["show", key])
+            assert args.run(args) == 1 and why in capsys.readouterr().err
+        # AND once the workers run again, both end ok
+        stack.redeploy(stack.config)
+        ops.wait_for(target, uploads, lambda e: e["timestamp"] > first["timestamp"], 60)
+        _, out = run(monkeypatch, capsys, stack, "ls")
+        assert re.search(r"in/a\.jpg\s+80x60\s+\S+\s+ok", out)
+        assert re.search(r"in/b\.jpg\s+32x32\s+\S+\s+ok", out)
+
+
 def test_local_redeploys_an_edited_profile_and_refuses_a_broken_edit(tmp_path, capsys):
     from lambda_pkg.profiles import PROFILES_DIR
     from pipeline.cli.commands import _serve
-    from pipeline.program.stack import StackSettings
 
     # GIVEN `imgpipe local` serving a copy of the thumbnail profile
     profile = tmp_path / "thumbnail.yaml"

@@ -1,0 +1,64 @@
+"""The `imgpipe` argument tree: help on everything, --version, errors before any build."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tomllib
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.cli import commands
+from tests.support import REPO
+
+
+def parsers(
+    parser: argparse.ArgumentParser, path: str = "imgpipe"
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from parsers(child, f"{path} {name}")
+
+
+def test_every_argument_and_command_has_help_text() -> None:
+    unexplained = []
+    for path, parser in parsers(commands._parser()):
+        for action in parser._actions:
+            name = "/".join(action.option_strings) or action.dest
+            if not action.help or action.help == argparse.SUPPRESS:
+                unexplained.append(f"{path} {name}")
+            if isinstance(action, argparse._SubParsersAction):
+                helped = {choice.dest for choice in action._choices_actions if choice.help}
+                unexplained += [f"{path} {c}" for c in action.choices if c not in helped]
+    assert unexplained == []
+
+
+def test_the_walk_finds_an_argument_without_help() -> None:
+    parser = commands._parser()
+    parser.add_argument("--bare")
+    found = [a.dest for _, p in parsers(parser) for a in p._actions if not a.help]
+    assert found == ["bare"]
+
+
+def test_version_is_the_projects(capsys: pytest.CaptureFixture[str]) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    with pytest.raises(SystemExit) as exited:
+        commands.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"imgpipe {project['version']}\n"
+
+
+@pytest.mark.parametrize("command", ["local", "demo"])
+def test_a_wrong_profile_fails_before_any_build_message(
+    command: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert commands.main([command, "--profile", "nope"]) == 2
+    out, err = capsys.readouterr()
+    # THEN the one line says what is wrong, and nothing claims a build started
+    assert err.startswith("imgpipe: ") and "profile: got 'nope'; allowed: one of" in err
+    assert len(err.splitlines()) == 1
+    assert "Building" not in out + err + caplog.text
