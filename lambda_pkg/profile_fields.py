@@ -23,8 +23,13 @@ NAME_ALLOWED = "lower-case letters, digits, '-' and '_'"
 PROFILE_NAME_ALLOWED = "a profile name like 'thumbnail'"  # where a profile is named
 COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 COLOUR_ALLOWED = "a colour like '#ffffff'"
+# An HTTP header value written as given (Cache-Control): printable ASCII, so a line break
+# can never smuggle in a header of its own.
+HEADER_PATTERN = r"^[ -~]{1,256}$"
+HEADER_ALLOWED = "a header value: 1 to 256 printable ASCII characters, no line breaks"
 _NAME_RE = re.compile(NAME_PATTERN)
 _COLOUR_RE = re.compile(COLOUR_PATTERN)
+_HEADER_RE = re.compile(HEADER_PATTERN)
 _SPEC = "spec"
 
 
@@ -39,8 +44,9 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class Spec:
-    """What one field accepts. `kind` is one of READERS, or `object`/`objects`/`template`,
-    which the validator reads itself (a nested mapping, a list of them, a key template)."""
+    """What one field accepts. `kind` is one of READERS, or `object`/`objects`/`template`/
+    `formats`, which the validator reads itself (a nested mapping, a list of them, a key
+    template, one output format or a list of them)."""
 
     kind: str
     low: int | None = None
@@ -72,8 +78,11 @@ def defaults(cls: type) -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(cls)}
 
 
-def applies(spec: Spec, fmt: str) -> bool:
-    """Whether an option applies to a rendition format; `same` may become any format."""
+def applies(spec: Spec, fmt: str | tuple[str, ...]) -> bool:
+    """Whether an option applies to a rendition format, or to one of a rendition's formats;
+    `same` may become any format."""
+    if not isinstance(fmt, str):
+        return any(applies(spec, one) for one in fmt)
     return not spec.formats or fmt == "same" or fmt in spec.formats
 
 
@@ -144,9 +153,11 @@ def read_bool(value: Any, source: str, path: str) -> bool:
     return value
 
 
-def read_choice(value: Any, choices: tuple[str, ...], source: str, path: str) -> str:
+def read_choice(
+    value: Any, choices: tuple[str, ...], source: str, path: str, allowed: str = ""
+) -> str:
     if value not in choices:
-        raise ProfileError(source, path, value, f"one of {', '.join(choices)}")
+        raise ProfileError(source, path, value, allowed or f"one of {', '.join(choices)}")
     return value
 
 
@@ -183,6 +194,12 @@ def _colour(spec: Spec, value: Any, source: str, path: str) -> str:
     return value.lower()
 
 
+def _header(spec: Spec, value: Any, source: str, path: str) -> str:
+    if not isinstance(value, str) or not _HEADER_RE.match(value) or not value.strip():
+        raise ProfileError(source, path, value, HEADER_ALLOWED)
+    return value
+
+
 def _choices(spec: Spec, value: Any, source: str, path: str) -> tuple[str, ...]:
     for i, item in enumerate(require_list(value, source, path, non_empty=True)):
         read_choice(item, spec.choices, source, f"{path}[{i}]")
@@ -197,4 +214,5 @@ READERS: dict[str, Callable[[Spec, Any, str, str], Any]] = {
     "choices": _choices,
     "name": _name,
     "colour": _colour,
+    "header": _header,
 }

@@ -22,6 +22,7 @@ from lambda_pkg.profile_fields import (
     plain,
     read,
     read_bool,
+    read_choice,
     read_fields,
     read_str,
     require_list,
@@ -56,10 +57,21 @@ ICC_MODES = ("strip", "embed")
 MAX_SHARPEN = 500  # UnsharpMask percent
 MAX_FRAMES = 1000
 MAX_DIMENSION = 16384
-KEY_FIELDS = ("key", "dir", "name", "stem", "path", "ext", "rendition")
+KEY_FIELDS = ("key", "dir", "name", "stem", "path", "ext", "rendition", "hash")
 _SOURCE_FIELDS = frozenset({"key", "name", "stem", "path"})
 _FOLDER_FIELDS = frozenset({"key", "dir", "path"})
 _PLACEHOLDERS = ", ".join("{" + f + "}" for f in KEY_FIELDS)
+# A multi-format rendition's keys differ only in this ending; without it, the canonical key.
+EXT_SUFFIX = ".{ext}"
+# {hash}: this many hex digits of the source bytes' SHA-256. 48 bits: two different uploads
+# of one source key meet by chance once in ~10^14 pairs, and a key stays short.
+HASH_DIGITS = 12
+# Cache-Control when neither the rendition nor the profile sets one. A key without {hash}
+# is overwritten in place when its source is, so caches may keep it only briefly; a {hash}
+# key only ever holds one picture, so it may be cached for a year and never revalidated.
+CACHE_IN_PLACE = "public, max-age=3600"
+CACHE_HASHED = "public, max-age=31536000, immutable"
+_CACHE_DEFAULTS = f"default: '{CACHE_HASHED}' for keys with {{hash}}, else '{CACHE_IN_PLACE}'"
 
 
 # Each field below is declared once (lambda_pkg/profile_fields.py): the validator, the
@@ -104,7 +116,14 @@ class Resize:
 class Rendition:
     name: str = declare(kind="name", required=True)
     resize: Resize = declare(kind="object", of=Resize, required=True)  # noqa: RUF009 (a field)
-    format: str = declare(kind="choice", choices=OUTPUT_FORMATS, required=True)
+    # One format, or a list of concrete ones: one picture encoded in each, the last the
+    # fallback every browser shows.
+    format: str | tuple[str, ...] = declare(
+        kind="formats",
+        choices=OUTPUT_FORMATS,
+        required=True,
+        description="one format, or a list of them (the last is the fallback): [avif, webp, jpeg]",
+    )
     key: str = declare(
         kind="template",
         required=True,
@@ -122,6 +141,15 @@ class Rendition:
     speed: int = declare(8, kind="int", low=0, high=10, formats=("avif",), omit_default=True)
     # UnsharpMask percent after a downscale; 0 = off.
     sharpen: int = declare(0, kind="int", low=0, high=MAX_SHARPEN, omit_default=True)
+    # None: the profile's cache_control.
+    cache_control: str | None = declare(
+        None, kind="header", nullable=True, description="overrides the profile's cache_control"
+    )
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The formats in order, the fallback last; one for a single-format rendition."""
+        return (self.format,) if isinstance(self.format, str) else self.format
 
 
 @dataclass(frozen=True)
@@ -143,6 +171,13 @@ class Profile:
     keep_animation: bool = declare(False, kind="bool", omit_default=True)
     # Frames kept when keep_animation; frames*pixels <= max_pixels.
     max_frames: int = declare(100, kind="int", low=1, high=MAX_FRAMES, omit_default=True)
+    # None: chosen per key template (see CACHE_IN_PLACE, CACHE_HASHED).
+    cache_control: str | None = declare(
+        None,
+        kind="header",
+        nullable=True,
+        description=f"Cache-Control of every rendition written; {_CACHE_DEFAULTS}",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as its YAML would spell it (see `profile_fields.plain`)."""
@@ -154,6 +189,19 @@ class Profile:
 
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def hashes_sources(self) -> bool:
+        """Whether a key template uses {hash}: only then is the source's hash computed."""
+        return any("hash" in template_fields(r.key) for r in self.renditions)
+
+    def cache_control_of(self, rendition: Rendition) -> str:
+        """The Cache-Control written with the rendition's objects."""
+        if rendition.cache_control is not None:
+            return rendition.cache_control
+        if self.cache_control is not None:
+            return self.cache_control
+        return CACHE_HASHED if "hash" in template_fields(rendition.key) else CACHE_IN_PLACE
 
 
 # Encoder options and the concrete formats each applies to; `same` may become any of them.
@@ -272,7 +320,23 @@ def profile_from_dict(
                 )
         renditions.append(rendition)
     _check_key_collisions(renditions, source, where)
-    return Profile(**{**values, "renditions": tuple(renditions)})
+    profile = Profile(**{**values, "renditions": tuple(renditions)})
+    _check_cache_control(profile, source, path)
+    return profile
+
+
+def _check_cache_control(profile: Profile, source: str, path: str) -> None:
+    """`immutable` promises a key never changes: only a {hash} key keeps that promise."""
+    for i, rendition in enumerate(profile.renditions):
+        value = profile.cache_control_of(rendition)
+        if "immutable" not in value.lower() or "hash" in template_fields(rendition.key):
+            continue
+        where = f"renditions[{i}].cache_control" if rendition.cache_control else "cache_control"
+        allowed = (
+            f"no immutable for renditions[{i}] ({rendition.key!r} is overwritten in place "
+            "when its source is): put {hash} in the key, or drop immutable"
+        )
+        raise ProfileError(source, join(path, where), value, allowed)
 
 
 def _rendition(raw: Any, source: str, path: str, flatten_folders: bool) -> Rendition:
@@ -282,21 +346,61 @@ def _rendition(raw: Any, source: str, path: str, flatten_folders: bool) -> Rendi
         if required not in raw:
             raise ProfileError(source, f"{path}.{required}", None, "a value (it is required)")
     name = read(declared["name"], raw["name"], source, f"{path}.name")
-    fmt = read(declared["format"], raw["format"], source, f"{path}.format")
+    fmt = _format(raw["format"], source, f"{path}.format")
+    formats = (fmt,) if isinstance(fmt, str) else fmt
     for option, spec in declared.items():
         if option in raw and not applies(spec, fmt):
-            allowed = f"no {option} for {fmt} (it applies to {', '.join(spec.formats)})"
+            listed = ", ".join(formats)
+            allowed = f"no {option} for {listed} (it applies to {', '.join(spec.formats)})"
             raise ProfileError(source, f"{path}.{option}", raw[option], allowed)
     optimize = read_bool(raw.get("optimize", Rendition.optimize), source, f"{path}.optimize")
-    if "compress_level" in raw and optimize and fmt == "png":
+    if "compress_level" in raw and optimize and "png" in formats:
         # Pillow's optimize means zlib level 9: an explicit level would be silently ignored.
         raise ProfileError(
             source, f"{path}.compress_level", raw["compress_level"], "nothing with optimize: true"
         )
     key = _key_template(raw["key"], source, f"{path}.key", flatten_folders)
+    if len(formats) > 1:
+        _check_multi_format_key(key, source, f"{path}.key")
     resize = _resize(raw["resize"], source, f"{path}.resize")
     known = {"name": name, "format": fmt, "optimize": optimize, "key": key, "resize": resize}
     return Rendition(**read_fields(Rendition, raw, source, path, known))
+
+
+def _format(raw: Any, source: str, path: str) -> str | tuple[str, ...]:
+    """One format (as before lists existed), or a list of concrete ones without repeats; a
+    list of one is that format. `same` stays single: in a list it could repeat another."""
+    if not isinstance(raw, list):
+        return read_choice(raw, OUTPUT_FORMATS, source, path)
+    concrete = tuple(EXTENSIONS)
+    for i, fmt in enumerate(require_list(raw, source, path, non_empty=True)):
+        allowed = f"one of {', '.join(concrete)} (same only as the single format)"
+        read_choice(fmt, concrete, source, f"{path}[{i}]", allowed)
+        if fmt in raw[:i]:
+            allowed = f"a format not already listed (at [{raw.index(fmt)}])"
+            raise ProfileError(source, f"{path}[{i}]", fmt, allowed)
+    return raw[0] if len(raw) == 1 else tuple(raw)
+
+
+def _check_multi_format_key(template: str, source: str, path: str) -> None:
+    """A multi-format rendition's keys differ only in their extension, and without it the
+    template is the rendition's canonical key (the URL a CDN negotiates the format for)."""
+    if not template.endswith(EXT_SUFFIX) or "ext" in template_fields(
+        template.removesuffix(EXT_SUFFIX)
+    ):
+        allowed = (
+            f"a template ending in '{EXT_SUFFIX}', with {{ext}} nowhere else, for a rendition "
+            "in several formats: processed/{key}/{rendition}.{ext}"
+        )
+        raise ProfileError(source, path, template, allowed)
+
+
+def canonical_template(rendition: Rendition) -> str | None:
+    """A multi-format rendition's key template without its `.{ext}`: the key that names the
+    rendition whatever the format. None for a single-format rendition."""
+    if len(rendition.formats) < 2:
+        return None
+    return rendition.key.removesuffix(EXT_SUFFIX)
 
 
 def _resize(raw: Any, source: str, path: str) -> Resize:
@@ -326,13 +430,10 @@ def _key_template(raw: Any, source: str, path: str, flatten_folders: bool) -> st
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ProfileError(source, path, template, f"a template using {allowed} ({exc})") from None
-    fields = set()
     for _, field_name, spec, conversion in parsed:
-        if field_name is None:
-            continue
-        if field_name not in KEY_FIELDS or spec or conversion:
+        if field_name is not None and (field_name not in KEY_FIELDS or spec or conversion):
             raise ProfileError(source, path, template, f"only the placeholders {allowed}")
-        fields.add(field_name)
+    fields = template_fields(template)
     if not template.startswith(OUTPUT_PREFIX):
         raise ProfileError(source, path, template, f"a key under '{OUTPUT_PREFIX}'")
     if not fields & _SOURCE_FIELDS:
@@ -340,8 +441,8 @@ def _key_template(raw: Any, source: str, path: str, flatten_folders: bool) -> st
             source, path, template, "a template naming the source: {key}, {path}, {name} or {stem}"
         )
     # photo.jpg and photo.png are different uploads; a template must keep them apart.
-    if render_key(template, "a/photo.jpg", "x", "jpg") == render_key(
-        template, "a/photo.png", "x", "jpg"
+    if render_key(template, "a/photo.jpg", "x", "jpg", _SAMPLE_HASH) == render_key(
+        template, "a/photo.png", "x", "jpg", _SAMPLE_HASH
     ):
         raise ProfileError(
             source, path, template, "a template that tells photo.jpg from photo.png: use {name}"
@@ -372,8 +473,7 @@ def _check_key_collisions(renditions: list[Rendition], source: str, path: str) -
     for sample in samples:
         written: dict[str, int] = {}
         for i, rendition in enumerate(renditions):
-            for ext in _possible_extensions(rendition.format):
-                key = render_key(rendition.key, sample, rendition.name, ext)
+            for key in _possible_keys(rendition, sample):
                 if key in written and written[key] != i:
                     raise ProfileError(
                         source,
@@ -386,17 +486,44 @@ def _check_key_collisions(renditions: list[Rendition], source: str, path: str) -
                 written[key] = i
 
 
-def _possible_extensions(fmt: str) -> tuple[str, ...]:
-    if fmt == "same":
-        return tuple(EXTENSIONS.values())
-    return (EXTENSIONS[fmt],)
+def _possible_keys(rendition: Rendition, sample: str) -> list[str]:
+    """Every key the rendition may write for a sample source key, and its canonical key:
+    the URL that names it must not be another rendition's object either."""
+    formats = tuple(EXTENSIONS) if rendition.format == "same" else rendition.formats
+    keys = [
+        render_key(rendition.key, sample, rendition.name, EXTENSIONS[fmt], _SAMPLE_HASH)
+        for fmt in formats
+    ]
+    canonical = canonical_template(rendition)
+    if canonical is not None:
+        keys.append(render_key(canonical, sample, rendition.name, "", _SAMPLE_HASH))
+    return keys
 
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif"}
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
+_SAMPLE_HASH = "0" * HASH_DIGITS
 
 
-def render_key(template: str, source_key: str, rendition: str, ext: str) -> str:
-    """The output key for one rendition of one input key: deterministic, so retries overwrite."""
+def template_fields(template: str) -> set[str]:
+    """The placeholders a key template uses (it parses: it was validated)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def source_hash(data: bytes) -> str:
+    """The {hash} of a source: short, hex, from its bytes alone."""
+    import hashlib  # loads OpenSSL (~6 MB RSS): only for profiles whose keys use {hash}
+
+    return hashlib.sha256(data).hexdigest()[:HASH_DIGITS]
+
+
+def render_key(
+    template: str, source_key: str, rendition: str, ext: str, content_hash: str | None = None
+) -> str:
+    """The output key for one rendition of one input key: deterministic, so retries overwrite.
+    `content_hash` is the source's `source_hash`, required by a template that uses {hash}."""
+    if content_hash is None and "hash" in template_fields(template):
+        raise ValueError(f"the key template {template!r} needs the source's content hash")
     folder, _, name = source_key.rpartition("/")
     stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
     path = f"{folder}/{stem}" if folder else stem
@@ -408,4 +535,5 @@ def render_key(template: str, source_key: str, rendition: str, ext: str) -> str:
         path=path,
         ext=ext,
         rendition=rendition,
+        hash=content_hash,
     )

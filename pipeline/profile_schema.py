@@ -16,9 +16,21 @@ import json
 from typing import Any
 
 from lambda_pkg import profiles as p
-from lambda_pkg.profile_fields import COLOUR_PATTERN, NAME_PATTERN, Spec, defaults, specs
+from lambda_pkg.profile_fields import (
+    COLOUR_PATTERN,
+    HEADER_PATTERN,
+    NAME_PATTERN,
+    Spec,
+    defaults,
+    specs,
+)
 
-_STRINGS = {"name": NAME_PATTERN, "colour": COLOUR_PATTERN, "template": f"^{p.OUTPUT_PREFIX}"}
+_STRINGS = {
+    "name": NAME_PATTERN,
+    "colour": COLOUR_PATTERN,
+    "header": HEADER_PATTERN,
+    "template": f"^{p.OUTPUT_PREFIX}",
+}
 
 
 def _value(spec: Spec) -> dict[str, Any]:
@@ -30,6 +42,14 @@ def _value(spec: Spec) -> dict[str, Any]:
         return {"type": "string", "pattern": _STRINGS[spec.kind]}
     if spec.kind == "choice":
         return {"enum": list(spec.choices)}
+    if spec.kind == "formats":  # one of the choices, or a list of the concrete ones
+        several = {"type": "array", "minItems": 1, "uniqueItems": True}
+        return {
+            "anyOf": [
+                {"enum": list(spec.choices)},
+                {**several, "items": {"enum": list(p.EXTENSIONS)}},
+            ]
+        }
     if spec.kind == "choices":
         return {"type": "array", "minItems": 1, "items": {"enum": list(spec.choices)}}
     if spec.kind == "object":

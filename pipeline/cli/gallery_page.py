@@ -246,6 +246,7 @@ def _figure(content: str, caption: str, kind: str, shown: Shown | None = None) -
         rendition = shown.rendition
         data = (
             f" data-rendition='{_attr(rendition['name'])}'"
+            f" data-format='{_attr(str(rendition.get('format', '')))}'"
             f" data-width='{rendition.get('width', 0)}' data-height='{rendition.get('height', 0)}'"
             f" data-identical='{_attr(' '.join(shown.same_as))}'"
         )

@@ -15,7 +15,7 @@ from PIL import Image
 
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
-from lambda_pkg.profiles import PipelineConfig, load_named, profile_from_dict
+from lambda_pkg.profiles import CACHE_IN_PLACE, PipelineConfig, load_named, profile_from_dict
 from lambda_pkg.settings import Settings, function_environment
 from tests.support import images
 from tests.support.aws import (
@@ -54,6 +54,7 @@ def test_seed_example_photo_becomes_a_200x113_thumbnail_and_seed_item(aws, caplo
     assert (thumb.format, thumb.size) == ("JPEG", (200, 113))
     head = aws.s3.head_object(Bucket=OUTPUT_BUCKET, Key="processed/thumb_photo.jpg")
     assert head["ContentType"] == "image/jpeg"
+    assert head["CacheControl"] == CACHE_IN_PLACE  # the key is overwritten in place
 
     # AND the item has the seed's attribute names with the seed's DynamoDB types
     raw = aws.raw_item("input/photo.jpg")
@@ -82,6 +83,7 @@ def test_seed_example_photo_becomes_a_200x113_thumbnail_and_seed_item(aws, caplo
             "height": Decimal(113),
             "bytes": Decimal(numbers["processed_size_bytes"]["N"]),
             "format": "jpeg",
+            "content_type": "image/jpeg",
         }
     ]
 
@@ -136,16 +138,19 @@ def test_powertools_event_with_encoded_space(aws):
 def test_web_profile_writes_every_rendition_with_content_types(aws):
     run(aws, "gallery/cat.jpg", images.jpeg(2400, 1600), profile="web")
     item = aws.item("gallery/cat.jpg")
-    expected = {
-        "w1600": (1600, 1067, "webp"),
-        "w1600-jpeg": (1600, 1067, "jpeg"),
-        "w800": (800, 533, "webp"),
-        "w800-jpeg": (800, 533, "jpeg"),
-        "w320": (320, 213, "webp"),
-        "w320-jpeg": (320, 213, "jpeg"),
-        "square": (200, 200, "webp"),
-    }
-    got = {r["name"]: (int(r["width"]), int(r["height"]), r["format"]) for r in item["renditions"]}
+    expected = [
+        ("w1600", 1600, 1067, "webp", "w1600.webp"),
+        ("w1600", 1600, 1067, "jpeg", "w1600.jpg"),
+        ("w800", 800, 533, "webp", "w800.webp"),
+        ("w800", 800, 533, "jpeg", "w800.jpg"),
+        ("w320", 320, 213, "webp", "w320.webp"),
+        ("w320", 320, 213, "jpeg", "w320.jpg"),
+        ("square", 200, 200, "webp", "square.webp"),
+    ]
+    got = [
+        (r["name"], r["width"], r["height"], r["format"], r["key"].rsplit("/", 1)[-1])
+        for r in item["renditions"]
+    ]
     assert got == expected
     for rendition in item["renditions"]:
         key = rendition["key"]

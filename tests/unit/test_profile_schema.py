@@ -139,3 +139,16 @@ def test_neither_the_schema_nor_the_program_loads_pillow():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_schema_accepts_a_list_of_formats_and_refuses_same_in_it():
+    data = copy.deepcopy(VALID)
+    data["renditions"][0]["format"] = ["avif", "webp", "jpeg"]
+    jsonschema.validate(data, SCHEMA)
+    profile_from_dict(copy.deepcopy(data), "sample.yaml")
+    for bad in (["webp", "webp"], ["same", "jpeg"], []):
+        data["renditions"][0]["format"] = bad
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(data, SCHEMA)
+        with pytest.raises(ProfileError):
+            profile_from_dict(copy.deepcopy(data), "sample.yaml")

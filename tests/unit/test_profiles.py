@@ -12,7 +12,12 @@ import yaml
 
 from lambda_pkg.profile_fields import READERS, defaults, plain, read, specs
 from lambda_pkg.profiles import (
+    CACHE_HASHED,
+    CACHE_IN_PLACE,
+    EXTENSIONS,
     FORMAT_OPTIONS,
+    HASH_DIGITS,
+    MEDIA_TYPES,
     PipelineConfig,
     Profile,
     ProfileError,
@@ -20,9 +25,12 @@ from lambda_pkg.profiles import (
     Resize,
     Route,
     available_profiles,
+    canonical_template,
     load_named,
     load_profile,
+    profile_from_dict,
     render_key,
+    source_hash,
 )
 from tests.support.profiles import VALID
 
@@ -61,8 +69,9 @@ def test_web_has_three_widths_in_webp_with_jpeg_fallbacks():
     widths = {r.resize.width for r in renditions if r.resize.mode == "width"}
     assert len(widths) >= 3
     for width in widths:
-        formats = {r.format for r in renditions if r.resize.width == width}
-        assert formats == {"webp", "jpeg"}
+        (rendition,) = [r for r in renditions if r.resize.width == width]
+        assert rendition.formats == ("webp", "jpeg")  # JPEG last: the fallback
+        assert canonical_template(rendition) == "processed/{key}/{rendition}"
 
 
 def test_valid_profile_loads_with_defaults(tmp_path):
@@ -293,6 +302,87 @@ def test_content_hash_changes_when_output_changes(tmp_path):
         (lambda d: d.update(keep_animation="no"), "keep_animation", "no", "true or false"),
         (lambda d: d.update(max_frames=0), "max_frames", 0, ">= 1"),
         (lambda d: d.update(input_formats=["heif"]), "input_formats[0]", "heif", "heic"),
+        # -- several formats per rendition, {hash} and cache_control (issue 15) --
+        (
+            lambda d: d["renditions"][0].update(format=["webp", "jpeg", "webp"]),
+            "renditions[0].format[2]",
+            "webp",
+            "a format not already listed (at [0])",
+        ),
+        (
+            lambda d: d["renditions"][0].update(format=["webp", "gif"]),
+            "renditions[0].format[1]",
+            "gif",
+            "one of jpeg, png, webp, avif",
+        ),
+        (
+            lambda d: d["renditions"][0].update(format=["same", "jpeg"]),
+            "renditions[0].format[0]",
+            "same",
+            "same only as the single format",
+        ),
+        (
+            lambda d: d["renditions"][0].update(format=[]),
+            "renditions[0].format",
+            [],
+            "a non-empty list",
+        ),
+        (
+            lambda d: d["renditions"][0].update(
+                format=["webp", "jpeg"], key="processed/{key}/{rendition}-{ext}"
+            ),
+            "renditions[0].key",
+            "processed/{key}/{rendition}-{ext}",
+            "a template ending in '.{ext}'",
+        ),
+        (
+            lambda d: d["renditions"][0].update(
+                format=["webp", "jpeg"], key="processed/{ext}/{key}/{rendition}.{ext}"
+            ),
+            "renditions[0].key",
+            "processed/{ext}/{key}/{rendition}.{ext}",
+            "with {ext} nowhere else",
+        ),
+        (
+            lambda d: d["renditions"][0].update(format=["webp", "jpeg"], speed=4),
+            "renditions[0].speed",
+            4,
+            "no speed for webp, jpeg (it applies to avif)",
+        ),
+        (
+            lambda d: d["renditions"][1].update(format=["png", "jpeg"], compress_level=9),
+            "renditions[1].compress_level",
+            9,
+            "nothing with optimize: true",
+        ),
+        (  # the canonical key of one rendition is another's object
+            lambda d: (
+                d["renditions"][0].update(format=["webp", "jpeg"], key="processed/{key}.{ext}"),
+                d["renditions"][1].update(key="processed/{key}"),
+            ),
+            "renditions[1].key",
+            "processed/{key}",
+            "different from renditions[0]",
+        ),
+        (
+            lambda d: d["renditions"][0].update(key="processed/{key}/{hash:.4}.{ext}"),
+            "renditions[0].key",
+            "processed/{key}/{hash:.4}.{ext}",
+            "only the placeholders",
+        ),
+        (
+            lambda d: d.update(cache_control="public, max-age=31536000, immutable"),
+            "cache_control",
+            "public, max-age=31536000, immutable",
+            "put {hash} in the key, or drop immutable",
+        ),
+        (
+            lambda d: d["renditions"][1].update(cache_control="max-age=60\r\nX-Evil: 1"),
+            "renditions[1].cache_control",
+            "max-age=60\r\nX-Evil: 1",
+            "no line breaks",
+        ),
+        (lambda d: d.update(cache_control=""), "cache_control", "", "1 to 256 printable"),
     ],
 )
 def test_invalid_profile_names_file_field_value_and_what_is_allowed(
@@ -449,3 +539,77 @@ def test_route_entries_are_checked_against_the_profiles_of_the_config():
     text = config.to_json().replace('"prefix":""', '"prefix":"a/*"')
     with pytest.raises(ProfileError, match=r"routes\[0\]\.prefix: got 'a/\*'; allowed: literal"):
         PipelineConfig.from_json(text)
+
+
+# -- several formats, {hash} and Cache-Control (issue 15) --------------------------------
+
+
+def multi(formats: Any, key: str = "processed/{key}/{rendition}.{ext}", **more: Any) -> Profile:
+    data = broken(lambda d: d["renditions"][0].update(format=formats, key=key, **more))
+    return profile_from_dict(data, "sample.yaml")
+
+
+def test_a_list_of_formats_keeps_its_order_and_a_single_format_is_a_one_tuple():
+    profile = multi(["avif", "webp", "jpeg"])
+    first, second = profile.renditions
+    assert (first.formats, second.formats) == (("avif", "webp", "jpeg"), ("jpeg",))
+    assert canonical_template(first) == "processed/{key}/{rendition}"
+    assert canonical_template(second) is None
+    # a list of one is that format: no canonical key, serialised as before
+    assert multi(["webp"]).renditions[0].format == "webp"
+
+
+def test_a_multi_format_profile_round_trips_and_options_apply_to_any_of_its_formats():
+    profile = multi(["avif", "webp", "jpeg"], speed=6, lossless=False, progressive=True)
+    config = PipelineConfig.single(profile)
+    assert PipelineConfig.from_json(config.to_json()) == config
+    assert '"format":["avif","webp","jpeg"]' in config.to_json()
+    assert profile.renditions[0].speed == 6 and profile.renditions[0].progressive
+
+
+def test_media_types_and_extensions_cover_the_same_concrete_formats():
+    assert set(MEDIA_TYPES) == set(EXTENSIONS)
+    assert all(t == f"image/{f}" for f, t in MEDIA_TYPES.items())
+
+
+def test_hash_in_a_key_template_needs_the_source_hash():
+    template = "processed/{key}/{hash}/{rendition}.{ext}"
+    digest = source_hash(b"one picture")
+    assert len(digest) == HASH_DIGITS and int(digest, 16) >= 0
+    assert source_hash(b"another picture") != digest
+    assert (
+        render_key(template, "a/b.jpg", "w", "webp", digest) == f"processed/a/b.jpg/{digest}/w.webp"
+    )
+    with pytest.raises(ValueError, match="content hash"):
+        render_key(template, "a/b.jpg", "w", "webp")
+
+
+def test_hash_alone_does_not_name_the_source():
+    # identical bytes under two names would meet at one key
+    with pytest.raises(ProfileError, match="a template naming the source"):
+        multi("webp", key="processed/{hash}.{ext}", cache_control=None)
+
+
+def test_cache_control_defaults_by_key_and_overrides_per_rendition():
+    # GIVEN a {hash} rendition and one written in place, no cache_control set
+    profile = multi(["webp", "jpeg"], key="processed/{key}/{hash}/{rendition}.{ext}")
+    hashed, in_place = profile.renditions
+    assert profile.hashes_sources
+    assert profile.cache_control_of(hashed) == CACHE_HASHED
+    assert profile.cache_control_of(in_place) == CACHE_IN_PLACE
+    assert "immutable" in CACHE_HASHED and "immutable" not in CACHE_IN_PLACE
+    # WHEN the profile and one rendition set their own
+    data = broken(lambda d: d.update(cache_control="no-cache"))
+    data["renditions"][1]["cache_control"] = "public, max-age=60"
+    profile = profile_from_dict(data, "sample.yaml")
+    # THEN the rendition's wins over the profile's, which wins over the default
+    assert [profile.cache_control_of(r) for r in profile.renditions] == [
+        "no-cache",
+        "public, max-age=60",
+    ]
+    assert not profile.hashes_sources
+
+
+def test_new_options_left_unset_keep_the_shipped_profiles_hashes():
+    # what main shipped before issue 15 hashed to these; an unset option must not move them
+    assert load_named("thumbnail").content_hash() == "d819a2c5ed7c3955"
