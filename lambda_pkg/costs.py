@@ -252,16 +252,15 @@ def check_renditions(
     _check_picture("the upright picture", sizes.original, 1, profile)
     animated = frames > 1
     for rendition, sizing in zip(profile.renditions, sizes.renditions, strict=True):
-        # Animations render as if with alpha, exactly as planning.plan asks.
-        fmt = encoding.output_format(
-            rendition.format, input_format, has_alpha or animated, animated
-        )
-        target = sizing.target
-        limit = ENCODER_MAX_SIDE[fmt]
-        if max(target) > limit:
-            raise TooCostly(
-                f"rendition {rendition.name!r} would be {target[0]:,}x{target[1]:,}: a side of "
-                f"{max(target):,} px, over {fmt.upper()}'s limit of {limit:,} px a side"
-            )
-        copies = frames if animated and fmt in animation.FORMATS else 1
-        _check_picture(f"rendition {rendition.name!r}", target, copies, profile)
+        for each in rendition.formats:
+            # Animations render as if with alpha, exactly as planning.plan asks.
+            fmt = encoding.output_format(each, input_format, has_alpha or animated, animated)
+            target = sizing.target
+            limit = ENCODER_MAX_SIDE[fmt]
+            if max(target) > limit:
+                raise TooCostly(
+                    f"rendition {rendition.name!r} would be {target[0]:,}x{target[1]:,}: a side "
+                    f"of {max(target):,} px, over {fmt.upper()}'s limit of {limit:,} px a side"
+                )
+            copies = frames if animated and fmt in animation.FORMATS else 1
+            _check_picture(f"rendition {rendition.name!r}", target, copies, profile)

@@ -14,15 +14,9 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from lambda_pkg.colour import srgb_icc_bytes
-from lambda_pkg.profiles import Profile, Rendition
+from lambda_pkg.profiles import MEDIA_TYPES, Profile, Rendition
 
-CONTENT_TYPES = {
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "gif": "image/gif",
-}
+CONTENT_TYPES = {**MEDIA_TYPES, "gif": "image/gif"}  # gif: an animated `same` of a GIF
 OUTPUT_EXTENSIONS = {"gif": "gif"}  # beyond profiles.EXTENSIONS: animated `same` of a GIF
 # `same` keeps the input's family: photos stay JPEG, graphics and alpha stay PNG.
 _SAME = {"jpeg": "jpeg", "png": "png", "gif": "png", "webp": "webp", "avif": "avif"}

@@ -155,10 +155,14 @@ def _render_animated(
     frames, background = decoded.animation, profile.background
     outputs: list[Callable[[], Output]] = []
     smallest: Image.Image | None = None
+    made: dict[tuple[int, bool], list[Image.Image]] = {}  # a rendition's formats share it
     for job in plan.jobs:
         picture = plan.pictures[job.picture]
-        sources = frames.images if job.animated else frames.images[:1]
-        pictures = [steps.make(frame, picture, background) for frame in sources]
+        pictures = made.get((job.picture, job.animated)) or made.get((job.picture, True))
+        if pictures is None:
+            sources = frames.images if job.animated else frames.images[:1]
+            pictures = [steps.make(frame, picture, background) for frame in sources]
+            made[job.picture, job.animated] = pictures
         if job.animated:
             durations, loop = list(frames.durations), frames.loop
             data = encoding.encode_animation(

@@ -10,7 +10,7 @@ from typing import Any
 
 from lambda_pkg import clients, wire
 from lambda_pkg.imaging import Decoded, Output
-from lambda_pkg.profiles import Profile
+from lambda_pkg.profiles import Profile, canonical_template
 from lambda_pkg.records import (
     OWNER_PREFIX,
     RECORD_TYPE_OWNER,
@@ -74,7 +74,8 @@ def _base(source: Source, profile: Profile, status: str) -> dict[str, Any]:
 def ok_item(
     source: Source, profile: Profile, decoded: Decoded, outputs: list[tuple[str, Output]]
 ) -> dict[str, Any]:
-    """`outputs` pairs each rendition's key with what was written there, in profile order."""
+    """`outputs` pairs each object's key with what was written there, in profile order (a
+    rendition's formats in its order); the seed's processed_* describe the first."""
     first = outputs[0][1]
     item = _base(source, profile, STATUS_OK)
     item.update(
@@ -91,19 +92,26 @@ def ok_item(
         frame_count=decoded.frame_count,
         blurhash=decoded.blurhash,
         dominant_color=decoded.dominant_color,
-        renditions=[
-            {
-                "name": output.rendition.name,
-                "key": key,
-                "width": output.width,
-                "height": output.height,
-                "bytes": len(output.data),
-                "format": output.format,
-            }
-            for key, output in outputs
-        ],
+        renditions=[_rendition_entry(key, output) for key, output in outputs],
     )
     return item
+
+
+def _rendition_entry(key: str, output: Output) -> dict[str, Any]:
+    """One object written: a rendition in several formats has one entry per format, each
+    naming the rendition's canonical key (its key without the extension)."""
+    entry = {
+        "name": output.rendition.name,
+        "key": key,
+        "width": output.width,
+        "height": output.height,
+        "bytes": len(output.data),
+        "format": output.format,
+        "content_type": output.content_type,
+    }
+    if canonical_template(output.rendition) is not None:
+        entry["canonical"] = key.removesuffix(f".{output.extension}")
+    return entry
 
 
 def failed_item(source: Source, profile: Profile, error: Exception) -> dict[str, Any]:

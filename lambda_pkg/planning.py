@@ -57,7 +57,7 @@ class Picture:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One rendition: which picture, encoded how."""
+    """One rendition in one of its formats: which picture, encoded how."""
 
     rendition: Rendition
     picture: int  # index into Plan.pictures
@@ -71,7 +71,8 @@ class Plan:
     # In the order they are made, which is the order `order` first uses them: a source
     # always comes before the pictures made from it.
     pictures: tuple[Picture, ...]
-    jobs: tuple[Job, ...]  # in profile order
+    # In profile order, a rendition's formats in its order: one job per object written.
+    jobs: tuple[Job, ...]
     order: tuple[int, ...]  # job indices in the order they run: largest picture first
     smallest: int  # the picture the placeholders (BlurHash, colour) are computed from
 
@@ -120,13 +121,18 @@ def plan(
         return _animated(sizings, decoded, input_format, profile)
     order = sorted(range(len(sizings)), key=lambda i: -geometry.area(sizings[i].target))
     pictures, picture_of = _cascade(order, sizings, decoded, profile)
-    jobs = []
+    jobs: list[Job] = []
+    jobs_of: list[list[int]] = []  # per rendition, its jobs: one per format
     for rendition, index in zip(profile.renditions, picture_of, strict=True):
-        fmt = encoding.output_format(rendition.format, input_format, has_alpha)
         inline = geometry.area(pictures[index].size) <= INLINE_ENCODE_MAX_PIXELS
-        jobs.append(Job(rendition, index, fmt, inline))
+        jobs_of.append([])
+        for fmt in rendition.formats:  # one picture, encoded once per format
+            jobs_of[-1].append(len(jobs))
+            concrete = encoding.output_format(fmt, input_format, has_alpha)
+            jobs.append(Job(rendition, index, concrete, inline))
+    runs = tuple(job for index in order for job in jobs_of[index])
     # The last of the smallest in profile order (a stable sort puts it last).
-    return Plan(tuple(pictures), tuple(jobs), tuple(order), picture_of[order[-1]])
+    return Plan(tuple(pictures), tuple(jobs), runs, picture_of[order[-1]])
 
 
 def _cascade(
@@ -189,8 +195,9 @@ def _animated(
         pictures.append(
             Picture(key, None, sizing.target, sizing.content, key.sharpen if shrinks else 0)
         )
-        fmt = encoding.output_format(rendition.format, input_format, True, animated=True)
-        jobs.append(Job(rendition, index, fmt, True, fmt in ANIMATED_FORMATS))
+        for fmt in rendition.formats:
+            fmt = encoding.output_format(fmt, input_format, True, animated=True)
+            jobs.append(Job(rendition, index, fmt, True, fmt in ANIMATED_FORMATS))
     areas = [geometry.area(s.target) for s in sizings]
     # The first of the smallest in profile order.
     smallest = areas.index(min(areas))

@@ -29,7 +29,7 @@ from lambda_pkg.metadata import (
     newer_than,
     ok_item,
 )
-from lambda_pkg.profiles import OUTPUT_PREFIX, Profile, render_key
+from lambda_pkg.profiles import OUTPUT_PREFIX, Profile, render_key, source_hash
 from lambda_pkg.records import is_reserved_source_key
 from lambda_pkg.settings import Settings
 from lambda_pkg.timings import CLAIM, GET, ITEM, PUT, Timings
@@ -178,7 +178,8 @@ def _create(work: _Record, profile: Profile) -> Outcome:
         logger.exception("Unexpected error decoding %r", work.key)
         return _fail(work, profile, source, exc)
     logger.info("Original image size: %dx%d", *decoded.original_size)
-    return _write(work, profile, source, decoded, outputs)
+    keys = _output_keys(outputs, work.key, profile, data)
+    return _write(work, profile, source, decoded, list(zip(keys, outputs, strict=True)))
 
 
 def _write(
@@ -186,10 +187,10 @@ def _write(
     profile: Profile,
     source: Source,
     decoded: imaging.Decoded,
-    outputs: list[imaging.Output],
+    written: list[tuple[str, imaging.Output]],
 ) -> Outcome:
-    """Claim every output key, write the renditions, store the `ok` item."""
-    keys = [_output_key(output, work.key) for output in outputs]
+    """Claim every output key, write the renditions (each format of each), store the item."""
+    keys, outputs = [key for key, _ in written], [output for _, output in written]
     problem = _key_problem(outputs, keys)
     if problem:  # S3 or the item could never hold these keys: fail now, before any write
         return _fail(work, profile, source, imaging.ImageRejected(problem))
@@ -208,10 +209,9 @@ def _write(
         )
         # The keys claimed before the conflict go back when the failed item is stored.
         return _fail(work, profile, source, exc.naming(template), claimed=keys[:at])
-    written = list(zip(keys, outputs, strict=True))
     with work.timings.phase(PUT):
         for output_key, output in written:
-            _put_rendition(work.s3, work.settings.output_bucket, output_key, output)
+            _put_rendition(work, profile, output_key, output)
     first = outputs[0]
     logger.info("Processed image size: %dx%d", first.width, first.height)
     _store(work, profile, ok_item(source, profile, decoded, written), keys)
@@ -302,10 +302,10 @@ def _rewrite(work: _Record, profile: Profile, keys: set[str]) -> None:
     except (_Missing, *_BAD_IMAGE):
         return  # the object changed again; its own event brings item and renditions along
     with work.timings.phase(PUT):
-        for output in outputs:
-            output_key = _output_key(output, work.key)
+        output_keys = _output_keys(outputs, work.key, profile, data)
+        for output_key, output in zip(output_keys, outputs, strict=True):
             if output_key in keys:
-                _put_rendition(work.s3, work.settings.output_bucket, output_key, output)
+                _put_rendition(work, profile, output_key, output)
 
 
 def _remove(work: _Record, profile: Profile) -> Outcome:
@@ -341,13 +341,27 @@ def _exists(work: _Record) -> bool:
     return True
 
 
-def _output_key(output: imaging.Output, source_key: str) -> str:
-    rendition = output.rendition
-    return render_key(rendition.key, source_key, rendition.name, output.extension)
+def _output_keys(
+    outputs: list[imaging.Output], source_key: str, profile: Profile, data: bytes
+) -> list[str]:
+    """Each output's key; {hash} from the bytes just rendered, so new bytes get new keys."""
+    digest = source_hash(data) if profile.hashes_sources else None
+    return [
+        render_key(
+            output.rendition.key, source_key, output.rendition.name, output.extension, digest
+        )
+        for output in outputs
+    ]
 
 
-def _put_rendition(s3: Any, bucket: str, key: str, output: imaging.Output) -> None:
-    s3.put_object(Bucket=bucket, Key=key, Body=output.data, ContentType=output.content_type)
+def _put_rendition(work: _Record, profile: Profile, key: str, output: imaging.Output) -> None:
+    work.s3.put_object(
+        Bucket=work.settings.output_bucket,
+        Key=key,
+        Body=output.data,
+        ContentType=output.content_type,
+        CacheControl=profile.cache_control_of(output.rendition),
+    )
 
 
 def _skip_reason(record: S3Record, key: str, settings: Settings) -> str | None:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from lambda_pkg.handler import handler, process_event
 from lambda_pkg.metadata import SEED_ATTRIBUTES
-from lambda_pkg.profiles import PipelineConfig, load_named, profile_from_dict
+from lambda_pkg.profiles import CACHE_IN_PLACE, PipelineConfig, load_named, profile_from_dict
 from lambda_pkg.settings import Settings, function_environment
 from tests.support import images
 from tests.support.aws import (
@@ -54,6 +54,7 @@ def test_seed_example_photo_becomes_a_200x113_thumbnail_and_seed_item(aws, caplo
     assert (thumb.format, thumb.size) == ("JPEG", (200, 113))
     head = aws.s3.head_object(Bucket=OUTPUT_BUCKET, Key="processed/thumb_photo.jpg")
     assert head["ContentType"] == "image/jpeg"
+    assert head["CacheControl"] == CACHE_IN_PLACE  # the key is overwritten in place
 
     # AND the item has the seed's attribute names with the seed's DynamoDB types
     raw = aws.raw_item("input/photo.jpg")
@@ -82,6 +83,7 @@ def test_seed_example_photo_becomes_a_200x113_thumbnail_and_seed_item(aws, caplo
             "height": Decimal(113),
             "bytes": Decimal(numbers["processed_size_bytes"]["N"]),
             "format": "jpeg",
+            "content_type": "image/jpeg",
         }
     ]
 

@@ -207,6 +207,23 @@ def test_renditions_that_differ_only_in_encoding_share_one_resize(resizes: Resiz
     assert [o.data for o in outputs[1::2]] == [o.data for o in alone]
 
 
+def test_a_rendition_in_several_formats_is_resized_once_and_encoded_in_each(
+    resizes: Resizes,
+) -> None:
+    # GIVEN the web profile's shape as multi-format renditions: [webp, jpeg] per width
+    multi = [replace(width_rendition(w), format=("webp", "jpeg")) for w in WIDTHS]
+    # WHEN rendered
+    _, outputs = imaging.process(photo_jpeg(), profile_of(*multi))
+    # THEN each width is resized once, and written once per format in the listed order
+    assert [rule.width for _, rule, _ in resizes.calls] == list(WIDTHS)
+    assert [(o.rendition.name, o.format, o.width) for o in outputs] == [
+        (f"w{w}-lanczos", fmt, w) for w in WIDTHS for fmt in ("webp", "jpeg")
+    ]
+    # AND each JPEG is byte for byte the one a single-format rendition gives
+    alone = imaging.process(photo_jpeg(), profile_of(*map(width_rendition, WIDTHS)))[1]
+    assert [o.data for o in outputs[1::2]] == [o.data for o in alone]
+
+
 def test_cascade_uses_only_full_frame_pictures_of_the_same_kernel(resizes: Resizes) -> None:
     big, pixel_art, small = (
         width_rendition(1000),

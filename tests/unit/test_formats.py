@@ -187,6 +187,24 @@ def test_keep_animation_caps_frames_and_still_gives_jpeg_a_first_frame():
     assert still.format == "jpeg" and not still.animated
 
 
+def test_an_animation_in_several_formats_is_resized_once_for_all_of_them(monkeypatch):
+    # GIVEN a kept animation and one rendition as animated WebP, animated PNG and a JPEG
+    made = []
+    real = imaging.steps.make
+    monkeypatch.setattr(imaging.steps, "make", lambda *a, **k: made.append(1) or real(*a, **k))
+    profile = profile_of(rendition(("webp", "png", "jpeg")), keep_animation=True)
+    # WHEN rendered
+    _, outputs = imaging.process(images.animation("GIF", frames=4), profile)
+    # THEN the frames are resized once, and every format gets them
+    assert len(made) == 4
+    assert [(o.format, o.animated) for o in outputs] == [
+        ("webp", True),
+        ("png", True),
+        ("jpeg", False),
+    ]
+    assert [getattr(opened(o), "n_frames", 1) for o in outputs] == [4, 4, 1]
+
+
 def test_animation_frames_times_pixels_count_against_the_limit():
     profile = profile_of(rendition("webp"), keep_animation=True, max_pixels=60 * 40 * 3)
     with pytest.raises(imaging.ImageRejected, match="4 frames of 60x40"):

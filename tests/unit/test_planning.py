@@ -171,3 +171,28 @@ def test_the_pixel_key_leaves_out_every_encoder_option() -> None:
     encoded_otherwise = replace(base, name="x", format="webp", quality=10, method=6, speed=1)
     assert PixelKey.of(base) == PixelKey.of(encoded_otherwise)
     assert PixelKey.of(base) != PixelKey.of(replace(base, sharpen=1))
+
+
+def test_a_rendition_in_several_formats_is_one_picture_and_one_job_per_format() -> None:
+    # GIVEN a 320 px rendition in three formats and a 1600 px one in one
+    multi = width(320, ("avif", "webp", "jpeg"))
+    plan = still(multi, width(1600))
+    # THEN the 320 px picture is made once and encoded three times, in the listed order
+    assert [(job.rendition.name, job.format) for job in plan.jobs] == [
+        (multi.name, "avif"),
+        (multi.name, "webp"),
+        (multi.name, "jpeg"),
+        (width(1600).name, "jpeg"),
+    ]
+    assert len(plan.pictures) == 2
+    assert len({job.picture for job in plan.jobs[:3]}) == 1
+    # AND the order still runs the largest picture first, each job once
+    assert plan.order == (3, 0, 1, 2)
+
+
+def test_an_animated_rendition_in_several_formats_is_one_picture() -> None:
+    plan = animation((64, 48), "gif", width(32, ("webp", "png")))
+    assert [(job.format, job.animated, job.picture) for job in plan.jobs] == [
+        ("webp", True, 0),
+        ("png", True, 0),
+    ]
