@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.program.artifacts import DEFAULT_CACHE_DIR
 from pipeline.program.names import ResourceNames, resource_names
 from pipeline.program.stack import (
+    OUTPUT_CDN_URL,
     OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_FUNCTION_NAME,
     OUTPUT_INPUT_BUCKET,
@@ -39,6 +40,7 @@ class Target:
     event_queue_url: str | None = None  # local only: where S3 events wait for workers
     dead_letter_queue_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    cdn: str | None = None  # where renditions are served: the local CDN, or imgpipe:cdn's URL
 
     @property
     def is_local(self) -> bool:
@@ -51,6 +53,7 @@ class Target:
             "event_queue_url": self.event_queue_url,
             "dead_letter_queue_url": self.dead_letter_queue_url,
             "extra": self.extra,
+            "cdn": self.cdn,
         }
         return json.dumps(data, indent=2)
 
@@ -63,6 +66,7 @@ class Target:
             event_queue_url=data.get("event_queue_url"),
             dead_letter_queue_url=data.get("dead_letter_queue_url"),
             extra=data.get("extra", {}),
+            cdn=data.get("cdn"),
         )
 
 
@@ -137,4 +141,8 @@ def from_outputs(outputs: dict[str, Any], stack: str) -> Target:
         )
     except KeyError as exc:
         raise TargetError(f"stack {stack} has no output {exc.args[0]!r}; run `pulumi up`") from None
-    return Target(names=names, dead_letter_queue_url=outputs.get(OUTPUT_DEAD_LETTER_QUEUE))
+    return Target(
+        names=names,
+        dead_letter_queue_url=outputs.get(OUTPUT_DEAD_LETTER_QUEUE),
+        cdn=outputs.get(OUTPUT_CDN_URL),
+    )

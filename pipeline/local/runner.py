@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -9,11 +10,15 @@ from lambda_pkg.profiles import PipelineConfig, load_named
 from lambda_pkg.settings import ENV_MEMORY_SIZE, function_environment
 from pipeline.aws import CREDENTIALS, REGION, client
 from pipeline.cli.targets import DEFAULT_LOCAL_STACK, PROJECT, STATE_DIR, Target, state_file
+from pipeline.delivery.edge import EdgeFunctionError
 from pipeline.local import provision, sandbox
+from pipeline.local.cdn import LocalCdn, node_available
 from pipeline.local.emulator import Emulator
 from pipeline.local.workers import DEFAULT_RETRY_DELAYS_S, WorkerPool
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
+
+logger = logging.getLogger("imgpipe.local")
 
 
 class LocalStack:
@@ -31,6 +36,7 @@ class LocalStack:
         write_state: bool = True,
         visibility_timeout_s: int | None = None,
         pin_cores: bool = False,
+        cdn_port: int = 0,
     ) -> None:
         self.config = (
             profile
@@ -55,6 +61,8 @@ class LocalStack:
         self.pool: WorkerPool | None = None
         self.resources: provision.LocalResources | None = None
         self.log_dir = STATE_DIR / "logs" / stack
+        self._cdn_port = cdn_port
+        self.cdn: LocalCdn | None = None  # the output bucket over HTTP (needs node)
 
     @property
     def endpoint(self) -> str:
@@ -90,7 +98,10 @@ class LocalStack:
                 visibility_timeout_s=self.visibility_timeout_s,
             )
             self._start_pool(image)
+            self._start_cdn()
         except BaseException:
+            if self.pool is not None:
+                self.pool.stop()
             self._emulator.stop()
             raise
         if self._write_state:
@@ -98,6 +109,18 @@ class LocalStack:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.target().to_json())
         return self
+
+    def _start_cdn(self) -> None:
+        """The output bucket over HTTP, as imgpipe:cdn serves it; the stack runs without it
+        when node is missing or the profiles cannot be compiled into the function."""
+        if not node_available():
+            logger.warning("No local CDN: node is not installed (Debian: apt-get install nodejs)")
+            return
+        output = self.names.output_bucket
+        try:
+            self.cdn = LocalCdn(self.endpoint, output, self.config, self._cdn_port).start()
+        except EdgeFunctionError as problem:
+            logger.warning("No local CDN: %s", problem)
 
     def _start_pool(self, image: sandbox.RuntimeImage) -> None:
         assert self.resources is not None
@@ -124,6 +147,11 @@ class LocalStack:
         if self.pool is not None:
             self.pool.stop()
         self._start_pool(sandbox.prepare())
+        if self.cdn is not None:
+            try:
+                self.cdn.redeploy(config)
+            except EdgeFunctionError as problem:
+                logger.warning("The local CDN keeps the previous profiles: %s", problem)
         if self._write_state:
             state_file(self.stack).write_text(self.target().to_json())
 
@@ -144,9 +172,13 @@ class LocalStack:
             event_queue_url=self.resources.event_queue_url,
             dead_letter_queue_url=self.resources.dead_letter_queue_url,
             extra={"profile_config": self.config.to_json(), "pid": os.getpid()},
+            cdn=self.cdn.url if self.cdn is not None else None,
         )
 
     def stop(self) -> None:
+        if self.cdn is not None:
+            self.cdn.stop()
+            self.cdn = None
         if self.pool is not None:
             self.pool.stop()
         self._emulator.stop()

@@ -2,13 +2,8 @@
 
 node is a test requirement (`.ci/run` installs it): these tests fail, not skip, without it.
 Each runs the code as deployed (`edge.code_with_table` / `edge.function_code`: the table
-injected, comment lines gone) in host.js, which gives it none of node's globals.
-
-The Accept headers browsers send for images (an <img>), as recorded in MDN's "List of
-default Accept values" (developer.mozilla.org/en-US/docs/Web/HTTP/Guides/Content_negotiation/
-List_of_default_Accept_values, "Values for an image") and checked against captured request
-headers in public code (Playwright-style per-engine tables; Safari 17/18 and Firefox 128+
-request logs):
+injected, comment lines gone) in host.js, which gives it none of node's globals. The
+browsers' Accept headers, and where they come from: tests/support/delivery.py.
 """
 
 from __future__ import annotations
@@ -21,20 +16,7 @@ import pytest
 from pipeline.delivery import edge
 from pipeline.delivery.node import EdgeFunctionFailed, NodeFunction, viewer_request
 from tests.support import delivery
-
-# Chrome (and Edge, Opera: Chromium) since AVIF support in 85.
-CHROME = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
-# Firefox 128 and later.
-FIREFOX = "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
-# Firefox 92 to 127.
-FIREFOX_92 = "image/avif,image/webp,*/*"
-# Safari 17 and later (macOS and iOS): WebP listed before AVIF, both q=1.
-SAFARI = (
-    "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,"
-    "image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
-)
-# curl's default (and wget's): anything.
-CURL = "*/*"
+from tests.support.delivery import CHROME, CURL, FIREFOX, FIREFOX_92, SAFARI
 
 # A hand-written table, as edge.negotiation_table would compile it for two renditions.
 TABLE: dict[str, Any] = {
