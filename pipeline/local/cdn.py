@@ -56,7 +56,7 @@ class LocalCdn:
         self._server.daemon_threads = True
         self._server.cdn = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="local-cdn", daemon=True
+            target=self._server.serve_forever, args=(0.1,), name="local-cdn", daemon=True
         )
 
     @property

@@ -11,9 +11,12 @@ import urllib.request
 import pytest
 from PIL import Image
 
+from pipeline.aws import client
 from pipeline.cli import ops
 from pipeline.cli.targets import Target
 from pipeline.delivery import edge
+from pipeline.local.cdn import LocalCdn
+from pipeline.local.emulator import Emulator
 from tests.support import delivery, images
 from tests.support.delivery import CHROME, CURL, FIREFOX, SAFARI
 from tests.support.local_stack import new_stack, wait_final
@@ -114,3 +117,24 @@ def test_the_cdn_url_is_in_the_local_stacks_state_and_dies_with_it(served) -> No
         get(target.cdn + CANONICAL)[1]["Strict-Transport-Security"]
         == (edge.RESPONSE_HEADERS["Strict-Transport-Security"])
     )
+
+
+def test_a_redeploy_recompiles_the_function_from_the_edited_profiles() -> None:
+    # GIVEN the local CDN alone over an emulator holding a two-format rendition's objects
+    with Emulator() as emulator:
+        s3 = client("s3", emulator.endpoint)
+        s3.create_bucket(Bucket="out")
+        for ext, media_type in (("webp", "image/webp"), ("jpg", "image/jpeg")):
+            key = f"processed/a.jpg/w320.{ext}"
+            s3.put_object(Bucket="out", Key=key, Body=b"x", ContentType=media_type)
+        two = delivery.config(delivery.rendition("w320", ["webp", "jpeg"]))
+        cdn = LocalCdn(emulator.endpoint, "out", two).start()
+        try:
+            assert get(cdn.url + "/processed/a.jpg/w320", CHROME)[1]["Content-Type"] == "image/webp"
+            # WHEN the profile is edited to one format and redeployed
+            cdn.redeploy(delivery.config(delivery.rendition("w320", "jpeg")))
+            # THEN the URL is no longer canonical: it passes through, and there is no such key
+            assert get(cdn.url + "/processed/a.jpg/w320", CHROME)[0] == 404
+            assert get(cdn.url + "/processed/a.jpg/w320.jpg", CHROME)[0] == 200
+        finally:
+            cdn.stop()
