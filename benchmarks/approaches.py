@@ -86,8 +86,14 @@ def ours(name: str) -> Approach:
     return lambda data: [output.data for output in imaging.process(data, loaded)[1]]
 
 
-def _save(image: Any, rendition: Any) -> bytes:
-    if rendition.format == "webp":
+def deliveries(name: str) -> list[tuple[Any, str]]:
+    """Each object profiles/<name>.yaml writes, as (rendition, format), in the handler's
+    order: a rendition's formats in its order."""
+    return [(r, fmt) for r in profile(name).renditions for fmt in r.formats]
+
+
+def _save(image: Any, rendition: Any, fmt: str) -> bytes:
+    if fmt == "webp":
         return image.webpsave_buffer(
             Q=rendition.quality, effort=rendition.method, lossless=rendition.lossless
         )
@@ -105,7 +111,8 @@ def vips(data: bytes) -> list[bytes]:
     import pyvips
 
     (rendition,) = profile("thumbnail").renditions
-    return [_save(pyvips.Image.thumbnail_buffer(data, rendition.resize.width), rendition)]
+    picture = pyvips.Image.thumbnail_buffer(data, rendition.resize.width)
+    return [_save(picture, rendition, rendition.format)]
 
 
 def _sizes(name: str) -> list[tuple[str, int, int | None]]:
@@ -116,8 +123,8 @@ def _sizes(name: str) -> list[tuple[str, int, int | None]]:
 
 def _save_all(name: str, pictures: dict[tuple[str, int, int | None], Any]) -> list[bytes]:
     return [
-        _save(pictures[(r.resize.mode, r.resize.width, r.resize.height)], r)
-        for r in profile(name).renditions
+        _save(pictures[(r.resize.mode, r.resize.width, r.resize.height)], r, fmt)
+        for r, fmt in deliveries(name)
     ]
 
 

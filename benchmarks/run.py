@@ -95,7 +95,7 @@ def score_all(files: dict[str, Path]) -> Scores:
         names = [n for n in timing.plan([image])[image] if n in approaches.PROFILE_OF]
         scores[image] = {}
         for name in names:
-            renditions = approaches.profile(approaches.PROFILE_OF[name]).renditions
+            renditions = [r for r, _ in approaches.deliveries(approaches.PROFILE_OF[name])]
             outputs = approaches.FACTORIES[name]()(data)
             scores[image][name] = quality.score_outputs(reference, outputs, renditions)
         del reference  # a 48 MP float decode is 576 MB: one at a time
@@ -112,12 +112,12 @@ def print_quality(scores: Scores) -> None:
         for ours, peers in (("thumbnail", ("vips", "thumb-1/8", "seed")), ("web", VIPS_WEB)):
             if ours not in by_approach:
                 continue
-            renditions = approaches.profile(approaches.PROFILE_OF[ours]).renditions
+            delivered = approaches.deliveries(approaches.PROFILE_OF[ours])
             present = [p for p in peers if p in by_approach]
             print(
                 f"    {'rendition':<12}{ours:>16}" + "".join(f"{p:>16}{'diff':>7}" for p in present)
             )
-            for i, rendition in enumerate(renditions):
+            for i, (rendition, fmt) in enumerate(delivered):
                 mine = by_approach[ours][i]
                 cells = [f"{mine.psnr:7.2f}/{mine.ssim:.4f}"]
                 for peer in present:
@@ -125,7 +125,7 @@ def print_quality(scores: Scores) -> None:
                     cells.append(f"{theirs.psnr:7.2f}/{theirs.ssim:.4f}")
                     cells.append(f"{mine.psnr - theirs.psnr:+7.2f}")
                 print(
-                    f"    {rendition.name:<12}"
+                    f"    {rendition.name + '.' + fmt:<12}"
                     + "".join(f"{c:>16}" if len(c) > 8 else c for c in cells)
                 )
 

@@ -77,6 +77,24 @@ def two_renditions() -> Profile:
     )
 
 
+def hashed_profile() -> Profile:
+    """One rendition in two formats at {hash} keys: new bytes at a key move both objects."""
+    return profile_from_dict(
+        {
+            "name": "hashed",
+            "renditions": [
+                {
+                    "name": "w",
+                    "resize": {"mode": "width", "width": 200},
+                    "format": ["webp", "jpeg"],
+                    "key": "processed/{key}/{hash}/{rendition}.{ext}",
+                }
+            ],
+        },
+        source="reliability/integrity.py (hashed)",
+    )
+
+
 def _moved_web() -> Profile:
     """`web` after an edit that moves every rendition to other keys."""
     data = load_named("web").to_dict()
@@ -134,6 +152,8 @@ def scenarios() -> list[Scenario]:
                  [put("early/e.jpg", small), delete("early/e.jpg")]),
         Scenario("upload, delete, upload again", thumbnail,
                  [put("again/f.jpg", small), delete("again/f.jpg"), put("again/f.jpg", big)]),
+        Scenario("{hash} keys in two formats, then other bytes at the same key",
+                 hashed_profile, [put("hash/h.jpg", big), put("hash/h.jpg", small)]),
     ]  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from lambda_pkg import records
 from lambda_pkg.profiles import PROFILES_DIR, ProfileError
 from pipeline.aws import REGION
-from pipeline.cli import gallery, ops, report
+from pipeline.cli import gallery, markup, ops, report
 from pipeline.cli.progress import ProgressBar
 from pipeline.cli.targets import Target, TargetError, resolve
 from pipeline.program.artifacts import (
@@ -100,6 +100,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.add_argument("key", help="the input object's key, e.g. input/photo.jpg")
     show.set_defaults(run=_show)
+
+    html = targeted(
+        "html",
+        "print a ready <picture> element for one image",
+        "Print a <picture> element for one image: a <source> per format with every width in "
+        "its srcset, and an <img> (the fallback format) with width, height, sizes, alt, lazy "
+        "loading and the dominant colour as its placeholder background.",
+    )
+    html.add_argument("key", help="the input object's key, e.g. input/photo.jpg")
+    html.add_argument(
+        "--base-url",
+        help="where the output bucket's keys are served, e.g. https://d123.cloudfront.net "
+        "(default: the stack's CDN URL, when it has one)",
+    )
+    html.add_argument("--alt", default="", help="the image's alt text (default: empty)")
+    html.add_argument(
+        "--sizes",
+        help='the sizes attribute (default: "(max-width: Wpx) 100vw, Wpx", W the widest)',
+    )
+    html.set_defaults(run=_html)
 
     reprocess = targeted(
         "reprocess",
@@ -297,6 +317,28 @@ def _show(args: argparse.Namespace) -> int:
         exists = ops.rendition_exists(target, key)
         note = "  (missing: `imgpipe reprocess` writes it again)" if exists is False else ""
         print(f"s3://{target.names.output_bucket}/{key}{note}")
+    return 0
+
+
+def _html(args: argparse.Namespace) -> int:
+    target = _target(args)
+    base_url = args.base_url or getattr(target, "cdn", None)
+    if not base_url:
+        print(
+            "imgpipe: this stack has no CDN URL; pass --base-url with the URL its output "
+            "bucket's keys are served from",
+            file=sys.stderr,
+        )
+        return 2
+    entry = ops.item(target, args.key)
+    if entry is None:
+        print(f"imgpipe: no metadata item for {args.key!r}", file=sys.stderr)
+        return 1
+    try:
+        print(markup.picture(entry, base_url, alt=args.alt, sizes=args.sizes))
+    except markup.MarkupError as exc:
+        print(f"imgpipe: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -93,6 +93,12 @@ def model_memory_mb(cost: Cost, pixels: int) -> float:
     return RUNTIME_MEMORY_MB + cost.bytes_per_pixel * pixels / 2**20
 
 
+def encodes(profile: Profile) -> int:
+    """The objects an image becomes: a rendition in several formats is encoded in each, and
+    the model's per-rendition cost was measured as a resize and an encode."""
+    return sum(len(rendition.formats) for rendition in profile.renditions)
+
+
 def model_cpu_s(cost: Cost, pixels: int, renditions: int) -> float:
     """CPU seconds on one core here, before the margin."""
     per_mpx = cost.decode_s_per_mpx + renditions * cost.rendition_s_per_mpx
@@ -108,7 +114,7 @@ def required_timeout_s(profile: Profile, memory_mb: int) -> int:
     """Seconds for the largest image at `memory_mb`: Lambda's CPU share is memory/1769 of a
     vCPU (one vCPU ~ one core here; 1024 MB is 1.7x slower), Pillow mostly single-threaded."""
     slowdown = FULL_VCPU_MB / min(memory_mb, FULL_VCPU_MB)
-    cpu = model_cpu_s(cost(profile), profile.max_pixels, len(profile.renditions))
+    cpu = model_cpu_s(cost(profile), profile.max_pixels, encodes(profile))
     return IO_SECONDS + math.ceil(cpu * slowdown * CPU_MARGIN)
 
 
@@ -154,7 +160,7 @@ def _check_lambda_can(profile: Profile) -> None:
             lambda p: required_timeout_s(p, LAMBDA_MAX_MEMORY_MB) <= LAMBDA_MAX_TIMEOUT_S,
         )
         raise DeployGuardError(
-            f"{_accepts(profile)} with {len(profile.renditions)} renditions, which need about "
+            f"{_accepts(profile)} with {encodes(profile)} renditions, which need about "
             f"{seconds:,} s even at {LAMBDA_MAX_MEMORY_MB:,} MB, more than Lambda's "
             f"{LAMBDA_MAX_TIMEOUT_S} s: lower max_pixels to at most {largest:,} or use "
             "fewer renditions"
@@ -183,7 +189,7 @@ def _check_timeout(profile: Profile, memory_mb: int, timeout_s: int) -> None:
         return
     raise DeployGuardError(
         f"imgpipe:timeout is {timeout_s} s, but profile '{profile.name}' "
-        f"({len(profile.renditions)} renditions of up to {profile.max_pixels:,} pixels) "
+        f"({encodes(profile)} renditions of up to {profile.max_pixels:,} pixels) "
         f"needs about {seconds} s at {memory_mb} MB: raise imgpipe:timeout to at least "
         f"{seconds}, raise imgpipe:memory (more CPU), or lower max_pixels"
     )

@@ -12,6 +12,7 @@ import pytest
 import pipeline.program.artifacts
 from lambda_pkg.profiles import PipelineConfig, Profile, Route, load_named, profile_from_dict
 from lambda_pkg.settings import function_environment
+from pipeline.program import guards
 from pipeline.program.guards import (
     CPU_MARGIN,
     FULL_VCPU_MB,
@@ -211,3 +212,12 @@ def test_each_zip_must_fit_in_one_direct_upload(
     )
     with pytest.raises(DeployGuardError, match=r"the layer zip .* Lambda accepts in a direct"):
         check_artifacts_fit(layer, function)
+
+
+def test_each_format_of_a_rendition_is_an_encode_the_timeout_pays_for() -> None:
+    web = load_named("web")
+    assert guards.encodes(web) == 7  # three widths in two formats and the square
+    one_format = tuple(replace(r, format=r.formats[-1]) for r in web.renditions)
+    single = replace(web, renditions=one_format)
+    assert guards.encodes(single) == 4
+    assert required_timeout_s(web, 1024) > required_timeout_s(single, 1024)

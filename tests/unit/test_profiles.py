@@ -69,8 +69,9 @@ def test_web_has_three_widths_in_webp_with_jpeg_fallbacks():
     widths = {r.resize.width for r in renditions if r.resize.mode == "width"}
     assert len(widths) >= 3
     for width in widths:
-        formats = {r.format for r in renditions if r.resize.width == width}
-        assert formats == {"webp", "jpeg"}
+        (rendition,) = [r for r in renditions if r.resize.width == width]
+        assert rendition.formats == ("webp", "jpeg")  # JPEG last: the fallback
+        assert canonical_template(rendition) == "processed/{key}/{rendition}"
 
 
 def test_valid_profile_loads_with_defaults(tmp_path):
