@@ -57,13 +57,16 @@ function hasExtension(formats, extension) {
     return false;
 }
 
-// Accept as {media range: q}; a range listed twice keeps its highest q.
+// Accept as {media range: q}; a range listed twice keeps its highest q. A header sent more
+// than once arrives with every value in multiValue, `value` being the first.
 function weights(accept) {
     const found = {};
     if (!accept || !accept.value) {
         return found;
     }
-    const ranges = accept.value.split(',');
+    const values = accept.multiValue ? accept.multiValue.map(function (v) { return v.value; })
+        : [accept.value];
+    const ranges = values.join(',').split(',');
     for (let i = 0; i < ranges.length; i++) {
         const parts = ranges[i].split(';');
         const range = parts[0].trim().toLowerCase();

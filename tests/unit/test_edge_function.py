@@ -107,6 +107,15 @@ def test_a_uri_naming_a_format_passes_even_where_the_canonical_pattern_takes_it(
     assert served(negotiate, "/processed/flat/photo.png", CURL) == "/processed/flat/photo.png.jpg"
 
 
+def test_an_accept_header_sent_twice_counts_with_all_its_values(negotiate: NodeFunction) -> None:
+    event = viewer_request("/processed/x.jpg/w800", "image/png")
+    event["request"]["headers"]["accept"]["multiValue"] = [
+        {"value": "image/png"},
+        {"value": "image/webp"},
+    ]
+    assert negotiate(event)["uri"] == "/processed/x.jpg/w800.webp"
+
+
 def test_headers_and_everything_else_of_the_request_are_kept(negotiate: NodeFunction) -> None:
     event = viewer_request("/processed/x.jpg/w800", FIREFOX)
     event["request"]["querystring"] = {"v": {"value": "2"}}
