@@ -347,19 +347,20 @@ def _rendition(raw: Any, source: str, path: str, flatten_folders: bool) -> Rendi
             raise ProfileError(source, f"{path}.{required}", None, "a value (it is required)")
     name = read(declared["name"], raw["name"], source, f"{path}.name")
     fmt = _format(raw["format"], source, f"{path}.format")
+    formats = (fmt,) if isinstance(fmt, str) else fmt
     for option, spec in declared.items():
         if option in raw and not applies(spec, fmt):
-            formats = fmt if isinstance(fmt, str) else ", ".join(fmt)
-            allowed = f"no {option} for {formats} (it applies to {', '.join(spec.formats)})"
+            listed = ", ".join(formats)
+            allowed = f"no {option} for {listed} (it applies to {', '.join(spec.formats)})"
             raise ProfileError(source, f"{path}.{option}", raw[option], allowed)
     optimize = read_bool(raw.get("optimize", Rendition.optimize), source, f"{path}.optimize")
-    if "compress_level" in raw and optimize and "png" in fmt:
+    if "compress_level" in raw and optimize and "png" in formats:
         # Pillow's optimize means zlib level 9: an explicit level would be silently ignored.
         raise ProfileError(
             source, f"{path}.compress_level", raw["compress_level"], "nothing with optimize: true"
         )
     key = _key_template(raw["key"], source, f"{path}.key", flatten_folders)
-    if not isinstance(fmt, str):
+    if len(formats) > 1:
         _check_multi_format_key(key, source, f"{path}.key")
     resize = _resize(raw["resize"], source, f"{path}.resize")
     known = {"name": name, "format": fmt, "optimize": optimize, "key": key, "resize": resize}

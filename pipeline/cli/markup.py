@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from lambda_pkg.profile_fields import COLOUR_PATTERN
 from lambda_pkg.profiles import MEDIA_TYPES
 from lambda_pkg.records import STATUS_OK
 
 # `src` for browsers without srcset: the widest fallback up to this width (a phone-to-laptop
 # compromise), else the narrowest.
 SRC_MAX_WIDTH = 800
-_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_COLOUR = re.compile(COLOUR_PATTERN)  # the item's dominant_color, as profiles write colours
 
 
 class MarkupError(ValueError):
