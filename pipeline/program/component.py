@@ -162,12 +162,12 @@ class ImagePipeline(pulumi.ComponentResource):
             force_destroy=settings.force_destroy_input,
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
         )
-        if not settings.single_bucket:
+        if settings.single_bucket:
+            self.output_bucket = self.input_bucket
+        else:
             self.output_bucket = aws.s3.Bucket(
                 names.output_bucket, force_destroy=True, opts=self._child
             )
-        else:
-            self.output_bucket = self.input_bucket
         # Before the guards: the output bucket's policy names the distribution.
         self.distribution = self._create_cdn() if settings.cdn else None
         self.input_guards = self._bucket_guards(
@@ -245,6 +245,7 @@ class ImagePipeline(pulumi.ComponentResource):
         )
         guards.append(
             aws.s3.BucketPolicy(
+                # Still "-tls-only" with the CDN's read in it: a new name would replace it.
                 f"{name}-tls-only",
                 bucket=bucket.id,
                 policy=pulumi.Output.json_dumps(policy),
