@@ -13,6 +13,8 @@ from pipeline.program.names import resource_names
 from pipeline.program.stack import (
     CONFIG_NAMESPACE,
     OUTPUT_ALARM_TOPIC,
+    OUTPUT_CDN_DOMAIN,
+    OUTPUT_CDN_URL,
     OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_DEAD_LETTER_QUEUE_ARN,
     OUTPUT_EVENT_BUS,
@@ -43,3 +45,6 @@ pulumi.export(OUTPUT_DEAD_LETTER_QUEUE_ARN, pipeline.dead_letter_queue_arn)
 pulumi.export(OUTPUT_ALARM_TOPIC, pipeline.alarm_topic_arn)
 pulumi.export(OUTPUT_EVENT_BUS, pipeline.event_bus_name)
 pulumi.export(OUTPUT_EVENT_BUS_ARN, pipeline.event_bus_arn)
+if pipeline.cdn_domain is not None:  # imgpipe:cdn: where renditions are served from
+    pulumi.export(OUTPUT_CDN_DOMAIN, pipeline.cdn_domain)
+    pulumi.export(OUTPUT_CDN_URL, pipeline.cdn_url)

@@ -313,6 +313,8 @@ def _local(args: argparse.Namespace) -> int:
         routes = ", ".join(describe(route) for route in stack.config.routes)
         print(f"\nimgpipe local stack is up: {routes}; {stack.workers} workers")
         print(f"  endpoint      {stack.endpoint}")
+        if stack.cdn is not None:  # renditions over HTTP, formats negotiated as at the edge
+            print(f"  cdn: {stack.cdn.url}")
         print(f"  input bucket  {names.input_bucket}")
         print(f"  output bucket {names.output_bucket}   table {names.metadata_table}")
         print(f"  event bus     {names.event_bus}   (imgpipe events --follow)")

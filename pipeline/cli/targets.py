@@ -23,6 +23,7 @@ from pipeline.local.instance import Process
 from pipeline.program.artifacts import DEFAULT_CACHE_DIR
 from pipeline.program.names import ResourceNames, resource_names
 from pipeline.program.stack import (
+    OUTPUT_CDN_URL,
     OUTPUT_DEAD_LETTER_QUEUE,
     OUTPUT_FUNCTION_NAME,
     OUTPUT_INPUT_BUCKET,
@@ -50,6 +51,7 @@ class Target:
     extra: dict[str, Any] = field(default_factory=dict)
     server: Process | None = None  # local only: the process serving the stack
     log_dir: str | None = None  # local only: this run's log folder
+    cdn: str | None = None  # where renditions are served: the local CDN, or imgpipe:cdn's URL
 
     @property
     def is_local(self) -> bool:
@@ -65,6 +67,7 @@ class Target:
             "pid": self.server.pid if self.server else None,
             "pid_started": self.server.started if self.server else None,
             "log_dir": self.log_dir,
+            "cdn": self.cdn,
         }
         return json.dumps(data, indent=2)
 
@@ -80,6 +83,7 @@ class Target:
             extra=data.get("extra", {}),
             server=Process(int(pid), data.get("pid_started")) if pid else None,
             log_dir=data.get("log_dir"),
+            cdn=data.get("cdn"),
         )
 
 
@@ -201,4 +205,8 @@ def from_outputs(outputs: dict[str, Any], stack: str) -> Target:
         )
     except KeyError as exc:
         raise TargetError(f"stack {stack} has no output {exc.args[0]!r}; run `pulumi up`") from None
-    return Target(names=names, dead_letter_queue_url=outputs.get(OUTPUT_DEAD_LETTER_QUEUE))
+    return Target(
+        names=names,
+        dead_letter_queue_url=outputs.get(OUTPUT_DEAD_LETTER_QUEUE),
+        cdn=outputs.get(OUTPUT_CDN_URL),
+    )

@@ -19,7 +19,9 @@ from pipeline.cli.targets import (
     state_dir,
     state_file,
 )
+from pipeline.delivery.edge import EdgeFunctionError
 from pipeline.local import provision, sandbox, state
+from pipeline.local.cdn import LocalCdn, node_available
 from pipeline.local.emulator import Emulator
 from pipeline.local.instance import AlreadyRunning, InstanceLock, Process
 from pipeline.local.runs import new_run_dir
@@ -48,6 +50,7 @@ class LocalStack:
         state_folder: Path | None = None,
         persist: bool = False,
         fresh: bool = False,
+        cdn_port: int = 0,
     ) -> None:
         self.config = (
             profile
@@ -79,6 +82,8 @@ class LocalStack:
         self.fresh = fresh
         self.restored: state.Restored | None = None
         self._snapshots: state.Snapshotter | None = None
+        self._cdn_port = cdn_port
+        self.cdn: LocalCdn | None = None  # the output bucket over HTTP (needs node)
 
     @property
     def endpoint(self) -> str:
@@ -146,6 +151,7 @@ class LocalStack:
             )
             self._restore(saved)
             self._start_pool(image)
+            self._start_cdn()
             if self._snapshots is not None:
                 self._snapshots.start()
             if self._write_state:
@@ -177,6 +183,18 @@ class LocalStack:
             self.restored = self._snapshots.restore(saved, self.config)
             logger.info("%s.", self.restored.summary())
 
+    def _start_cdn(self) -> None:
+        """The output bucket over HTTP, as imgpipe:cdn serves it; the stack runs without it
+        when node is missing or the profiles cannot be compiled into the function."""
+        if not node_available():
+            logger.warning("No local CDN: node is not installed (Debian: apt-get install nodejs)")
+            return
+        output = self.names.output_bucket
+        try:
+            self.cdn = LocalCdn(self.endpoint, output, self.config, self._cdn_port).start()
+        except EdgeFunctionError as problem:
+            logger.warning("No local CDN: %s", problem)
+
     def _start_pool(self, image: sandbox.RuntimeImage) -> None:
         assert self.resources is not None and self.log_dir is not None
         self.pool = WorkerPool(
@@ -202,6 +220,11 @@ class LocalStack:
         if self.pool is not None:
             self.pool.stop()
         self._start_pool(sandbox.prepare())
+        if self.cdn is not None:
+            try:
+                self.cdn.redeploy(config)
+            except EdgeFunctionError as problem:
+                logger.warning("The local CDN keeps the previous profiles: %s", problem)
         if self._write_state:
             save_state(self.target(), state_file(self.stack, self.state_folder))
 
@@ -224,11 +247,15 @@ class LocalStack:
             extra={"profile_config": self.config.to_json()},
             server=Process.current(),
             log_dir=str(self.log_dir) if self.log_dir else None,
+            cdn=self.cdn.url if self.cdn is not None else None,
         )
 
     def stop(self) -> None:
         """Safe at any point of start(): each part stops only if it started."""
         try:
+            if self.cdn is not None:
+                self.cdn.stop()
+                self.cdn = None
             if self.pool is not None:
                 self.pool.stop()
             if self._snapshots is not None:

@@ -20,10 +20,12 @@ from lambda_pkg.profiles import OUTPUT_PREFIX, PipelineConfig, ProfileError
 from lambda_pkg.records import table_definition
 from lambda_pkg.routes import route_from_dict
 from lambda_pkg.settings import DEFAULT_EVENT_BUS, function_environment
+from pipeline.delivery import edge
 from pipeline.program import routing
 from pipeline.program.guards import (
     DeployGuardError,
     check_capacity,
+    check_cdn,
     check_environment_size,
 )
 from pipeline.program.iam import (
@@ -31,7 +33,7 @@ from pipeline.program.iam import (
     assume_role_policy,
     default_event_bus_arn,
     function_policy,
-    tls_only_bucket_policy,
+    output_bucket_policy,
 )
 from pipeline.program.names import ResourceNames, autonamed
 from pipeline.program.prepare import Artifacts
@@ -44,6 +46,14 @@ DLQ_RETENTION_S = 14 * 24 * 3600
 ALARM_PERIOD_S = 300
 # Alarm when the slowest invocation of a period used this much of the timeout.
 DURATION_ALARM_RATIO = 0.8
+# The CDN's cache: the object's own Cache-Control decides (the profile's cache_control), kept
+# at least 0 s and at most a year; a day when an object has none.
+CDN_MIN_TTL_S = 0
+CDN_DEFAULT_TTL_S = 24 * 3600
+CDN_MAX_TTL_S = 365 * 24 * 3600
+CDN_ORIGIN_ID = "renditions"
+# With a custom domain: SNI (no dedicated-IP charge) and TLS 1.2 or later.
+CDN_TLS_POLICY = "TLSv1.2_2021"
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ def validate(config: PipelineConfig, settings: StackSettings, names: ResourceNam
         except ProfileError as problem:
             raise DeployGuardError(str(problem)) from None
     routing.check_no_self_trigger(config.routes, settings.single_bucket)
+    check_cdn(config, settings)
     check_capacity(config, settings.memory_mb, settings.timeout_s)
     output_bucket = names.input_bucket if settings.single_bucket else names.output_bucket
     own_bus = settings.event_bus == EVENT_BUS_OWN
@@ -95,6 +106,8 @@ class ImagePipeline(pulumi.ComponentResource):
     alarm_topic_arn: pulumi.Output[str]
     event_bus_name: pulumi.Input[str]
     event_bus_arn: pulumi.Output[str]
+    cdn_domain: pulumi.Output[str] | None  # None without imgpipe:cdn
+    cdn_url: pulumi.Output[str] | None
 
     def __init__(
         self, name: str, args: ImagePipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -123,8 +136,20 @@ class ImagePipeline(pulumi.ComponentResource):
         self.dead_letter_queue_url = self.dead_letter_queue.url
         self.dead_letter_queue_arn = self.dead_letter_queue.arn
         self.alarm_topic_arn = self.alarm_topic.arn
+        self.cdn_domain = self.cdn_url = None
+        cdn_outputs = {}
+        if self.distribution is not None:
+            self.cdn_domain = self.distribution.domain_name
+            aliases = self._args.settings.cdn_aliases
+            self.cdn_url = (
+                pulumi.Output.from_input(f"https://{aliases[0]}")
+                if aliases
+                else pulumi.Output.concat("https://", self.distribution.domain_name)
+            )
+            cdn_outputs = {"cdn_domain": self.cdn_domain, "cdn_url": self.cdn_url}
         self.register_outputs(
             {
+                **cdn_outputs,
                 "input_bucket_name": self.input_bucket_name,
                 "output_bucket_name": self.output_bucket_name,
                 "table_name": self.table_name,
@@ -149,19 +174,31 @@ class ImagePipeline(pulumi.ComponentResource):
             force_destroy=settings.force_destroy_input,
             opts=pulumi.ResourceOptions(parent=self, protect=settings.protect),
         )
-        self.input_guards = self._bucket_guards(names.input_bucket, self.input_bucket)
         if settings.single_bucket:
-            self.output_bucket, self.output_guards = self.input_bucket, self.input_guards
+            self.output_bucket = self.input_bucket
         else:
             self.output_bucket = aws.s3.Bucket(
                 names.output_bucket, force_destroy=True, opts=self._child
             )
-            self.output_guards = self._bucket_guards(names.output_bucket, self.output_bucket)
+        # Before the guards: the output bucket's policy names the distribution.
+        self.distribution = self._create_cdn() if settings.cdn else None
+        self.input_guards = self._bucket_guards(
+            names.input_bucket, self.input_bucket, serves=settings.single_bucket
+        )
+        if settings.single_bucket:
+            self.output_guards = self.input_guards
+        else:
+            self.output_guards = self._bucket_guards(
+                names.output_bucket, self.output_bucket, serves=True
+            )
         if settings.output_expiration_days:
             self.output_guards.append(self._output_lifecycle())
 
-    def _bucket_guards(self, name: str, bucket: aws.s3.Bucket) -> list[pulumi.Resource]:
-        """Private, owner-enforced, encrypted, TLS-only (and optionally versioned).
+    def _bucket_guards(
+        self, name: str, bucket: aws.s3.Bucket, serves: bool = False
+    ) -> list[pulumi.Resource]:
+        """Private, owner-enforced, encrypted, TLS-only (and optionally versioned); the bucket
+        that `serves` renditions lets the CDN's distribution read them, if there is one.
 
         Each depends on the previous one: S3 rejects concurrent configuration changes to
         one bucket (OperationAborted), which Pulumi would otherwise make in parallel.
@@ -214,11 +251,16 @@ class ImagePipeline(pulumi.ComponentResource):
                 opts=after(),
             )
         )
+        reader = self.distribution.arn if serves and self.distribution is not None else None
+        policy = pulumi.Output.all(bucket.arn, reader).apply(
+            lambda arns: output_bucket_policy(arns[0], arns[1])
+        )
         guards.append(
             aws.s3.BucketPolicy(
+                # Still "-tls-only" with the CDN's read in it: a new name would replace it.
                 f"{name}-tls-only",
                 bucket=bucket.id,
-                policy=pulumi.Output.json_dumps(bucket.arn.apply(tls_only_bucket_policy)),
+                policy=pulumi.Output.json_dumps(policy),
                 opts=after(),
             )
         )
@@ -251,6 +293,120 @@ class ImagePipeline(pulumi.ComponentResource):
             bucket=self.output_bucket.id,
             rules=[rule],
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.output_guards[-1:]),
+        )
+
+    # -- the CDN ---------------------------------------------------------------------------
+
+    def _create_cdn(self) -> aws.cloudfront.Distribution:
+        """CloudFront in front of the output bucket: it reads renditions with its Origin
+        Access Control (the bucket stays private), a viewer-request function picks each
+        canonical URL's format, and the cache keys on the rewritten URI alone."""
+        names, settings = self._args.names, self._args.settings
+        if settings.kms_key_arn:
+            pulumi.log.warn(
+                "imgpipe:cdn with imgpipe:kmsKeyArn: the key's policy must let "
+                "cloudfront.amazonaws.com kms:Decrypt (condition AWS:SourceArn = the "
+                "distribution), or the CDN answers 403 for every rendition"
+            )
+        self.cdn_function = aws.cloudfront.Function(
+            names.cdn_function,
+            runtime=edge.RUNTIME,
+            code=edge.function_code(self._args.config),
+            comment="imgpipe: a rendition's canonical URL -> the best format Accept takes",
+            publish=True,
+            opts=self._child,
+        )
+        self.cdn_access = aws.cloudfront.OriginAccessControl(
+            names.cdn_access,
+            description=f"CloudFront reads {names.output_bucket} with SigV4",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=self._child,
+        )
+        self.cdn_cache_policy = aws.cloudfront.CachePolicy(
+            names.cdn_cache_policy,
+            comment="imgpipe renditions: the object's Cache-Control; keyed by the URI alone",
+            min_ttl=CDN_MIN_TTL_S,
+            default_ttl=CDN_DEFAULT_TTL_S,
+            max_ttl=CDN_MAX_TTL_S,
+            # Accept is not in the key: the function has already put the format in the URI.
+            # Images are compressed already, so no Accept-Encoding variants either.
+            parameters_in_cache_key_and_forwarded_to_origin={
+                "cookies_config": {"cookie_behavior": "none"},
+                "headers_config": {"header_behavior": "none"},
+                "query_strings_config": {"query_string_behavior": "none"},
+                "enable_accept_encoding_gzip": False,
+                "enable_accept_encoding_brotli": False,
+            },
+            opts=self._child,
+        )
+        self.cdn_headers_policy = self._create_headers_policy()
+        return aws.cloudfront.Distribution(
+            names.cdn,
+            enabled=True,
+            comment=f"imgpipe renditions of {names.output_bucket}",
+            aliases=list(settings.cdn_aliases) or None,
+            http_version="http2and3",
+            is_ipv6_enabled=True,
+            origins=[
+                {
+                    "origin_id": CDN_ORIGIN_ID,
+                    "domain_name": self.output_bucket.bucket_regional_domain_name,
+                    "origin_access_control_id": self.cdn_access.id,
+                }
+            ],
+            default_cache_behavior={
+                "target_origin_id": CDN_ORIGIN_ID,
+                "viewer_protocol_policy": "redirect-to-https",
+                "allowed_methods": ["GET", "HEAD"],
+                "cached_methods": ["GET", "HEAD"],
+                "compress": False,
+                "cache_policy_id": self.cdn_cache_policy.id,
+                "response_headers_policy_id": self.cdn_headers_policy.id,
+                "function_associations": [
+                    {"event_type": "viewer-request", "function_arn": self.cdn_function.arn}
+                ],
+            },
+            restrictions={"geo_restriction": {"restriction_type": "none"}},
+            viewer_certificate=(
+                {
+                    "acm_certificate_arn": settings.cdn_certificate_arn,
+                    "ssl_support_method": "sni-only",
+                    "minimum_protocol_version": CDN_TLS_POLICY,
+                }
+                if settings.cdn_certificate_arn
+                else {"cloudfront_default_certificate": True}
+            ),
+            opts=self._child,
+        )
+
+    def _create_headers_policy(self) -> aws.cloudfront.ResponseHeadersPolicy:
+        """The headers of pipeline.delivery.edge, which the local CDN sends too. A policy
+        rather than a viewer-response function: no per-request compute, and it adds them to
+        cached and fresh responses alike. Vary: Accept on every response, not only the
+        negotiated ones: a policy cannot tell them apart, and it only narrows sharing."""
+        return aws.cloudfront.ResponseHeadersPolicy(
+            self._args.names.cdn_headers_policy,
+            comment="imgpipe renditions: Vary Accept, nosniff, HSTS, CORS for any origin",
+            custom_headers_config={
+                "items": [{"header": "Vary", "value": edge.VARY, "override": True}]
+            },
+            security_headers_config={
+                "content_type_options": {"override": True},
+                "strict_transport_security": {
+                    "access_control_max_age_sec": edge.HSTS_MAX_AGE_S,
+                    "override": True,
+                },
+            },
+            cors_config={
+                "access_control_allow_credentials": False,
+                "access_control_allow_headers": {"items": ["*"]},
+                "access_control_allow_methods": {"items": list(edge.CORS_METHODS)},
+                "access_control_allow_origins": {"items": [edge.CORS_ALLOW_ORIGIN]},
+                "origin_override": True,
+            },
+            opts=self._child,
         )
 
     def _create_table(self) -> None:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from lambda_pkg.profiles import PipelineConfig, Profile
 from lambda_pkg.settings import ENV_PROFILE_CONFIG, LAMBDA_MB_PER_VCPU
+from pipeline.delivery.edge import EdgeFunctionError, check_negotiable, function_code
 from pipeline.program.artifacts import LAMBDA_UNZIPPED_LIMIT, over_direct_upload, unzipped_size
-from pipeline.program.stack import MEMORY_RANGE_MB, TIMEOUT_RANGE_S
+from pipeline.program.stack import MEMORY_RANGE_MB, TIMEOUT_RANGE_S, StackSettings
 
 # Lambda: "The total size of all environment variables doesn't exceed 4 KB" (names + values).
 LAMBDA_ENVIRONMENT_LIMIT = 4096
@@ -212,3 +213,26 @@ def check_artifacts_fit(
             f"{limit / 2**20:.0f} MiB limit: trim requirements/layer.txt"
         )
     return total
+
+
+def check_cdn(config: PipelineConfig, settings: StackSettings) -> None:
+    """The CDN settings agree with each other, and the profiles can be negotiated at the edge
+    (canonical URLs that do not read as naming a format; a function within 10 KB)."""
+    domain = settings.cdn_aliases or settings.cdn_certificate_arn
+    if domain and not settings.cdn:
+        raise DeployGuardError(
+            "imgpipe:cdnAliases and imgpipe:cdnCertificateArn are for the CDN: set imgpipe:cdn "
+            "true, or unset them"
+        )
+    if bool(settings.cdn_aliases) != bool(settings.cdn_certificate_arn):
+        raise DeployGuardError(
+            "imgpipe:cdnAliases and imgpipe:cdnCertificateArn go together: CloudFront serves a "
+            "custom domain only with a certificate (ACM, us-east-1) that covers it"
+        )
+    if not settings.cdn:
+        return
+    try:
+        check_negotiable(config)
+        function_code(config)
+    except EdgeFunctionError as problem:
+        raise DeployGuardError(f"imgpipe:cdn: {problem}") from None

@@ -147,5 +147,28 @@ def tls_only_bucket_policy(bucket_arn: str) -> dict[str, Any]:
     }
 
 
+def output_bucket_policy(
+    bucket_arn: str, cdn_distribution_arn: str | None = None, output_prefix: str = OUTPUT_PREFIX
+) -> dict[str, Any]:
+    """TLS only; with a CDN, also the one reader it has: CloudFront, signing with the stack's
+    Origin Access Control, for that distribution only (AWS:SourceArn) and renditions only
+    (originals in a single bucket stay private). No s3:ListBucket: a missing key answers 403,
+    and nothing through the CDN can list the bucket."""
+    policy = tls_only_bucket_policy(bucket_arn)
+    if cdn_distribution_arn:
+        prefix = output_prefix if output_prefix.endswith("/") else f"{output_prefix}/"
+        policy["Statement"].append(
+            {
+                "Sid": "CdnReadsRenditions",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudfront.amazonaws.com"},
+                "Action": "s3:GetObject",
+                "Resource": f"{bucket_arn}/{prefix}*",
+                "Condition": {"StringEquals": {"AWS:SourceArn": cdn_distribution_arn}},
+            }
+        )
+    return policy
+
+
 def _allow(sid: str, actions: list[str], resource: str | list[str]) -> dict[str, Any]:
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}

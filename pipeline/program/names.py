@@ -38,6 +38,10 @@ PERMISSION = "aws:lambda/permission:Permission"
 TOPIC = "aws:sns/topic:Topic"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 EVENT_BUS = "aws:cloudwatch/eventBus:EventBus"
+EDGE_FUNCTION = "aws:cloudfront/function:Function"
+ORIGIN_ACCESS = "aws:cloudfront/originAccessControl:OriginAccessControl"
+CACHE_POLICY = "aws:cloudfront/cachePolicy:CachePolicy"
+HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ NAME_RULES: dict[str, NameRule] = {
     TOPIC: NameRule("name", 256),
     ALARM: NameRule("name", 255),
     EVENT_BUS: NameRule("name", 256),
+    EDGE_FUNCTION: NameRule("name", 64),
+    ORIGIN_ACCESS: NameRule("name", 64),
+    CACHE_POLICY: NameRule("name", 128),
+    HEADERS_POLICY: NameRule("name", 128),
 }
 
 # The component's alarms, by the suffix of their names.
@@ -127,13 +135,41 @@ class ResourceNames:
         `imgpipe events` reads (EventBridge has no API to read a bus)."""
         return f"{self.event_bus}-tail"
 
+    # With imgpipe:cdn. The distribution has no name of its own (AWS gives it an id).
+    @property
+    def cdn(self) -> str:
+        return f"{self.function}-cdn"
+
+    @property
+    def cdn_function(self) -> str:
+        return f"{self.function}-edge"
+
+    @property
+    def cdn_access(self) -> str:
+        return f"{self.function}-oac"
+
+    @property
+    def cdn_cache_policy(self) -> str:
+        return f"{self.function}-cache"
+
+    @property
+    def cdn_headers_policy(self) -> str:
+        return f"{self.function}-headers"
+
     def alarm(self, suffix: str) -> str:
         if suffix not in ALARM_SUFFIXES:
             raise ValueError(f"unknown alarm {suffix!r}; add it to ALARM_SUFFIXES")
         return f"{self.function}-{suffix}"
 
-    def planned(self) -> list[tuple[str, str]]:
-        """(type, name) of every named resource the Pulumi program creates."""
+    def planned(self, cdn: bool = False) -> list[tuple[str, str]]:
+        """(type, name) of every named resource the Pulumi program creates (with `cdn`,
+        a stack with imgpipe:cdn)."""
+        served = [
+            (EDGE_FUNCTION, self.cdn_function),
+            (ORIGIN_ACCESS, self.cdn_access),
+            (CACHE_POLICY, self.cdn_cache_policy),
+            (HEADERS_POLICY, self.cdn_headers_policy),
+        ]
         return [
             (BUCKET, self.input_bucket),
             (BUCKET, self.output_bucket),
@@ -148,12 +184,13 @@ class ResourceNames:
             (TOPIC, self.alarm_topic),
             (EVENT_BUS, self.event_bus),
             *((ALARM, self.alarm(suffix)) for suffix in ALARM_SUFFIXES),
+            *(served if cdn else ()),
         ]
 
     def too_long(self) -> list[str]:
         """Each planned name whose physical name would pass its type's limit, explained."""
         problems = []
-        for typ, name in self.planned():
+        for typ, name in self.planned(cdn=True):
             rule = NAME_RULES[typ]
             length = rule.physical_length(name)
             if length > rule.limit:
@@ -185,7 +222,7 @@ def longest_prefix() -> int:
     probe = names_for_prefix("")
     return min(
         NAME_RULES[typ].limit - NAME_RULES[typ].physical_length(name)
-        for typ, name in probe.planned()
+        for typ, name in probe.planned(cdn=True)
     )
 
 

@@ -7,6 +7,7 @@ same resource names.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ OUTPUT_ALARM_TOPIC = "alarmTopicArn"
 # The EventBridge bus outcomes are published on: put rules on it (README "Events").
 OUTPUT_EVENT_BUS = "eventBusName"
 OUTPUT_EVENT_BUS_ARN = "eventBusArn"
+# With imgpipe:cdn: the distribution's own domain (the CNAME target for custom domains) and
+# the base URL renditions are served from (the first custom domain, if any).
+OUTPUT_CDN_DOMAIN = "cdnDomain"
+OUTPUT_CDN_URL = "cdnUrl"
 
 # What the input bucket notifies the function of: the Pulumi program and the local stack
 # wire the same list, so the emulator sees what AWS would deliver.
@@ -60,6 +65,15 @@ _KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z
 # A layer *version* ARN: Lambda attaches versions, never a layer as such.
 _LAYER_VERSION_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]{1,140}:[1-9]\d*$"
+)
+# CloudFront uses ACM certificates from us-east-1 only, whatever region the stack is in.
+CDN_CERTIFICATE_REGION = "us-east-1"
+_ACM_CERTIFICATE_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$"
+)
+# A DNS name CloudFront accepts as an alternate domain name, a leading "*." allowed.
+_HOSTNAME_RE = re.compile(
+    r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
 )
 _BOOLEANS = {"true": True, "false": False}
 # imgpipe:eventBus: a bus of the stack's own, created with it, or the account's default bus.
@@ -111,6 +125,11 @@ class StackSettings:
     # put events on that bus only, and rules on it concern this stack alone. `default` is
     # for consumers that only listen there. Either costs the same: per event, not per bus.
     event_bus: str = EVENT_BUS_OWN
+    # A CloudFront distribution in front of the output bucket (README "Serving images"),
+    # optionally on custom domains with an ACM certificate from us-east-1.
+    cdn: bool = False
+    cdn_aliases: tuple[str, ...] = ()
+    cdn_certificate_arn: str | None = None
 
     def resolved_routes(self) -> tuple[Route, ...]:
         """The routes in handler order (specific first, catch-all last)."""
@@ -226,6 +245,9 @@ class StackSettings:
             layer_arn=layer_arn,
             layer_zip=Path(layer_zip).expanduser() if layer_zip else None,
             event_bus=event_bus,
+            cdn=_bool("cdn", value("cdn", defaults.cdn)),
+            cdn_aliases=_hostnames("cdnAliases", get("cdnAliases")),
+            cdn_certificate_arn=_certificate("cdnCertificateArn", value("cdnCertificateArn", "")),
         )
         check_no_self_trigger(settings.resolved_routes(), settings.single_bucket)
         return settings
@@ -238,6 +260,47 @@ def _routes(raw: str | None, profile: str) -> tuple[Route, ...]:
         return parse_routes(raw, profile) if raw else ()
     except RouteEntryError as bad:
         raise StackSettingsError(bad.path, bad.value, bad.allowed) from None
+
+
+def _hostnames(key: str, raw: str | None) -> tuple[str, ...]:
+    """A JSON list (`pulumi config set --path 'imgpipe:cdnAliases[0]' ...`) or a
+    comma-separated string of DNS names."""
+    if raw is None or not str(raw).strip():
+        return ()
+    text = str(raw).strip()
+    try:
+        names = json.loads(text) if text.startswith("[") else text.split(",")
+    except json.JSONDecodeError:
+        names = None
+    allowed = 'DNS names, as a JSON list or comma-separated: "img.example.com,*.cdn.example.com"'
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise StackSettingsError(key, raw, allowed)
+    found = tuple(dict.fromkeys(n.strip().lower() for n in names))
+    for name in found:
+        if len(name) > 253 or not _HOSTNAME_RE.match(name):
+            raise StackSettingsError(key, name, allowed)
+    return found
+
+
+def _certificate(key: str, raw: str) -> str | None:
+    if not raw:
+        return None
+    match = _ACM_CERTIFICATE_ARN_RE.match(raw)
+    if not match:
+        raise StackSettingsError(
+            key,
+            raw,
+            "an ACM certificate ARN like arn:aws:acm:us-east-1:123456789012:certificate/<id>",
+        )
+    if match["region"] != CDN_CERTIFICATE_REGION:
+        raise StackSettingsError(
+            key,
+            raw,
+            f"a certificate in {CDN_CERTIFICATE_REGION} (CloudFront uses ACM certificates from "
+            f"{CDN_CERTIFICATE_REGION} only, whatever the stack's region; this one is in "
+            f"{match['region']})",
+        )
+    return raw
 
 
 def _bool(key: str, raw: str) -> bool:

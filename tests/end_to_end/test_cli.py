@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from lambda_pkg.events import s3_event, s3_records
 from pipeline.cli import commands as cli
 from pipeline.cli import listing, ops
 from pipeline.cli.report import item_row, renditions_summary, table
-from pipeline.cli.targets import from_outputs, state_file
+from pipeline.cli.targets import Target, from_outputs, state_file
 from pipeline.program.stack import StackSettings
 from tests.support import REPO, images
 from tests.support.local_stack import new_stack, wait_final
@@ -76,6 +77,9 @@ def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tm
         upload_line = re.search(r"aws --endpoint-url \S+ s3 cp photo\.jpg (s3://\S+)", output)
         assert upload_line, output
         assert state_file().is_file()
+        # the local CDN's URL is printed and in the state file, for clients to find
+        cdn = re.search(r"cdn: (http://127\.0\.0\.1:\d+)", output).group(1)
+        assert Target.from_json(state_file().read_text()).cdn == cdn
 
         # WHEN a user runs the printed AWS CLI line
         env = {
@@ -100,6 +104,8 @@ def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tm
         shown = imgpipe("show", "input/photo.jpg", "--endpoint", endpoint)
         assert '"processed_width": 200' in shown.stdout
         assert "processed/thumb_photo.jpg" in shown.stdout
+        with urllib.request.urlopen(f"{cdn}/processed/thumb_photo.jpg", timeout=30) as thumb:
+            assert thumb.headers["Content-Type"] == "image/jpeg"
         # AND imgpipe upload sends a folder recursively, with progress, under a prefix
         album = tmp_path / "album" / "2026"
         album.mkdir(parents=True)
@@ -154,8 +160,10 @@ def test_deployed_stack_outputs_name_the_resources():
         "metadataTable": "imgpipe-prod-metadata-0a1b2c3",
         "functionName": "imgpipe-prod-processor-9f8e7d6",
         "deadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/imgpipe-prod-dlq-x",
+        "cdnUrl": "https://d111111abcdef8.cloudfront.net",
     }
     target = from_outputs(outputs, "prod")
+    assert target.cdn == "https://d111111abcdef8.cloudfront.net"  # with imgpipe:cdn
     assert not target.is_local
     assert target.names.input_bucket == "imgpipe-prod-input-abc1234"
     assert target.names.function == "imgpipe-prod-processor-9f8e7d6"

@@ -42,7 +42,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 import imgpipe_policy
 from imgpipe_policy import PACK_NAME, POLICIES, UNKNOWN
 from lambda_pkg.profiles import PipelineConfig, Route, load_named
-from pipeline.program import component
+from pipeline.program import component, iam
 from pipeline.program.component import ImagePipeline
 from pipeline.program.names import resource_names
 from pipeline.program.stack import StackSettings
@@ -294,7 +294,7 @@ def test_a_function_without_alarms_is_named(preview: bool) -> None:
 
 def test_a_bucket_without_tls_only_policy_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN the output bucket's TLS policy is replaced by one that allows plain HTTP
-    real = component.tls_only_bucket_policy
+    real = iam.tls_only_bucket_policy
 
     def broken(arn: str) -> dict:
         document = real(arn)
@@ -302,7 +302,7 @@ def test_a_bucket_without_tls_only_policy_is_named(monkeypatch: pytest.MonkeyPat
             document["Statement"][0]["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}
         return document
 
-    monkeypatch.setattr(component, "tls_only_bucket_policy", broken)
+    monkeypatch.setattr(iam, "tls_only_bucket_policy", broken)
     mocks = run()
     # THEN the pack names the output bucket, and only it
     output = next(b for b in mocks.of_type(BUCKET) if "-output" in b.name)
@@ -380,14 +380,14 @@ def test_a_topic_under_the_aws_managed_key_is_named() -> None:
 def test_a_tls_deny_that_leaves_requests_out_is_not_tls_only(
     monkeypatch: pytest.MonkeyPatch, narrowing: dict
 ) -> None:
-    real = component.tls_only_bucket_policy
+    real = iam.tls_only_bucket_policy
 
     def narrowed(bucket_arn: str) -> dict:
         document = real(bucket_arn)
         document["Statement"][0].update(narrowing)
         return document
 
-    monkeypatch.setattr(component, "tls_only_bucket_policy", narrowed)
+    monkeypatch.setattr(iam, "tls_only_bucket_policy", narrowed)
     violations = check(resources(run()))
     assert list(violations) == ["s3-bucket-tls-only"]
     assert len(violations["s3-bucket-tls-only"]) == 2  # both buckets

@@ -272,6 +272,12 @@ SETTINGS = {
     "single-bucket-routed": StackSettings(
         single_bucket=True, routes=(Route("thumbnail", prefix="uploads/"),)
     ),
+    # the distribution and its parts, on a custom domain
+    "cdn": StackSettings(
+        cdn=True,
+        cdn_aliases=("img.example.com",),
+        cdn_certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c",
+    ),
 }
 
 

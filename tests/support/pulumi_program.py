@@ -56,6 +56,12 @@ SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 KMS_KEY = "aws:kms/key:Key"
 EVENT_BUS = "aws:cloudwatch/eventBus:EventBus"
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+EDGE_FUNCTION = "aws:cloudfront/function:Function"
+ORIGIN_ACCESS = "aws:cloudfront/originAccessControl:OriginAccessControl"
+CACHE_POLICY = "aws:cloudfront/cachePolicy:CachePolicy"
+HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
+CDN_DOMAIN = "d111111abcdef8.cloudfront.net"
 
 
 @dataclass
@@ -84,6 +90,7 @@ class PipelineMocks(pulumi.runtime.Mocks):
         outputs, resource_id = dict(inputs), f"{args.name}-id"
         if args.typ == BUCKET:
             outputs.update(bucket=physical, arn=f"arn:aws:s3:::{physical}")
+            outputs.update(bucketRegionalDomainName=f"{physical}.s3.{REGION}.amazonaws.com")
             resource_id = physical  # a bucket's id is its name
         elif args.typ == TABLE:
             outputs.update(name=physical, arn=arn("dynamodb", f"table/{physical}"))
@@ -111,6 +118,16 @@ class PipelineMocks(pulumi.runtime.Mocks):
             outputs.update(name=physical, arn=arn("events", f"event-bus/{physical}"))
         elif args.typ == ALARM:
             outputs.update(name=physical, arn=arn("cloudwatch", f"alarm:{physical}"))
+        elif args.typ == DISTRIBUTION:
+            resource_id = "E2QWRUHAPOMQZL"
+            outputs.update(
+                arn=f"arn:aws:cloudfront::{ACCOUNT}:distribution/{resource_id}",
+                domainName=CDN_DOMAIN,
+            )
+        elif args.typ == EDGE_FUNCTION:
+            outputs.update(name=physical, arn=f"arn:aws:cloudfront::{ACCOUNT}:function/{physical}")
+        elif args.typ in (ORIGIN_ACCESS, CACHE_POLICY, HEADERS_POLICY):
+            outputs.update(name=physical)
         self.resources[args.name] = Registered(args.typ, args.name, inputs, outputs, resource_id)
         return resource_id, outputs
 

@@ -10,6 +10,7 @@ from pipeline.program.iam import (
     assume_role_policy,
     default_event_bus_arn,
     function_policy,
+    output_bucket_policy,
     tls_only_bucket_policy,
 )
 from tests.support.aws import KMS_KEY_ARN
@@ -182,6 +183,22 @@ def test_tls_only_bucket_policy_denies_plain_http_on_bucket_and_objects() -> Non
             }
         ],
     }
+
+
+def test_the_output_bucket_policy_adds_the_cdns_read_of_renditions_only_with_a_cdn() -> None:
+    assert output_bucket_policy(OUTPUT) == tls_only_bucket_policy(OUTPUT)
+    distribution = "arn:aws:cloudfront::123456789012:distribution/E2QWRUHAPOMQZL"
+    document = output_bucket_policy(OUTPUT, distribution)
+    assert document["Statement"][0] == tls_only_bucket_policy(OUTPUT)["Statement"][0]
+    assert document["Statement"][1] == {
+        "Sid": "CdnReadsRenditions",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "s3:GetObject",
+        "Resource": f"{OUTPUT}/processed/*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": distribution}},
+    }
+    assert len(document["Statement"]) == 2
 
 
 def test_assume_role_policy_trusts_only_lambda() -> None:

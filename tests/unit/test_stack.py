@@ -213,3 +213,33 @@ def test_a_malformed_route_entry_is_a_bad_setting_named_to_its_field() -> None:
     with pytest.raises(StackSettingsError) as caught:
         settings_from(routes='[{"prefix": "a/*", "profile": "web"}]')
     assert str(caught.value).startswith("imgpipe:routes[0].prefix: got 'a/*'; allowed: literal")
+
+
+# -- imgpipe:cdn ----------------------------------------------------------------------------
+
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978"
+
+
+@pytest.mark.parametrize(
+    "aliases", ['["img.example.com", "*.cdn.example.com"]', "IMG.example.com, *.cdn.example.com"]
+)
+def test_cdn_aliases_are_a_json_list_or_comma_separated(aliases: str) -> None:
+    settings = settings_from(cdn="true", cdnAliases=aliases, cdnCertificateArn=CERTIFICATE)
+    assert settings.cdn is True
+    assert settings.cdn_aliases == ("img.example.com", "*.cdn.example.com")
+    assert settings.cdn_certificate_arn == CERTIFICATE
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("cdnAliases", '["img.example.com", 3]', "DNS names"),
+        ("cdnAliases", "-bad-.example.com", "DNS names"),
+        ("cdnAliases", "localhost", "DNS names"),
+        ("cdnCertificateArn", "arn:aws:acm:eu-west-1:123456789012:certificate/x", "us-east-1"),
+        ("cdnCertificateArn", "arn:aws:iam::123456789012:server-certificate/x", "ACM certificate"),
+    ],
+)
+def test_a_bad_cdn_setting_names_itself(key: str, value: str, allowed: str) -> None:
+    with pytest.raises(StackSettingsError, match=f"imgpipe:{key}: .*{allowed}"):
+        settings_from(**{key: value})

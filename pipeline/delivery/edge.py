@@ -1,0 +1,142 @@
+"""The format-negotiation function's table, compiled from the profiles, and its code.
+
+CloudFront Functions cannot read S3, so which URIs are canonical URLs (a multi-format
+rendition's key without its extension) and which formats each has is compiled here, at
+deploy, from the stack's PipelineConfig into a table of JavaScript regular expressions,
+and injected into negotiate.js. Pure Python (no pulumi): the Pulumi program deploys what
+`function_code` returns, and the local CDN and the tests run exactly that under node.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from lambda_pkg.profiles import (
+    EXTENSIONS,
+    HASH_DIGITS,
+    MEDIA_TYPES,
+    PipelineConfig,
+    canonical_template,
+)
+
+SOURCE = Path(__file__).with_name("negotiate.js")
+RUNTIME = "cloudfront-js-2.0"
+# CloudFront's limit on a function's code (the table included), in bytes.
+MAX_CODE_BYTES = 10 * 1024
+_TABLE_LINE = re.compile(r"^const TABLE = \{.*\};$", re.M)
+_COMMENT_LINE = re.compile(r"^\s*//.*\n", re.M)
+
+# What each key placeholder may stand for in a URI: JavaScript regular expressions. The
+# source's key and path may span folders, {dir} is empty or ends in "/", {hash} is hex.
+WILDCARDS = {
+    "key": ".+",
+    "path": ".+",
+    "dir": "(?:.+/)?",
+    "name": "[^/]+",
+    "stem": "[^/]+",
+    "hash": f"[0-9a-f]{{{HASH_DIGITS}}}",
+}
+# Placeholders that end with the source's own extension (photo.jpg): a canonical URL ending
+# in one reads as a URI naming a format, so it would never be negotiated.
+_ENDS_WITH_EXTENSION = ("key", "name")
+# Characters a browser leaves as they are in a URL path; the rest of a literal part of a
+# template arrives percent-encoded, and the function sees the URI as it arrived.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"
+_JS_SPECIAL = re.compile(r"[\\^$.*+?()[\]{}|/-]")
+
+# Sent with every response, by the distribution (its response-headers policy) and by the
+# local CDN alike. Vary: the same canonical URL is a different body for another Accept.
+VARY = "Accept"
+HSTS_MAX_AGE_S = 365 * 24 * 3600
+RESPONSE_HEADERS = {
+    "Vary": VARY,
+    "X-Content-Type-Options": "nosniff",
+    "Strict-Transport-Security": f"max-age={HSTS_MAX_AGE_S}",
+}
+# CORS: renditions are public through the CDN anyway; a `*` origin lets pages draw them on
+# a canvas or fetch them. Sent to CORS requests (those with an Origin header).
+CORS_ALLOW_ORIGIN = "*"
+CORS_METHODS = ("GET", "HEAD")
+
+
+class EdgeFunctionError(ValueError):
+    """The profiles cannot be negotiated at the edge as they are (size, ambiguous URLs)."""
+
+
+def uri_pattern(template: str, rendition: str) -> str:
+    """The JavaScript regular expression matching the URIs (with their leading "/") of a
+    canonical key template; {rendition} is the rendition's own name."""
+    parts = ["^/"]
+    for literal, field, _, _ in string.Formatter().parse(template):
+        text = literal + (rendition if field == "rendition" else "")
+        parts.append(_JS_SPECIAL.sub(r"\\\g<0>", quote(text, safe=_PATH_SAFE)))
+        if field is not None and field != "rendition":
+            parts.append(WILDCARDS[field])
+    return "".join(parts) + "$"
+
+
+def negotiation_table(config: PipelineConfig) -> dict[str, Any]:
+    """{"formats": {format: [media type, extension]}, "rules": [[pattern, [formats]]]}: one
+    rule per multi-format rendition, those with more literal characters (more specific)
+    first, since the function takes the first rule a canonical URL matches."""
+    rules: dict[tuple[str, tuple[str, ...]], int] = {}
+    for profile in config.profiles:
+        for rendition in profile.renditions:
+            template = canonical_template(rendition)
+            if template is None:
+                continue
+            literal = sum(len(text) for text, *_ in string.Formatter().parse(template))
+            rules[(uri_pattern(template, rendition.name), rendition.formats)] = literal
+    used = sorted({fmt for _, formats in rules for fmt in formats})
+    ordered = sorted(rules, key=lambda rule: (-rules[rule], rule[0]))
+    return {
+        "formats": {fmt: [MEDIA_TYPES[fmt], EXTENSIONS[fmt]] for fmt in used},
+        "rules": [[pattern, list(formats)] for pattern, formats in ordered],
+    }
+
+
+def function_code(config: PipelineConfig) -> str:
+    """negotiate.js with the stack's table, without its comment lines (they count against
+    the 10 KB); what CloudFront runs, the local CDN runs, and the tests run."""
+    return code_with_table(negotiation_table(config))
+
+
+def code_with_table(table: dict[str, Any]) -> str:
+    source = SOURCE.read_text(encoding="utf-8")
+    line = f"const TABLE = {json.dumps(table, separators=(',', ':'))};"
+    code, replaced = _TABLE_LINE.subn(lambda _: line, source)
+    if replaced != 1:
+        raise EdgeFunctionError(f"{SOURCE}: expected one `const TABLE = {{...}};` line")
+    code = _COMMENT_LINE.sub("", code)
+    size = len(code.encode("utf-8"))
+    if size > MAX_CODE_BYTES:
+        raise EdgeFunctionError(
+            f"the format-negotiation function would be {size:,} bytes with this stack's "
+            f"{len(table['rules'])} multi-format renditions; CloudFront allows "
+            f"{MAX_CODE_BYTES:,}: fewer multi-format renditions, or shared key templates"
+        )
+    return code
+
+
+def check_negotiable(config: PipelineConfig) -> None:
+    """Refuse a multi-format rendition whose canonical URL ends in the source's extension
+    (`processed/{key}.{ext}` gives processed/photo.jpg): that URL reads as naming a format
+    and would never be negotiated."""
+    for profile in config.profiles:
+        for rendition in profile.renditions:
+            template = canonical_template(rendition)
+            if template is None:
+                continue
+            *_, (_, last, _, _) = string.Formatter().parse(template)
+            if last in _ENDS_WITH_EXTENSION:
+                raise EdgeFunctionError(
+                    f"profile {profile.name}, rendition {rendition.name}: its canonical URL "
+                    f"{template!r} ends in the source's extension (photo.jpg), which reads as "
+                    "a URI naming a format; end the key in something of its own, as in "
+                    "processed/{key}/{rendition}.{ext}"
+                )
