@@ -134,6 +134,10 @@ def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tm
         assert "0 to reprocess, 3 already current" in replan.stdout
         gallery = imgpipe("gallery", "--out", str(tmp_path / "g"))
         assert gallery.returncode == 0 and (tmp_path / "g" / "index.html").is_file()
+        # (its renditions are <picture>s on the stack's CDN, found through the state file)
+        sheet = (tmp_path / "g" / "index.html").read_text()
+        assert f'src="{cdn}/processed/thumb_photo.jpg"' in sheet
+        assert not (tmp_path / "g" / "renditions").exists()
         assert "empty" in imgpipe("dlq", "ls").stdout
         assert "Redrove 0 event(s)." in imgpipe("dlq", "redrive").stdout
         # AND Ctrl-C shuts everything down cleanly
