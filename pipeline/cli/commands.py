@@ -184,7 +184,8 @@ def _parser() -> argparse.ArgumentParser:
         "write a static HTML contact sheet",
         "Write a static page of every image: a summary (counts per status, bytes saved), "
         "filters by status and profile, pages of cards with each original beside its "
-        "renditions, failed images with their reason.",
+        "renditions, failed images with their reason. With a CDN (the local stack's, or "
+        "imgpipe:cdn's) renditions are <picture>s loaded from it, not copied.",
     )
     gallery_command.add_argument(
         "--out",
@@ -195,7 +196,8 @@ def _parser() -> argparse.ArgumentParser:
     gallery_command.add_argument(
         "--presign",
         action="store_true",
-        help="link presigned URLs (valid 1 h) instead of downloading local copies",
+        help="link presigned URLs (valid 1 h) instead of downloading local copies "
+        "(with a CDN: of the originals)",
     )
     gallery_command.set_defaults(run=_gallery)
 

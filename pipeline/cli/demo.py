@@ -40,6 +40,10 @@ def run_demo(
     with stack:
         target = stack.target()
         print(f"Local stack up at {stack.endpoint} ({stack.workers} workers, profile {profile}).")
+        if target.cdn is not None:
+            print(
+                f"Local CDN (renditions over HTTP, in the format each browser takes): {target.cdn}"
+            )
         samples = make_samples(out / "samples")
         pairs = [(out / "samples" / s["file"], INPUT_PREFIX + s["file"]) for s in samples]
         ops.upload(target, pairs, ProgressBar(len(pairs), "upload"))
@@ -52,7 +56,8 @@ def run_demo(
             progress=ProgressBar(len(keys), "processed"),
         )
         letters = ops.dead_lettered(target)
-        page = gallery.write(target, out / "gallery")
+        # The stack stops with the demo: its page keeps copies, fetched through the CDN.
+        page = gallery.write(target, out / "gallery", copy_through_cdn=True)
         print()
         print(_table(samples, results, letters))
         expected = {INPUT_PREFIX + s["file"]: s["expect"] for s in samples}

@@ -1,8 +1,11 @@
 """The gallery's markup: a summary line, filters, pages of cards, one card per image.
 
 Pure functions of the metadata items; every image URL comes from a callable, so the same
-markup serves local copies, presigned URLs or a CDN. Everything from keys, errors and
-profiles is HTML-escaped here, in `_text` and `_attr`.
+markup serves local copies, presigned URLs or a CDN. With `pictures`, each rendition is one
+figure holding the `<picture>` element `imgpipe html` prints (pipeline/cli/markup.py), a
+`<source>` per format, so the browser picks the format; otherwise each object written is a
+figure of its own. Everything from keys, errors and profiles is HTML-escaped here, in
+`_text` and `_attr`, and in markup.py.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambda_pkg import records
+from pipeline.cli import markup
 
 SrcFor = Callable[[str], str]
 
@@ -27,10 +31,12 @@ STATUS_ORDER = (records.STATUS_OK, records.STATUS_FAILED, records.STATUS_DELETED
 
 @dataclass(frozen=True)
 class Shown:
-    """A rendition the card shows, and the names of those that came out identical to it."""
+    """A rendition the card shows, and the names of those that came out identical to it;
+    as a picture, `formats` holds its record per format (the fallback last)."""
 
     rendition: dict[str, Any]
     same_as: tuple[str, ...] = ()
+    formats: tuple[dict[str, Any], ...] = ()
 
 
 def distinct_renditions(
@@ -43,6 +49,24 @@ def distinct_renditions(
     for rendition in renditions:
         groups.setdefault(_identity(rendition, etags), []).append(rendition)
     return [Shown(first, tuple(r["name"] for r in rest)) for first, *rest in groups.values()]
+
+
+def distinct_pictures(
+    renditions: Iterable[dict[str, Any]], etags: Mapping[str, str] | None = None
+) -> list[Shown]:
+    """Renditions by name, each with its records per format, those identical in every
+    format to an earlier one folded into it (as `distinct_renditions` decides)."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for rendition in renditions:
+        by_name.setdefault(rendition["name"], []).append(rendition)
+    groups: dict[tuple, list[list[dict[str, Any]]]] = {}
+    for formats in by_name.values():
+        identity = tuple(_identity(record, etags) for record in formats)
+        groups.setdefault(identity, []).append(formats)
+    return [
+        Shown(first[0], tuple(rest[0]["name"] for rest in others), tuple(first))
+        for first, *others in groups.values()
+    ]
 
 
 def _identity(rendition: dict[str, Any], etags: Mapping[str, str] | None) -> tuple:
@@ -100,10 +124,12 @@ def page(
     original_for: SrcFor,
     source: str,
     etags: Mapping[str, str] | None = None,
+    pictures: bool = False,
 ) -> str:
     """The whole page. `src_for(key)` is a rendition's URL, `original_for(key)` an
-    original's; `etags` (output key -> ETag) marks missing and identical renditions."""
-    cards = [card(entry, src_for, original_for, etags) for entry in entries]
+    original's; `etags` (output key -> ETag) marks missing and identical renditions;
+    `pictures` shows each rendition as a `<picture>` of its formats."""
+    cards = [card(entry, src_for, original_for, etags, pictures) for entry in entries]
     # Only the first page is live; the rest wait in an inert <template>, where no image
     # loads and nothing is laid out, whatever markup the cards hold. The script moves each
     # page's cards in; without it the first page still shows.
@@ -159,9 +185,12 @@ def card(
     src_for: SrcFor,
     original_for: SrcFor,
     etags: Mapping[str, str] | None = None,
+    pictures: bool = False,
 ) -> str:
     key, status = entry["image_name"], entry.get("status", "?")
-    figures = _figures(entry, src_for, original_for, etags) if status == records.STATUS_OK else ""
+    figures = ""
+    if status == records.STATUS_OK:
+        figures = _figures(entry, _Images(src_for, original_for, etags, pictures))
     details = "".join(
         f"<dt>{_text(name)}</dt><dd data-field='{name}'>{_text(str(value))}</dd>"
         for name, value in _facts(entry).items()
@@ -186,47 +215,68 @@ def _facts(entry: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in facts.items() if value not in ("", None)}
 
 
-def _figures(
-    entry: dict[str, Any],
-    src_for: SrcFor,
-    original_for: SrcFor,
-    etags: Mapping[str, str] | None,
-) -> str:
+@dataclass(frozen=True)
+class _Images:
+    """Where a card's images come from, and whether renditions are `<picture>`s."""
+
+    src_for: SrcFor
+    original_for: SrcFor
+    etags: Mapping[str, str] | None
+    pictures: bool
+
+    def present(self, rendition: dict[str, Any]) -> bool:
+        return self.etags is None or rendition["key"] in self.etags
+
+
+def _figures(entry: dict[str, Any], images: _Images) -> str:
+    renditions = entry.get("renditions") or []
     preview = preview_rendition(entry)
     if preview is not None:
         fmt = str(entry.get("input_format", "?")).upper()
         caption = f"preview: the {preview['name']} rendition (browsers cannot show {fmt})"
-        first = _figure(_image(entry, preview, src_for), caption, "preview", Shown(preview))
+        same = [r for r in renditions if r["name"] == preview["name"]] if images.pictures else []
+        shown = Shown(preview, formats=tuple(same))
+        first = _figure(_image(entry, shown, images), caption, "preview", shown)
     else:
         size = f"{entry.get('original_width', 0)}x{entry.get('original_height', 0)}"
         caption = f"original · {size} · {entry.get('original_size_bytes', 0):,} B"
-        first = _figure(_original(entry, original_for), caption, "original")
-    shown = distinct_renditions(entry.get("renditions") or [], etags)
-    return first + "".join(_rendition_figure(entry, one, src_for, etags) for one in shown)
+        first = _figure(_original(entry, images.original_for), caption, "original")
+    distinct = distinct_pictures if images.pictures else distinct_renditions
+    shown_all = distinct(renditions, images.etags)
+    return first + "".join(_rendition_figure(entry, one, images) for one in shown_all)
 
 
-def _rendition_figure(
-    entry: dict[str, Any], shown: Shown, src_for: SrcFor, etags: Mapping[str, str] | None
-) -> str:
+def _rendition_figure(entry: dict[str, Any], shown: Shown, images: _Images) -> str:
     rendition = shown.rendition
-    label = f"{rendition['name']} ({rendition.get('format', '?')})"
+    objects = shown.formats or (rendition,)
+    label = f"{rendition['name']} ({', '.join(str(r.get('format', '?')) for r in objects)})"
     size = f"{rendition.get('width', 0)}x{rendition.get('height', 0)}"
-    caption = f"{label} · {size} · {rendition.get('bytes', 0):,} B"
+    nbytes = " / ".join(f"{r.get('bytes', 0):,}" for r in objects)
+    caption = f"{label} · {size} · {nbytes} B"
     kind = "rendition"
     if shown.same_as:
         caption += f" · identical: {', '.join(shown.same_as)}"
         kind = "rendition identical"
-    if etags is not None and rendition["key"] not in etags:
+    present = tuple(r for r in objects if images.present(r))
+    if not present:
         return _figure("<div class='missing'>missing from the output bucket</div>", caption, kind)
-    return _figure(_image(entry, rendition, src_for), caption, kind, shown)
+    if len(present) < len(objects):  # a picture of the formats still there
+        gone = [str(r.get("format", "?")) for r in objects if r not in present]
+        caption += f" · missing: {', '.join(gone)}"
+        shown = Shown(present[0], shown.same_as, present)
+    return _figure(_image(entry, shown, images), caption, kind, shown)
 
 
-def _image(entry: dict[str, Any], rendition: dict[str, Any], src_for: SrcFor) -> str:
-    """One rendition's image element: the one place that picks its URL and markup. It takes
-    the whole item so that markup needing more than one record (a <picture> of every
-    format) can replace it without touching the cards."""
+def _image(entry: dict[str, Any], shown: Shown, images: _Images) -> str:
+    """One rendition's image element: the one place that picks its URL and markup: the
+    `<picture>` of its formats (markup.py's, as `imgpipe html` prints), or one `<img>`."""
+    rendition = shown.rendition
+    if images.pictures and shown.formats:
+        return markup.rendition_picture(
+            entry, list(shown.formats), images.src_for, alt=rendition["name"]
+        )
     return (
-        f"<img src='{_attr(src_for(rendition['key']))}' alt='{_attr(rendition['name'])}' "
+        f"<img src='{_attr(images.src_for(rendition['key']))}' alt='{_attr(rendition['name'])}' "
         f"width='{rendition.get('width', 0)}' height='{rendition.get('height', 0)}' "
         f"loading='lazy' decoding='async'>"
     )
@@ -246,13 +296,17 @@ def _figure(content: str, caption: str, kind: str, shown: Shown | None = None) -
         rendition = shown.rendition
         data = (
             f" data-rendition='{_attr(rendition['name'])}'"
-            f" data-format='{_attr(str(rendition.get('format', '')))}'"
+            f" data-format='{_attr(_formats(shown))}'"
             f" data-width='{rendition.get('width', 0)}' data-height='{rendition.get('height', 0)}'"
             f" data-identical='{_attr(' '.join(shown.same_as))}'"
         )
     return (
         f"<figure class='{kind}'{data}>{content}<figcaption>{_text(caption)}</figcaption></figure>"
     )
+
+
+def _formats(shown: Shown) -> str:
+    return " ".join(str(r.get("format", "")) for r in shown.formats or (shown.rendition,))
 
 
 def _text(value: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from lambda_pkg.records import STATUS_OK
 # compromise), else the narrowest.
 SRC_MAX_WIDTH = 800
 _COLOUR = re.compile(COLOUR_PATTERN)  # the item's dominant_color, as profiles write colours
+UrlFor = Callable[[str], str]  # an object's key -> its URL on the page
 
 
 class MarkupError(ValueError):
@@ -43,26 +45,49 @@ class _Rendition:
 def picture(entry: dict[str, Any], base_url: str, alt: str = "", sizes: str | None = None) -> str:
     """`<picture>` for an `ok` item, its URLs under `base_url` (a CDN, or the bucket's URL)."""
     shown = _whole_picture(_renditions(entry), entry)
+    return _element(shown, lambda key: object_url(base_url, key), alt, sizes, _placeholder(entry))
+
+
+def rendition_picture(
+    entry: dict[str, Any], records: list[dict[str, Any]], url_for: UrlFor, alt: str = ""
+) -> str:
+    """`<picture>` for one rendition of the item: `records` are its entries (one per format,
+    the fallback last), `url_for(key)` each object's URL. The gallery shows each rendition
+    this way, with the same markup `picture` gives the whole item."""
+    rendition = _grouped(records)
+    if len(rendition) != 1:
+        raise MarkupError(f"one rendition's records expected, got {sorted(rendition)}")
+    return _element(list(rendition.values()), url_for, alt, None, _placeholder(entry))
+
+
+def _element(
+    shown: list[_Rendition],
+    url_for: UrlFor,
+    alt: str,
+    sizes: str | None,
+    placeholder: dict[str, str],
+) -> str:
+    """The markup itself, for renditions of one shape, narrowest first."""
     formats = list(dict.fromkeys(fmt for r in shown for fmt in r.keys))
     fallback = formats[-1]  # every profile lists its fallback last
     largest = shown[-1]
     sizes = sizes or f"(max-width: {largest.width}px) 100vw, {largest.width}px"
     lines = ["<picture>"]
     for fmt in (f for f in formats if f != fallback):
-        srcset = _srcset(shown, fmt, base_url)
+        srcset = _srcset(shown, fmt, url_for)
         lines.append(f"  <source {_attributes(type=MEDIA_TYPES[fmt], srcset=srcset, sizes=sizes)}>")
     with_fallback = [r for r in shown if fallback in r.keys]
     src = next((r for r in reversed(with_fallback) if r.width <= SRC_MAX_WIDTH), with_fallback[0])
     image = {
-        "src": _url(base_url, src.keys[fallback]),
-        "srcset": _srcset(shown, fallback, base_url),
+        "src": url_for(src.keys[fallback]),
+        "srcset": _srcset(shown, fallback, url_for),
         "sizes": sizes,
         "width": str(largest.width),
         "height": str(largest.height),
         "alt": alt,
         "loading": "lazy",
         "decoding": "async",
-        **_placeholder(entry),
+        **placeholder,
     }
     lines += [f"  <img {_attributes(**image)}>", "</picture>"]
     return "\n".join(lines)
@@ -73,14 +98,19 @@ def _renditions(entry: dict[str, Any]) -> list[_Rendition]:
     if entry.get("status") != STATUS_OK or not entry.get("renditions"):
         status = entry.get("status", "no status")
         raise MarkupError(f"{entry.get('image_name')!r} has no renditions to show ({status})")
+    return list(_grouped(entry["renditions"]).values())
+
+
+def _grouped(records: list[dict[str, Any]]) -> dict[str, _Rendition]:
+    """Records by rendition name, each format's key in the records' order."""
     by_name: dict[str, _Rendition] = {}
-    for item in entry["renditions"]:
+    for item in records:
         name = item["name"]
         rendition = by_name.setdefault(
             name, _Rendition(name, int(item["width"]), int(item["height"]))
         )
-        rendition.keys[item["format"]] = item["key"]
-    return list(by_name.values())
+        rendition.keys[item.get("format", "")] = item["key"]
+    return by_name
 
 
 def _whole_picture(renditions: list[_Rendition], entry: dict[str, Any]) -> list[_Rendition]:
@@ -101,13 +131,12 @@ def _same_shape(rendition: _Rendition, shape: tuple[int, int]) -> bool:
     return abs(rendition.width * shape[1] / shape[0] - rendition.height) <= 1
 
 
-def _srcset(renditions: list[_Rendition], fmt: str, base_url: str) -> str:
-    return ", ".join(
-        f"{_url(base_url, r.keys[fmt])} {r.width}w" for r in renditions if fmt in r.keys
-    )
+def _srcset(renditions: list[_Rendition], fmt: str, url_for: UrlFor) -> str:
+    return ", ".join(f"{url_for(r.keys[fmt])} {r.width}w" for r in renditions if fmt in r.keys)
 
 
-def _url(base_url: str, key: str) -> str:
+def object_url(base_url: str, key: str) -> str:
+    """The URL of an output object's key under `base_url`."""
     return f"{base_url.rstrip('/')}/{quote(key, safe='/')}"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections import Counter
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,6 +53,8 @@ class LocalCdn:
         self._code = edge.function_code(config)
         self._function: NodeFunction | None = None  # started on the first request
         self._lock = threading.Lock()
+        # Objects answered (key after the function's rewrite -> times): what a page loaded here.
+        self.served: Counter[str] = Counter()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._server.daemon_threads = True
         self._server.cdn = self  # type: ignore[attr-defined]
@@ -96,13 +99,16 @@ class LocalCdn:
     def fetch(self, key: str, head: bool) -> dict[str, Any] | None:
         """The object (its body unless `head`), or None if the bucket has no such key."""
         try:
-            if head:
-                return self._s3.head_object(Bucket=self.bucket, Key=key)
-            return self._s3.get_object(Bucket=self.bucket, Key=key)
+            found = (self._s3.head_object if head else self._s3.get_object)(
+                Bucket=self.bucket, Key=key
+            )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in _MISSING:
                 return None
             raise
+        with self._lock:
+            self.served[key] += 1
+        return found
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,6 +52,14 @@ def test_demo_accounts_for_every_sample(tmp_path):
     assert (tmp_path / "demo" / "gallery" / "index.html").is_file()
     thumb = tmp_path / "demo" / "gallery" / "renditions" / "processed" / "thumb_photo.jpg"
     assert thumb.is_file()
+    # AND the local CDN's URL is printed; the gallery's <picture>s were copied through it
+    # (the stack stops with the demo, so the page keeps copies rather than CDN links)
+    if shutil.which("node"):
+        cdn = re.search(r"^Local CDN \(.*\): (http://127\.0\.0\.1:\d+)$", done.stdout, re.M)
+        assert cdn, done.stdout
+        page = (tmp_path / "demo" / "gallery" / "index.html").read_text()
+        assert page.count("<picture>") >= 13 and 'src="renditions/processed/' in page
+        assert f"renditions copied through the CDN at {cdn[1]}" in page
 
 
 def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tmp_path):
@@ -125,6 +134,10 @@ def test_local_prints_the_upload_line_serves_the_commands_and_stops_on_ctrl_c(tm
         assert "0 to reprocess, 3 already current" in replan.stdout
         gallery = imgpipe("gallery", "--out", str(tmp_path / "g"))
         assert gallery.returncode == 0 and (tmp_path / "g" / "index.html").is_file()
+        # (its renditions are <picture>s on the stack's CDN, found through the state file)
+        sheet = (tmp_path / "g" / "index.html").read_text()
+        assert f'src="{cdn}/processed/thumb_photo.jpg"' in sheet
+        assert not (tmp_path / "g" / "renditions").exists()
         assert "empty" in imgpipe("dlq", "ls").stdout
         assert "Redrove 0 event(s)." in imgpipe("dlq", "redrive").stdout
         # AND Ctrl-C shuts everything down cleanly

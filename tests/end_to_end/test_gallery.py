@@ -1,8 +1,10 @@
-"""The contact sheet, opened in headless Chromium: every image loads, metadata matches, and
-a 1,000-image gallery pages, filters and loads fast."""
+"""The contact sheet, opened in headless Chromium: every image loads, metadata matches,
+through the local CDN the browser picks WebP from each <picture>, and a 1,000-image gallery
+pages, filters and loads fast."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -19,11 +21,12 @@ import pytest
 from lambda_pkg import wire
 from lambda_pkg.events import s3_event
 from lambda_pkg.metadata import utc_timestamp
-from lambda_pkg.profiles import Route
+from lambda_pkg.profiles import PipelineConfig, Route, load_named
 from pipeline.aws import client
 from pipeline.cli import gallery, gallery_page, ops
 from pipeline.cli.targets import PROJECT, Target
 from pipeline.local import provision
+from pipeline.local.cdn import LocalCdn
 from pipeline.local.emulator import Emulator
 from pipeline.program.names import resource_names
 from tests.support import images
@@ -33,6 +36,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("CI"),
     reason="Debian's chromium is not installed here (.ci/run installs it)",
+)
+needs_node = pytest.mark.skipif(
+    shutil.which("node") is None and not os.environ.get("CI"),
+    reason="no local CDN without node (.ci/run installs nodejs)",
 )
 # Probes run at the page's load event (after its own script) and write what they found
 # into a <pre id="probe"> for --dump-dom. Headless Chromium ignores loading="lazy" (it loads
@@ -54,6 +61,19 @@ window.addEventListener('load', () => {
   report({load_ms: performance.now(), dom_ms: navigation.domContentLoadedEventEnd,
           keys: shown().map(card => card.dataset.key), images: loaded(),
           position: document.getElementById('position').textContent});
+});
+"""
+# Each <picture>'s <img> as the browser resolved it: the URL it chose and what decoded.
+PROBE_PICTURES = """
+window.addEventListener('load', () => {
+  const found = [...document.querySelectorAll('#cards figure')].map(figure => {
+    const img = figure.querySelector('img');
+    return {key: figure.closest('section').dataset.key, kind: figure.className,
+            rendition: figure.dataset.rendition || null, picture: !!figure.querySelector('picture'),
+            src: img && img.currentSrc, w: img ? img.naturalWidth : 0,
+            h: img ? img.naturalHeight : 0};
+  });
+  report({load_ms: performance.now(), figures: found});
 });
 """
 # Unticks one status box as a person would; the page moves the filter into the URL.
@@ -138,23 +158,33 @@ def parsed(page: Path) -> _Cards:
     return parser
 
 
-@needs_chromium
-def test_every_image_loads_in_chromium_and_metadata_matches_the_table(tmp_path):
-    stack = new_stack(profile="web")
-    with stack:
+WEB_OBJECTS = {
+    "input/photo.jpg": images.jpeg(1920, 1080),
+    "input/logo.png": images.png(400, 300, "RGBA"),
+    "input/rotated.jpg": images.jpeg(1200, 800, orientation=6),
+    "input/scan.tif": images.encode(images.photo(900, 600), "TIFF"),
+    "input/phone.heic": images.heic(640, 480),
+    "input/broken.jpg": b"\xff\xd8\xff not really",
+}
+
+
+@pytest.fixture(scope="module")
+def web_stack():
+    """A local stack (with its CDN, where node is installed) that processed a few images
+    with the web profile: WebP and JPEG per width, a WebP square."""
+    with new_stack(profile="web") as stack:
         target = stack.target()
-        objects = {
-            "input/photo.jpg": images.jpeg(1920, 1080),
-            "input/logo.png": images.png(400, 300, "RGBA"),
-            "input/rotated.jpg": images.jpeg(1200, 800, orientation=6),
-            "input/scan.tif": images.encode(images.photo(900, 600), "TIFF"),
-            "input/phone.heic": images.heic(640, 480),
-            "input/broken.jpg": b"\xff\xd8\xff not really",
-        }
-        ops.upload_bytes(target, objects)
-        wait_final(target, list(objects))
-        page = gallery.write(target, tmp_path / "gallery")
+        ops.upload_bytes(target, WEB_OBJECTS)
+        wait_final(target, list(WEB_OBJECTS))
         entries = {entry["image_name"]: entry for entry in ops.items(target)}
+        yield stack, target, entries
+
+
+@needs_chromium
+def test_every_image_loads_in_chromium_and_metadata_matches_the_table(web_stack, tmp_path):
+    # GIVEN the stack without a CDN: the gallery downloads copies, as without node
+    _, target, entries = web_stack
+    page = gallery.write(dataclasses.replace(target, cdn=None), tmp_path / "gallery")
 
     # THEN every <img> on the page decoded in the browser at the size the item records
     found = in_chromium(page, PROBE_LOAD, settle=True)["images"]
@@ -194,6 +224,77 @@ def test_every_image_loads_in_chromium_and_metadata_matches_the_table(tmp_path):
     assert logo["w1600", "webp"]["data-identical"] == "w800" and ("w800", "webp") not in logo
     assert logo["w1600", "jpeg"]["data-identical"] == "w800"
     assert logo["w320", "webp"]["data-identical"] == ""
+
+
+def webp_keys(entries: dict, shown_only: bool = True) -> set[str]:
+    """The WebP object of every rendition the gallery shows (identical ones folded)."""
+    keys = set()
+    for entry in entries.values():
+        if entry["status"] != "ok":
+            continue
+        for one in gallery_page.distinct_pictures(entry["renditions"]):
+            keys |= {r["key"] for r in one.formats if r["format"] == "webp"}
+    return keys
+
+
+@needs_chromium
+@needs_node
+def test_through_the_local_cdn_chromium_picks_webp_from_each_picture(web_stack, tmp_path):
+    stack, target, entries = web_stack
+    assert target.cdn is not None and stack.cdn is not None
+    # GIVEN the gallery of the stack, which has a local CDN: no rendition is downloaded
+    page = gallery.write(target, tmp_path / "gallery")
+    assert not (tmp_path / "gallery" / "renditions").exists()
+    stack.cdn.served.clear()
+    # WHEN Chromium opens it (real time) while the stack runs
+    seen = in_chromium(page, PROBE_PICTURES)
+    figures = seen["figures"]
+    pictures = [f for f in figures if f["picture"]]
+    print(
+        f"\nGallery through the local CDN in Chromium: load event {seen['load_ms']:.0f} ms, "
+        f"{len(pictures)} pictures, {sum(stack.cdn.served.values())} CDN responses"
+    )
+    # THEN every rendition (and preview) is a <picture>, each loaded from the CDN as WebP
+    # (Chromium takes the <source type="image/webp">), decoded in the shape the item records
+    assert pictures and all(f["kind"] != "original" for f in pictures)
+    records = {
+        (e["image_name"], r["name"]): r for e in entries.values() for r in e.get("renditions", [])
+    }
+    for figure in pictures:
+        assert figure["src"].startswith(f"{target.cdn}/processed/"), figure
+        assert figure["src"].endswith(".webp") and figure["w"] > 0, figure
+        # (a srcset's `w` descriptor scales naturalWidth to `sizes`: the shape is what stays)
+        expected = records[figure["key"], figure["rendition"]]
+        ratio = expected["width"] / expected["height"]
+        assert abs(figure["w"] / figure["h"] - ratio) < ratio / 100, (figure, expected)
+    # AND the bytes came through the local CDN: each WebP shown once or more, no fallback
+    assert set(stack.cdn.served) == webp_keys(entries)
+    assert not [key for key in stack.cdn.served if not key.endswith(".webp")]
+    # AND the originals browsers can show are local copies (the CDN serves processed/ only)
+    originals = [f for f in figures if f["kind"] == "original"]
+    assert originals and all(f["src"].startswith("file://") and f["w"] > 0 for f in originals)
+
+
+@needs_chromium
+@needs_node
+def test_a_page_copied_through_the_cdn_outlives_it_and_still_picks_webp(web_stack, tmp_path):
+    # GIVEN the demo's gallery: every format of each shown rendition copied through the CDN
+    stack, target, entries = web_stack
+    stack.cdn.served.clear()
+    page = gallery.write(target, tmp_path / "gallery", copy_through_cdn=True)
+    shown = webp_keys(entries)
+    fallbacks = {k.removesuffix(".webp") + ".jpg" for k in shown if "/square" not in k}
+    assert set(stack.cdn.served) == shown | fallbacks
+    copies = tmp_path / "gallery" / "renditions"
+    copied = {p.relative_to(copies).as_posix() for p in copies.rglob("*") if p.is_file()}
+    assert copied == shown | fallbacks
+    # WHEN Chromium opens the copies: the same <picture>, WebP chosen from the local files
+    figures = in_chromium(page, PROBE_PICTURES, settle=True)["figures"]
+    pictures = [f for f in figures if f["picture"]]
+    assert pictures and all(
+        f["src"].startswith(copies.as_uri()) and f["src"].endswith(".webp") and f["w"] > 0
+        for f in pictures
+    ), pictures
 
 
 # -- 1,000 images -------------------------------------------------------------------------
@@ -282,8 +383,8 @@ def store(target: Target, entries: list[dict], originals: dict, outputs: dict) -
 
 
 @pytest.fixture(scope="module")
-def thousand(tmp_path_factory):
-    """A 1,000-image gallery written by `imgpipe gallery`'s code from an emulator's data."""
+def thousand_world():
+    """An emulator holding 1,000 images as the function leaves them, and their target."""
     names = resource_names(PROJECT, f"g{os.getpid() % 1000}-thousand")
     with Emulator() as emulator:
         # No worker runs: the route only has to exist, and matches none of these keys.
@@ -296,10 +397,30 @@ def thousand(tmp_path_factory):
         )
         entries, originals, outputs = thousand_images()
         store(target, entries, originals, outputs)
-        started = time.monotonic()
-        page = gallery.write(target, tmp_path_factory.mktemp("thousand"))
-        print(f"\n1,000-image gallery written in {time.monotonic() - started:.1f} s", end="")
-    return page, sorted(e["image_name"] for e in entries)
+        yield target, sorted(e["image_name"] for e in entries)
+
+
+@pytest.fixture(scope="module")
+def thousand(thousand_world, tmp_path_factory):
+    """A 1,000-image gallery written by `imgpipe gallery`'s code from an emulator's data."""
+    target, keys = thousand_world
+    started = time.monotonic()
+    page = gallery.write(target, tmp_path_factory.mktemp("thousand"))
+    print(f"\n1,000-image gallery written in {time.monotonic() - started:.1f} s", end="")
+    return page, keys
+
+
+@pytest.fixture(scope="module")
+def thousand_cdn(thousand_world, tmp_path_factory):
+    """The same 1,000 images, their gallery on a local CDN in front of the emulator."""
+    target, keys = thousand_world
+    config = PipelineConfig.single(load_named("web"))
+    cdn = LocalCdn(target.endpoint, target.names.output_bucket, config).start()
+    try:
+        served = dataclasses.replace(target, cdn=cdn.url)
+        yield gallery.write(served, tmp_path_factory.mktemp("thousand-cdn")), keys, cdn
+    finally:
+        cdn.stop()
 
 
 def status_of(key: str) -> str:
@@ -329,6 +450,23 @@ def test_a_thousand_image_gallery_loads_one_page_of_images_fast(thousand):
     assert all(img["w"] > 0 for img in seen["images"]), seen["images"]
     # AND it loads well within a generous bound (about 1 s measured on 2 busy cores)
     assert seen["load_ms"] < 15_000
+
+
+@needs_chromium
+@needs_node
+def test_through_a_cdn_off_page_pictures_are_never_requested(thousand_cdn):
+    page, keys, cdn = thousand_cdn
+    cdn.served.clear()
+    seen = in_chromium(page, PROBE_LOAD)
+    print(
+        f"\n1,000-image gallery through a local CDN in Chromium: load event "
+        f"{seen['load_ms']:.0f} ms, {sum(cdn.served.values())} CDN responses"
+    )
+    # THEN only the first page's renditions are asked of the CDN (the rest wait, inert)
+    first = [k for k in seen["keys"] if status_of(k) == "ok"]
+    assert first and seen["keys"] == sorted([*keys, *EXTRA])[: gallery_page.PAGE_SIZE]
+    assert {key.split("/", 1)[1].rsplit("/", 1)[0] for key in cdn.served} == set(first)
+    assert all(img["w"] > 0 for img in seen["images"]), seen["images"]
 
 
 @needs_chromium

@@ -134,3 +134,29 @@ def test_writing_again_fetches_only_copies_that_are_missing_or_changed(world, tm
     # THEN those two are fetched again, and the unchanged copy is left as it was
     assert changed.read_bytes() == b"newer" and spoiled.read_bytes() == b"original"
     assert kept.stat().st_mtime_ns == before
+
+
+def test_with_a_cdn_renditions_are_pictures_on_it_and_only_originals_are_copied(world, tmp_path):
+    # GIVEN a stack whose renditions a CDN serves (imgpipe:cdn's URL, or the local CDN)
+    cdn = dataclasses.replace(world, cdn="https://d1.cloudfront.net")
+    put_ok(world, "photo.jpg", "jpeg", {"w1600": b"big", "w800": b"small"})
+    put_ok(world, "scan.tif", "tiff", {"w1600": b"large"})
+    # WHEN the gallery is written
+    text = gallery.write(cdn, tmp_path).read_text()
+    # THEN no rendition is downloaded: the CDN serves processed/ and the browser loads it
+    assert files(tmp_path) == {"index.html", "originals/photo.jpg"}
+    # AND each rendition is a <picture> whose URLs are on the CDN; originals stay copies
+    assert text.count("<picture>") == 4  # the photo's two widths; the TIFF's preview and w1600
+    assert 'src="https://d1.cloudfront.net/processed/photo.jpg/w800.webp"' in text
+    assert "src='originals/photo.jpg'" in text
+    assert "renditions through the CDN at https://d1.cloudfront.net" in text
+
+
+def test_with_a_cdn_and_presign_renditions_stay_on_the_cdn(world, tmp_path):
+    cdn = dataclasses.replace(world, cdn="https://d1.cloudfront.net")
+    put_ok(world, "photo.jpg", "jpeg", {"w800": b"x"})
+    text = gallery.write(cdn, tmp_path, presign=True).read_text()
+    assert files(tmp_path) == {"index.html"}
+    assert 'src="https://d1.cloudfront.net/processed/photo.jpg/w800.webp"' in text
+    (original,) = [s for s in _sources(text) if "photo.jpg?" in s]
+    assert world.names.input_bucket in original and "Signature=" in original

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.cli import gallery_page
+from pipeline.cli import gallery_page, markup
 from pipeline.cli.gallery_page import (
     PAGE_SIZE,
     bytes_saved,
@@ -165,3 +165,87 @@ def test_a_dead_lettered_card_lists_only_what_is_known():
     markup = card(entry, url, url)
     fields = re.findall(r"data-field='([^']*)'", markup)
     assert fields == ["status", "error"]
+
+
+# -- with a CDN: each rendition a <picture> of its formats ------------------------------
+
+
+def two_formats(name: str, width: int, height: int, webp: int, jpeg: int) -> list[dict]:
+    """A multi-format rendition as the handler records it: one entry per format, the
+    fallback (JPEG) last."""
+    return [rendition(name, width, height, webp), rendition(name, width, height, jpeg, "jpeg")]
+
+
+def test_with_pictures_each_rendition_is_the_markup_imgpipe_html_prints():
+    # GIVEN the web profile's shape: two widths in WebP and JPEG, and a WebP-only square
+    renditions = [
+        *two_formats("w800", 400, 300, 9_000, 14_000),
+        *two_formats("w320", 320, 240, 5_000, 8_000),
+        rendition("square", 200, 200, 3_000),
+    ]
+    entry = ok(renditions=renditions, dominant_color="#102030")
+    # WHEN the card is made for a page whose renditions are on a CDN
+    markup_text = card(entry, url, url, pictures=True)
+    # THEN each rendition is one figure holding markup.py's <picture>, not one per format
+    for name in ("w800", "w320"):
+        records = [r for r in renditions if r["name"] == name]
+        assert markup.rendition_picture(entry, records, url, alt=name) in markup_text
+    figures = re.findall(
+        r"<figure class='rendition' data-rendition='([^']*)' data-format='([^']*)'", markup_text
+    )
+    assert figures == [("w800", "webp jpeg"), ("w320", "webp jpeg"), ("square", "webp")]
+    assert markup_text.count("<picture>") == 3 and markup_text.count("<source") == 2
+    # AND the captions give each format's bytes; the original stays a plain <img>
+    assert "w800 (webp, jpeg) · 400x300 · 9,000 / 14,000 B" in markup_text
+    assert "<img src='https://cdn.example/a.jpg' alt='original'" in markup_text
+
+
+def test_with_pictures_alike_renditions_fold_only_when_every_format_is_alike():
+    # GIVEN w1600 and w800 alike in both formats (never upscaled), and w320 whose JPEG
+    # happens to match w800's in size and bytes but whose WebP differs
+    renditions = [
+        *two_formats("w1600", 400, 300, 9_000, 14_000),
+        *two_formats("w800", 400, 300, 9_000, 14_000),
+        *two_formats("w320", 400, 300, 7_000, 14_000),
+    ]
+    shown = gallery_page.distinct_pictures(renditions)
+    assert [(s.rendition["name"], s.same_as, len(s.formats)) for s in shown] == [
+        ("w1600", ("w800",), 2),
+        ("w320", (), 2),
+    ]
+    markup_text = card(ok(renditions=renditions), url, url, pictures=True)
+    assert markup_text.count("<picture>") == 2 and "identical: w800" in markup_text
+
+
+def test_with_pictures_a_missing_format_is_left_out_and_named():
+    renditions = [*two_formats("w800", 400, 300, 9_000, 14_000), *two_formats("w320", 1, 1, 1, 1)]
+    # GIVEN the output bucket holds w800's JPEG only, and nothing of w320
+    present = {renditions[1]["key"]: '"e"'}
+    markup_text = card(ok(renditions=renditions), url, url, present, pictures=True)
+    # THEN w800 is a picture of its JPEG alone, marked; w320 is marked, not linked
+    assert "w800.webp" not in markup_text and "<source" not in markup_text
+    assert 'src="https://cdn.example/processed/a.jpg/w800.jpeg"' in markup_text
+    assert "missing: webp" in markup_text
+    assert "w320" in markup_text and "processed/a.jpg/w320" not in markup_text
+    assert "missing from the output bucket" in markup_text
+
+
+def test_with_pictures_an_original_browsers_cannot_show_is_previewed_in_every_format():
+    renditions = [
+        *two_formats("w1600", 1600, 1200, 90_000, 150_000),
+        *two_formats("w320", 320, 240, 6_000, 9_000),
+    ]
+    markup_text = card(ok("scan.tif", "tiff", renditions), url, url, pictures=True)
+    preview = markup_text.split("<figure class='preview'", 1)[1].split("</figure>", 1)[0]
+    assert "data-rendition='w1600' data-format='webp jpeg'" in preview
+    assert 'type="image/webp"' in preview and "w1600.jpeg" in preview
+    assert "https://cdn.example/scan.tif" not in markup_text
+
+
+def test_with_pictures_off_page_cards_still_wait_in_the_template():
+    entries = [
+        ok(f"{n:04d}.jpg", renditions=two_formats("w800", 400, 300, 9, 14)) for n in range(60)
+    ]
+    text = page(entries, url, url, "bucket in", pictures=True)
+    live, held = text.split("<template id='more'>")
+    assert live.count("<picture>") == PAGE_SIZE and held.count("<picture>") == 60 - PAGE_SIZE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.cli.markup import MarkupError, picture
+from pipeline.cli.markup import MarkupError, object_url, picture, rendition_picture
 from tests.support.tags import start_tags
 
 CDN = "https://d111111abcdef8.cloudfront.net"
@@ -125,3 +125,29 @@ def test_an_item_without_renditions_is_an_error_naming_it(status):
     item = {**entry(), "status": status, "renditions": []}
     with pytest.raises(MarkupError, match=rf"'input/beach day.jpg' has no renditions.*{status}"):
         picture(item, CDN)
+
+
+def test_one_rendition_is_the_same_markup_with_urls_from_a_callable():
+    # GIVEN the w320 records of the web item (WebP, then the JPEG fallback)
+    item = entry()
+    w320 = [r for r in item["renditions"] if r["name"] == "w320"]
+    # WHEN the gallery asks for that rendition alone, its URLs from a callable
+    found = start_tags(rendition_picture(item, w320, lambda key: f"copies/{key}", alt="w320"))
+    # THEN it is the <picture> `imgpipe html` prints, reduced to the one width
+    assert [tag for tag, _ in found] == ["picture", "source", "img"]
+    source, img = found[1][1], found[2][1]
+    assert source["type"] == "image/webp"
+    assert source["srcset"] == "copies/processed/input/beach day.jpg/w320.webp 320w"
+    assert img["src"] == "copies/processed/input/beach day.jpg/w320.jpg"
+    assert (img["width"], img["height"], img["alt"]) == ("320", "213", "w320")
+    assert img["sizes"] == "(max-width: 320px) 100vw, 320px"
+    assert img["style"] == "background-color:#7a6b5c"
+    # AND with a CDN as the base, it is exactly the markup `picture` makes for that width
+    only = {**item, "renditions": w320, "original_width": 320, "original_height": 213}
+    assert rendition_picture(item, w320, lambda key: object_url(CDN, key)) == picture(only, CDN)
+
+
+def test_one_rendition_means_records_of_one_name():
+    item = entry()
+    with pytest.raises(MarkupError, match="one rendition's records"):
+        rendition_picture(item, item["renditions"][:3], lambda key: key)
