@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -339,10 +341,26 @@ def _local(args: argparse.Namespace) -> int:
 
 
 def _stop_on_sigterm() -> None:
+    """SIGTERM (`kill`) and SIGHUP (the terminal closed) stop as Ctrl-C does: the workers
+    stopped, the last snapshot written, the state file removed."""
+
     def interrupt(signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:  # the terminal is gone: a write to it would fail
+            _silence_terminal()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+
+
+def _silence_terminal() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def _serve(
