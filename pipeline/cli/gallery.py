@@ -4,7 +4,7 @@ writes the markup), with local copies of the images it shows, or presigned URLs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,6 +18,8 @@ from pipeline.cli.targets import Target
 PRESIGN_EXPIRY_S = 3600
 # Downloads at once: a 1,000-image gallery is thousands of small objects, each a round trip.
 PARALLEL_DOWNLOADS = 8
+NAME_MAX = 255  # bytes in one file name (Linux, macOS)
+SUFFIX_MAX = 16  # a longer "extension" is part of a name, not a file type
 
 
 def write(target: Target, out_dir: Path, presign: bool = False) -> Path:
@@ -84,13 +86,26 @@ def _presigner(s3: Any, bucket: str) -> gallery_page.SrcFor:
     return presigned
 
 
-def _local_name(key: str) -> str:
+def _local_name(key: str, folders: frozenset[str] = frozenset()) -> str:
     """The key as a relative path, unless it would leave the folder (S3 keys may hold
-    `..`, empty segments or a leading `/`): such a key gets a name from its digest."""
+    `..`, empty segments or a leading `/`), has a segment longer than a file name may be,
+    or is also another key's folder (`folders`): such a key gets a name from its digest."""
     parts = key.split("/")
-    if all(part not in ("", ".", "..") for part in parts):
+    if key not in folders and all(_fits(part) for part in parts):
         return key
-    return f"unsafe-keys/{hashlib.sha256(key.encode()).hexdigest()[:24]}{PurePosixPath(key).suffix}"
+    suffix = PurePosixPath(key).suffix
+    suffix = suffix if _fits(suffix) and len(suffix) <= SUFFIX_MAX else ""
+    return f"unsafe-keys/{hashlib.sha256(key.encode()).hexdigest()[:24]}{suffix}"
+
+
+def _fits(part: str) -> bool:
+    return part not in ("", ".", "..") and len(part.encode()) <= NAME_MAX
+
+
+def _folders(keys: Iterable[str]) -> frozenset[str]:
+    return frozenset(
+        key.rsplit("/", depth)[0] for key in keys for depth in range(1, key.count("/") + 1)
+    )
 
 
 class _Copies:
@@ -103,8 +118,10 @@ class _Copies:
         self._wanted: dict[Path, tuple[str, str, str | None]] = {}
 
     def link(self, bucket: str, folder: str, etags: dict[str, str] | None) -> gallery_page.SrcFor:
+        folders = _folders(etags or {})
+
         def local(key: str) -> str:
-            relative = f"{folder}/{_local_name(key)}"
+            relative = f"{folder}/{_local_name(key, folders)}"
             self._wanted[self._out_dir / relative] = (bucket, key, (etags or {}).get(key))
             return quote(relative)
 

@@ -134,3 +134,19 @@ def test_writing_again_fetches_only_copies_that_are_missing_or_changed(world, tm
     # THEN those two are fetched again, and the unchanged copy is left as it was
     assert changed.read_bytes() == b"newer" and spoiled.read_bytes() == b"original"
     assert kept.stat().st_mtime_ns == before
+
+
+def test_keys_no_file_system_can_hold_as_paths_get_safe_names(world, tmp_path):
+    # GIVEN keys S3 accepts that a folder of files cannot mirror: a segment over 255 bytes
+    # (S3 allows 1,024 per key), and a key that is also another key's folder
+    long_key = f"long/{'L' * 300}.jpg"
+    long_suffix = f"long/x.{'E' * 300}"
+    for key in (long_key, long_suffix, "a.jpg", "a.jpg/b.jpg"):
+        put_ok(world, key, "jpeg", {"w800": key.encode()})
+    out = tmp_path / "gallery"
+    # WHEN the gallery is written
+    page = gallery.write(world, out)
+    # THEN it is, with every original copied and every local link naming a copied file
+    copied = files(tmp_path)
+    assert sum(path.startswith("gallery/originals/") for path in copied) == 4
+    assert {f"gallery/{src}" for src in _sources(page.read_text())} <= copied
