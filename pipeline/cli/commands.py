@@ -25,7 +25,7 @@ from pipeline.cli import gallery, listing, markup, ops, report
 from pipeline.cli.progress import ProgressBar
 from pipeline.cli.targets import STATE_DIR_VARIABLE, Target, TargetError, resolve
 from pipeline.local.emulator import PortInUse
-from pipeline.local.instance import AlreadyRunning
+from pipeline.local.instance import AlreadyRunning, UnusableFolder
 from pipeline.local.state import StateError
 from pipeline.program.artifacts import (
     REPO_ROOT,
@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ArtifactError,
         FileNotFoundError,
         AlreadyRunning,
+        UnusableFolder,
         PortInUse,
         StateError,
     ) as exc:
