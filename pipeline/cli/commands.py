@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -23,7 +25,7 @@ from pipeline.cli import gallery, listing, markup, ops, report
 from pipeline.cli.progress import ProgressBar
 from pipeline.cli.targets import STATE_DIR_VARIABLE, Target, TargetError, resolve
 from pipeline.local.emulator import PortInUse
-from pipeline.local.instance import AlreadyRunning
+from pipeline.local.instance import AlreadyRunning, UnusableFolder
 from pipeline.local.state import StateError
 from pipeline.program.artifacts import (
     REPO_ROOT,
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ArtifactError,
         FileNotFoundError,
         AlreadyRunning,
+        UnusableFolder,
         PortInUse,
         StateError,
     ) as exc:
@@ -341,10 +344,26 @@ def _local(args: argparse.Namespace) -> int:
 
 
 def _stop_on_sigterm() -> None:
+    """SIGTERM (`kill`) and SIGHUP (the terminal closed) stop as Ctrl-C does: the workers
+    stopped, the last snapshot written, the state file removed."""
+
     def interrupt(signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:  # the terminal is gone: a write to it would fail
+            _silence_terminal()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+
+
+def _silence_terminal() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def _serve(

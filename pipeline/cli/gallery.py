@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -28,6 +28,8 @@ PRESIGN_EXPIRY_S = 3600
 # Downloads at once: a 1,000-image gallery is thousands of small objects, each a round trip.
 PARALLEL_DOWNLOADS = 8
 CDN_TIMEOUT_S = 30
+NAME_MAX = 255  # bytes in one file name (Linux, macOS)
+SUFFIX_MAX = 16  # a longer "extension" is part of a name, not a file type
 
 
 def write(
@@ -121,13 +123,26 @@ def _presigner(s3: Any, bucket: str) -> gallery_page.SrcFor:
     return presigned
 
 
-def _local_name(key: str) -> str:
+def _local_name(key: str, folders: frozenset[str] = frozenset()) -> str:
     """The key as a relative path, unless it would leave the folder (S3 keys may hold
-    `..`, empty segments or a leading `/`): such a key gets a name from its digest."""
+    `..`, empty segments or a leading `/`), has a segment longer than a file name may be,
+    or is also another key's folder (`folders`): such a key gets a name from its digest."""
     parts = key.split("/")
-    if all(part not in ("", ".", "..") for part in parts):
+    if key not in folders and all(_fits(part) for part in parts):
         return key
-    return f"unsafe-keys/{hashlib.sha256(key.encode()).hexdigest()[:24]}{PurePosixPath(key).suffix}"
+    suffix = PurePosixPath(key).suffix
+    suffix = suffix if _fits(suffix) and len(suffix) <= SUFFIX_MAX else ""
+    return f"unsafe-keys/{hashlib.sha256(key.encode()).hexdigest()[:24]}{suffix}"
+
+
+def _fits(part: str) -> bool:
+    return part not in ("", ".", "..") and len(part.encode()) <= NAME_MAX
+
+
+def _folders(keys: Iterable[str]) -> frozenset[str]:
+    return frozenset(
+        key.rsplit("/", depth)[0] for key in keys for depth in range(1, key.count("/") + 1)
+    )
 
 
 # What one copy is of: bucket, key, listed ETag, the CDN to fetch it through (or S3).
@@ -148,8 +163,10 @@ class _Copies:
     ) -> gallery_page.SrcFor:
         """Links to copies of `bucket`'s objects, fetched from S3 or through the CDN `via`."""
 
+        folders = _folders(etags or {})
+
         def local(key: str) -> str:
-            relative = f"{folder}/{_local_name(key)}"
+            relative = f"{folder}/{_local_name(key, folders)}"
             self._wanted[self._out_dir / relative] = (bucket, key, (etags or {}).get(key), via)
             return quote(relative)
 

@@ -72,6 +72,26 @@ class PortInUse(RuntimeError):
     """The port asked for is taken by another program."""
 
 
+def _moto_server(host: str, port: int) -> Any:
+    """moto's ThreadedMotoServer, except that a port it cannot bind ends start(): moto's
+    waits for ever for a server that never came up (werkzeug prints two lines and raises
+    SystemExit in moto's thread)."""
+    from moto.server import ThreadedMotoServer
+
+    class Server(ThreadedMotoServer):
+        bound = True
+
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except (OSError, SystemExit):
+                if self._server is None:  # make_server failed: nothing serves
+                    self.bound = False
+                    self._server_ready_event.set()
+
+    return Server(ip_address=host, port=port, verbose=False)
+
+
 class Emulator:
     """Starts moto's ThreadedMotoServer on a loopback port (a free one unless given)."""
 
@@ -93,10 +113,13 @@ class Emulator:
             try:
                 probe.bind((self.HOST, self.port))
             except OSError as exc:
-                raise PortInUse(
-                    f"port {self.port} on {self.HOST} is in use by another program "
-                    f"({exc.strerror}): pick another --port, or leave it out for a free one"
-                ) from None
+                raise self._in_use(exc.strerror) from None
+
+    def _in_use(self, why: str) -> PortInUse:
+        return PortInUse(
+            f"port {self.port} on {self.HOST} is in use by another program "
+            f"({why}): pick another --port, or leave it out for a free one"
+        )
 
     def start(self) -> Emulator:
         # werkzeug logs every request at INFO; the demo's output is the table, not that.
@@ -104,11 +127,11 @@ class Emulator:
         stamp_sequencers()
         serialise_dynamodb()
         request_gate()
-        from moto.server import ThreadedMotoServer
-
         self.check_port()  # again: the port may have been taken while the function built
-        server = ThreadedMotoServer(ip_address=self.HOST, port=self.port, verbose=False)
+        server = _moto_server(self.HOST, self.port)
         server.start()
+        if not server.bound:  # taken since the check: by another stack's server, say
+            raise self._in_use("Address already in use")
         self._server = server
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"

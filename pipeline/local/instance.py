@@ -24,6 +24,10 @@ class AlreadyRunning(RuntimeError):
     """Another process serves this stack from the same state folder."""
 
 
+class UnusableFolder(RuntimeError):
+    """The state folder cannot be made or written (a read-only file system, say)."""
+
+
 @dataclass(frozen=True)
 class Process:
     pid: int
@@ -66,11 +70,18 @@ class InstanceLock:
         return self._fd is not None
 
     def acquire(self) -> bool:
-        """True if this process holds the lock now; False if another process does."""
+        """True if this process holds the lock now; False if another process does;
+        UnusableFolder if the folder cannot hold a lock."""
         if self._fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UnusableFolder(
+                f"cannot use {self.path.parent} as the state folder ({exc.strerror}): "
+                "pick one this user can write with --state-dir"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -33,5 +33,5 @@ def _point_latest(runs: Path, name: str) -> None:
         staged.unlink(missing_ok=True)
         staged.symlink_to(name)
         os.replace(staged, runs / LATEST)
-    except OSError:
-        pass  # a file system without symbolic links: the folders are still there, by time
+    except OSError:  # no symbolic links here, or `latest` is a folder someone made
+        staged.unlink(missing_ok=True)  # the folders are still there, by time

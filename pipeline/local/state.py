@@ -127,11 +127,15 @@ def _backends() -> tuple[Any, Any, Any]:
 def _write_file(path: Path, data: bytes) -> None:
     """Whole or not at all, whenever the process dies: temp file, fsync, rename."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # a full disk: the part written would only take more room
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _sync_directory(path: Path) -> None:
@@ -165,6 +169,7 @@ class Snapshotter:
         # new object on every write, so the same object means the same bytes and entry.
         self._saved: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
         self._kept: dict[str, set[str]] = {MANIFEST: set(), PREVIOUS: set()}
+        self._failure = ""  # why the last snapshot failed, said once until it changes
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the timer's snapshot and stop()'s never interleave
         self._thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
@@ -181,10 +186,7 @@ class Snapshotter:
             return
         self._stop.set()
         self._thread.join()
-        try:
-            self.snapshot()
-        except Exception:  # the one before it stays: at most one interval older
-            logger.exception("writing the local state to %s failed", self.directory)
+        self.save_or_say_why()
 
     def restore(self, saved: Saved, config: PipelineConfig) -> Restored:
         """Put a loaded snapshot into the freshly provisioned, empty resources. Goes to
@@ -220,10 +222,28 @@ class Snapshotter:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            try:
-                self.snapshot()
-            except Exception:  # a full disk: say so, keep the last good one, try again
-                logger.exception("writing the local state to %s failed", self.directory)
+            self.save_or_say_why()
+
+    def save_or_say_why(self) -> None:
+        """A snapshot if anything changed; a failure (a full disk) is one line, said once
+        until it changes or passes: the one before stays, and the next tick tries again."""
+        try:
+            self.snapshot()
+        except Exception as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+            if failure != self._failure:
+                logger.error(
+                    "Could not save the local state to %s (%s); the last saved state stays, "
+                    "trying again every %.0f s",
+                    self.directory,
+                    failure,
+                    self.interval_s,
+                )
+            self._failure = failure
+            return
+        if self._failure:
+            logger.info("The local state is saved again in %s.", self.directory)
+            self._failure = ""
 
     def snapshot(self) -> bool:
         """Write one if anything changed since the last; True if it did."""

@@ -10,12 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from pipeline.cli import ops
 from pipeline.cli.targets import state_file
-from pipeline.local.emulator import PortInUse
+from pipeline.local.emulator import Emulator, PortInUse
 from pipeline.local.instance import InstanceLock
 from pipeline.local.runner import LocalStack
 from pipeline.local.runs import LATEST
@@ -151,3 +152,26 @@ def test_a_stack_refused_for_its_port_leaves_the_folder_free(tmp_path):
             busy.start()
     assert not state_file(folder=tmp_path).exists()
     assert InstanceLock(tmp_path / "local.lock").acquire()
+
+
+def test_a_port_taken_between_the_check_and_the_bind_fails_instead_of_hanging(monkeypatch):
+    # Two stacks from different --state-dir folders asked for one --port both pass the
+    # check; the second's server then cannot bind. Simulated: the port is taken after it.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        emulator = Emulator(taken.getsockname()[1])
+        monkeypatch.setattr(emulator, "check_port", lambda: None)
+        outcome: list[BaseException | None] = []
+
+        def start() -> None:
+            try:
+                emulator.start()
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        starting = threading.Thread(target=start, daemon=True)
+        starting.start()
+        starting.join(60)  # the old behaviour was to wait for ever
+    assert outcome and isinstance(outcome[0], PortInUse), outcome

@@ -12,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.cli.targets import state_file
+from pipeline.cli import ops
+from pipeline.cli.targets import resolve, state_dir, state_file
+from pipeline.local import state
+from pipeline.local.instance import InstanceLock
 from tests.support import REPO, images
 from tests.support.polling import wait_until
 from tests.support.terminal import CTRL_C, Terminal
@@ -124,3 +127,24 @@ def test_ctrl_c_during_an_upload_and_during_the_demo(tmp_path):
     demo = in_terminal("demo", "--out", str(tmp_path / "demo"))
     assert demo.ctrl_c_after("Local stack up at") == 130, demo.screen
     assert "imgpipe: interrupted" in demo.screen and "Traceback" not in demo.screen
+
+
+def test_closing_the_terminal_stops_the_stack_as_ctrl_c_does():
+    # GIVEN `imgpipe local` in a terminal, and an upload it has not snapshotted yet
+    terminal = in_terminal("local", "--workers", "1")
+    try:
+        terminal.wait_for(STARTED, 180)
+        target = resolve()
+        ops.upload_bytes(target, {"last.jpg": images.jpeg(64, 48)})
+        # WHEN the terminal is closed (SIGHUP), not Ctrl-C
+        status = terminal.hang_up(60)
+    finally:
+        terminal.kill()
+    # THEN it stopped as on Ctrl-C: the state file is gone, the folder is free, and the
+    # last upload is in the snapshot written at shutdown (not lost with the last 2 s)
+    assert status == 0
+    assert not state_file().exists()
+    assert InstanceLock(state_dir() / "local.lock").acquire()
+    saved = state.load(state_dir() / "state")
+    assert saved is not None
+    assert "last.jpg" in {entry["key"] for entry in saved.body["buckets"]["input"]}

@@ -160,3 +160,19 @@ def test_with_a_cdn_and_presign_renditions_stay_on_the_cdn(world, tmp_path):
     assert 'src="https://d1.cloudfront.net/processed/photo.jpg/w800.webp"' in text
     (original,) = [s for s in _sources(text) if "photo.jpg?" in s]
     assert world.names.input_bucket in original and "Signature=" in original
+
+
+def test_keys_no_file_system_can_hold_as_paths_get_safe_names(world, tmp_path):
+    # GIVEN keys S3 accepts that a folder of files cannot mirror: a segment over 255 bytes
+    # (S3 allows 1,024 per key), and a key that is also another key's folder
+    long_key = f"long/{'L' * 300}.jpg"
+    long_suffix = f"long/x.{'E' * 300}"
+    for key in (long_key, long_suffix, "a.jpg", "a.jpg/b.jpg"):
+        put_ok(world, key, "jpeg", {"w800": key.encode()})
+    out = tmp_path / "gallery"
+    # WHEN the gallery is written
+    page = gallery.write(world, out)
+    # THEN it is, with every original copied and every local link naming a copied file
+    copied = files(tmp_path)
+    assert sum(path.startswith("gallery/originals/") for path in copied) == 4
+    assert {f"gallery/{src}" for src in _sources(page.read_text())} <= copied

@@ -190,6 +190,37 @@ def test_a_snapshot_that_failed_to_write_is_tried_again_without_a_new_change(
     assert [e["key"] for e in state.load(tmp_path).body["buckets"]["input"]] == ["a.jpg"]
 
 
+def test_a_full_disk_is_one_line_once_not_a_traceback_every_tick(
+    endpoint, tmp_path, monkeypatch, caplog
+):
+    # GIVEN a stack whose disk is full: every snapshot fails
+    names = new_stack(endpoint)
+    s3 = client("s3", endpoint)
+    s3.put_object(Bucket=names.input_bucket, Key="a.jpg", Body=b"a")
+    snapshots = state.Snapshotter(tmp_path, names)
+    fsync = state.os.fsync
+
+    def disk_full(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(state.os, "fsync", disk_full)
+    # WHEN the timer tries twice, a new upload in between, and the stop once more
+    with caplog.at_level("INFO", logger="imgpipe.local"):
+        snapshots.save_or_say_why()
+        s3.put_object(Bucket=names.input_bucket, Key="b.jpg", Body=b"b")
+        snapshots.save_or_say_why()
+        snapshots.save_or_say_why()
+        # THEN it said so once, in one line, and left no half-written file behind
+        (failed,) = caplog.records
+        assert failed.exc_info is None and "No space left on device" in failed.getMessage()
+        assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+        # AND once there is room again it says that the state is saved again
+        monkeypatch.setattr(state.os, "fsync", fsync)
+        snapshots.save_or_say_why()
+    assert len(caplog.records) == 2 and "saved again" in caplog.records[1].getMessage()
+    assert {e["key"] for e in state.load(tmp_path).body["buckets"]["input"]} == {"a.jpg", "b.jpg"}
+
+
 def test_a_stack_that_never_started_saving_does_not_write_over_the_saved_state(endpoint, tmp_path):
     # GIVEN a good snapshot, and a start-up that failed half-way through its restore
     names = new_stack(endpoint)

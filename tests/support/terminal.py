@@ -68,6 +68,23 @@ class Terminal:
         os.close(self._fd)
         return self.status
 
+    def hang_up(self, timeout_s: float) -> int:
+        """Close the terminal, as closing its window does (the kernel sends SIGHUP); the
+        exit status. Nothing is read after: the screen is gone."""
+        os.close(self._fd)
+        deadline = time.monotonic() + timeout_s
+        while self.status is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                self.status = 128 - code if code < 0 else code
+            elif time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"still running {timeout_s} s after the hang-up")
+            else:
+                time.sleep(0.1)
+        return self.status
+
     def kill(self) -> None:
         if self.status is None:
             with contextlib.suppress(ProcessLookupError):

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from pipeline.cli import commands
 from pipeline.local.instance import InstanceLock, Process
 
 HOLD_LOCK = """
@@ -73,3 +74,14 @@ def test_the_lock_is_free_once_its_holder_is_killed(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_state_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    # A read-only file system or another user's folder, as a path under a regular file
+    # (refused to root too): the lock cannot be made there
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert commands.main(["local", "--state-dir", str(blocked / "state")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"imgpipe: cannot use {blocked / 'state'} as the state folder (")
+    assert "--state-dir" in line

@@ -30,3 +30,16 @@ def test_latest_moves_on_to_a_later_run(tmp_path):
         "20261202T130000Z",
         LATEST,
     ]
+
+
+def test_a_latest_that_is_a_real_folder_is_left_alone_and_nothing_piles_up(tmp_path):
+    # GIVEN runs/latest made a folder of its own (a copy, say)
+    runs = tmp_path / "runs"
+    (runs / LATEST).mkdir(parents=True)
+    (runs / LATEST / "kept.log").write_text("mine")
+    # WHEN two runs start
+    first = new_run_dir(runs, NOON)
+    second = new_run_dir(runs, NOON.replace(hour=13))
+    # THEN the folder is untouched and only the run folders were added
+    assert (runs / LATEST / "kept.log").read_text() == "mine"
+    assert sorted(p.name for p in runs.iterdir()) == sorted([first.name, second.name, LATEST])
