@@ -664,6 +664,13 @@ def test_a_mapping_of_equal_values_is_the_one_value_and_hashes_as_it():
     assert "optimize" not in plain(defaulted.renditions[0])
 
 
+def test_web_gives_webp_q80_and_its_jpeg_fallback_q82():
+    for rendition in load_named("web").renditions:
+        qualities = {fmt: rendition.option("quality", fmt) for fmt in rendition.formats}
+        expected = {"webp": 80, "jpeg": 82} if rendition.resize.mode == "width" else {"webp": 80}
+        assert qualities == expected, rendition.name
+
+
 @pytest.mark.parametrize(
     ("option", "formats", "value", "field", "got", "allowed"),
     [
