@@ -93,15 +93,18 @@ def deliveries(name: str) -> list[tuple[Any, str]]:
 
 
 def _save(image: Any, rendition: Any, fmt: str) -> bytes:
+    """The peer's encode with the options ours gets for that format (a rendition in several
+    formats may give each its own quality)."""
+    options = rendition.encoder_options(fmt)
     if fmt == "webp":
         return image.webpsave_buffer(
-            Q=rendition.quality, effort=rendition.method, lossless=rendition.lossless
+            Q=options["quality"], effort=options["method"], lossless=options["lossless"]
         )
-    subsample = {"4:2:0": "on", "4:4:4": "off"}.get(rendition.subsampling, "auto")
+    subsample = {"4:2:0": "on", "4:4:4": "off"}.get(options["subsampling"], "auto")
     return image.jpegsave_buffer(
-        Q=rendition.quality,
-        optimize_coding=rendition.optimize,
-        interlace=rendition.progressive,
+        Q=options["quality"],
+        optimize_coding=options["optimize"],
+        interlace=options["progressive"],
         subsample_mode=subsample,
     )
 

@@ -51,26 +51,15 @@ def carried(profile: Profile, exif: bytes | None, xmp: bytes | None) -> Carried:
 
 
 def _options(fmt: str, rendition: Rendition) -> dict[str, Any]:
-    if fmt == "jpeg":
-        return {
-            "quality": rendition.quality,
-            "optimize": rendition.optimize,
-            "progressive": rendition.progressive,
-            "subsampling": rendition.subsampling,
-        }
+    options = rendition.encoder_options(fmt)
     if fmt == "png":
-        if rendition.optimize:
+        # Pillow's optimize is zlib level 9 and overrides compress_level.
+        if options["optimize"]:
             return {"optimize": True}
-        return {"compress_level": rendition.compress_level}
-    if fmt == "webp":
-        return {
-            "quality": rendition.quality,
-            "lossless": rendition.lossless,
-            "method": rendition.method,
-        }
-    if fmt == "avif":
-        return {"quality": rendition.quality, "speed": rendition.speed}
-    return {"optimize": False}  # gif
+        return {"compress_level": options["compress_level"]}
+    if fmt == "gif":
+        return {"optimize": False}
+    return options
 
 
 def _metadata(fmt: str, mode: str, meta: Carried) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Every field of `Profile`, `Rendition` and `Resize` (lambda_pkg/profiles.py) is a
 field made by `declare`: its default is the dataclass default, the rest a `Spec` in the
 field's metadata. The validator (`read_fields`), the serialised form (`plain`) and
 profiles/schema.json (pipeline/profile_schema.py) all read these declarations, so a
-limit, a choice or a default is written in one place.
+limit, a choice or a default is written in one place. An encoder option declared for
+several formats (`Spec.per_format`) may be given per format in a rendition that lists
+several (`quality: {webp: 80, jpeg: 82}`): each value read by the same declaration.
 
 Pure standard library: the Pulumi program imports it, and it must never load Pillow.
 """
@@ -62,6 +64,24 @@ class Spec:
     omit_default: bool = False
     description: str = ""
 
+    @property
+    def per_format(self) -> bool:
+        """An encoder option of several formats: a rendition in several formats may give it
+        one value per format."""
+        return len(self.formats) > 1
+
+
+@dataclass(frozen=True)
+class PerFormat:
+    """An encoder option's values format by format, in the rendition's order: frozen and
+    hashable like the rest of a profile. Only ever holds values that differ; equal ones are
+    read as the one value, so two spellings of one result serialise and hash alike."""
+
+    values: tuple[tuple[str, Any], ...]
+
+    def of(self, fmt: str) -> Any:
+        return dict(self.values)[fmt]
+
 
 def declare(default: Any = dataclasses.MISSING, **spec: Any) -> Any:
     """A dataclass field with its declaration; `default` as for `dataclasses.field`."""
@@ -91,20 +111,56 @@ def join(path: str, name: str) -> str:
 
 
 def read_fields(
-    cls: type, raw: Mapping[str, Any], source: str, path: str, known: Mapping[str, Any]
+    cls: type,
+    raw: Mapping[str, Any],
+    source: str,
+    path: str,
+    known: Mapping[str, Any],
+    formats: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """`known` plus every other field `raw` gives, read by its declaration. Fields left out
-    take the dataclass default."""
+    """`known` plus every other field `raw` gives, read by its declaration; encoder options
+    against the rendition's `formats`. Fields left out take the dataclass default."""
     values = dict(known)
     for name, spec in specs(cls).items():
         if name in values or name not in raw or (spec.nullable and raw[name] is None):
             continue
-        values[name] = read(spec, raw[name], source, join(path, name))
+        where = join(path, name)
+        if spec.formats:
+            values[name] = read_encoder_option(spec, raw[name], formats, source, where)
+        else:
+            values[name] = read(spec, raw[name], source, where)
     return values
 
 
 def read(spec: Spec, value: Any, source: str, path: str) -> Any:
     return READERS[spec.kind](spec, value, source, path)
+
+
+def read_encoder_option(
+    spec: Spec, value: Any, formats: tuple[str, ...], source: str, path: str
+) -> Any:
+    """One value for every format the option applies to or, for an option of several formats
+    in a rendition of several, a mapping from each of the rendition's formats it applies to
+    onto that format's value. All of them: a format left out would quietly get the default,
+    the very mismatch a mapping is written to avoid."""
+    if not isinstance(value, Mapping):
+        return read(spec, value, source, path)
+    targets = tuple(fmt for fmt in formats if fmt in spec.formats)
+    if not spec.per_format or len(formats) < 2:
+        allowed = (
+            "one value (a value per format is for an option of several formats, in a "
+            "rendition whose format is a list)"
+        )
+        raise ProfileError(source, path, dict(value), allowed)
+    require_mapping(value, source, path, frozenset(targets))
+    for fmt in targets:
+        if fmt not in value:
+            allowed = f"a value (a value per format names each of {', '.join(targets)})"
+            raise ProfileError(source, join(path, fmt), None, allowed)
+    read_values = tuple((fmt, read(spec, value[fmt], source, join(path, fmt))) for fmt in targets)
+    if len({one for _, one in read_values}) == 1:
+        return read_values[0][1]
+    return PerFormat(read_values)
 
 
 def plain(record: Any) -> dict[str, Any]:
@@ -122,6 +178,8 @@ def plain(record: Any) -> dict[str, Any]:
 
 
 def _plain_value(value: Any) -> Any:
+    if isinstance(value, PerFormat):
+        return dict(value.values)
     if dataclasses.is_dataclass(value):
         return plain(value)
     if isinstance(value, tuple):

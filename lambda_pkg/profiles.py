@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from lambda_pkg.profile_fields import (
+    PerFormat,
     ProfileError,
     applies,
     declare,
     join,
     plain,
     read,
-    read_bool,
     read_choice,
     read_fields,
     read_str,
@@ -129,12 +129,18 @@ class Rendition:
         required=True,
         description=f"output key template; placeholders: {_PLACEHOLDERS}",
     )
-    quality: int = declare(85, kind="int", low=1, high=100, formats=("jpeg", "webp", "avif"))
+    # Options of several formats may be given per format in a multi-format rendition
+    # (`quality: {webp: 80, jpeg: 82}`): read them with `option`, never as attributes.
+    quality: int | PerFormat = declare(  # noqa: RUF009 (a field)
+        85, kind="int", low=1, high=100, formats=("jpeg", "webp", "avif")
+    )
     progressive: bool = declare(False, kind="bool", formats=("jpeg",), omit_default=True)
     subsampling: str = declare(
         "4:2:0", kind="choice", choices=SUBSAMPLINGS, formats=("jpeg",), omit_default=True
     )
-    optimize: bool = declare(True, kind="bool", formats=("jpeg", "png"), omit_default=True)
+    optimize: bool | PerFormat = declare(  # noqa: RUF009 (a field)
+        True, kind="bool", formats=("jpeg", "png"), omit_default=True
+    )
     compress_level: int = declare(6, kind="int", low=0, high=9, formats=("png",), omit_default=True)
     lossless: bool = declare(False, kind="bool", formats=("webp",), omit_default=True)
     method: int = declare(4, kind="int", low=0, high=6, formats=("webp",), omit_default=True)
@@ -150,6 +156,17 @@ class Rendition:
     def formats(self) -> tuple[str, ...]:
         """The formats in order, the fallback last; one for a single-format rendition."""
         return (self.format,) if isinstance(self.format, str) else self.format
+
+    def option(self, name: str, fmt: str) -> Any:
+        """An encoder option's value for one concrete format: its own when the option is
+        given per format, else the rendition's one value."""
+        value = getattr(self, name)
+        return value.of(fmt) if isinstance(value, PerFormat) else value
+
+    def encoder_options(self, fmt: str) -> dict[str, Any]:
+        """Every option declared for a concrete format, with this rendition's value for it.
+        The names are Pillow's `save()` parameters."""
+        return {name: self.option(name, fmt) for name, on in FORMAT_OPTIONS.items() if fmt in on}
 
 
 @dataclass(frozen=True)
@@ -353,18 +370,18 @@ def _rendition(raw: Any, source: str, path: str, flatten_folders: bool) -> Rendi
             listed = ", ".join(formats)
             allowed = f"no {option} for {listed} (it applies to {', '.join(spec.formats)})"
             raise ProfileError(source, f"{path}.{option}", raw[option], allowed)
-    optimize = read_bool(raw.get("optimize", Rendition.optimize), source, f"{path}.optimize")
-    if "compress_level" in raw and optimize and "png" in formats:
-        # Pillow's optimize means zlib level 9: an explicit level would be silently ignored.
-        raise ProfileError(
-            source, f"{path}.compress_level", raw["compress_level"], "nothing with optimize: true"
-        )
     key = _key_template(raw["key"], source, f"{path}.key", flatten_folders)
     if len(formats) > 1:
         _check_multi_format_key(key, source, f"{path}.key")
     resize = _resize(raw["resize"], source, f"{path}.resize")
-    known = {"name": name, "format": fmt, "optimize": optimize, "key": key, "resize": resize}
-    return Rendition(**read_fields(Rendition, raw, source, path, known))
+    known = {"name": name, "format": fmt, "key": key, "resize": resize}
+    rendition = Rendition(**read_fields(Rendition, raw, source, path, known, formats))
+    if "compress_level" in raw and "png" in formats and rendition.option("optimize", "png"):
+        # Pillow's optimize means zlib level 9: an explicit level would be silently ignored.
+        raise ProfileError(
+            source, f"{path}.compress_level", raw["compress_level"], "nothing with optimize: true"
+        )
+    return rendition
 
 
 def _format(raw: Any, source: str, path: str) -> str | tuple[str, ...]:

@@ -5,7 +5,7 @@ lambda_pkg/profile_fields.py): every pattern, limit, choice and default comes fr
 so the two cannot drift (a test compares the committed file with this output). It helps
 an editor complete and flag keys; the Python validator stays the authority: rules a JSON
 Schema cannot say (key templates that could collide, options that do not apply to a
-format) are only checked there.
+format, the formats a value-per-format mapping must name) are only checked there.
 
 Regenerate with `python -m pipeline.profile_schema > profiles/schema.json`.
 """
@@ -59,12 +59,29 @@ def _value(spec: Spec) -> dict[str, Any]:
     return {"type": {"bool": "boolean", "str": "string"}[spec.kind]}
 
 
+def _per_format(spec: Spec) -> dict[str, Any]:
+    """One value, or (an option of several formats) a value per format: which formats a
+    rendition lists, and so which keys it must give, only the validator knows."""
+    value = _value(spec)
+    if not spec.per_format:
+        return value
+    by_format = {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {fmt: value for fmt in spec.formats},
+    }
+    return {"anyOf": [value, by_format]}
+
+
 def _property(spec: Spec, default: Any) -> dict[str, Any]:
-    schema = _value(spec)
+    schema = _per_format(spec)
     # Defaults worth showing an editor: a scalar (not unset, not an empty string).
     if isinstance(default, bool | int | str) and default != "":
         schema["default"] = default
     description = spec.description or (f"for {', '.join(spec.formats)}" if spec.formats else "")
+    if spec.per_format:
+        description += "; in a rendition of several formats, one value or a value per format"
     if description:
         schema["description"] = description
     return schema

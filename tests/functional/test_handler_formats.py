@@ -142,3 +142,38 @@ def test_the_same_bytes_again_keep_their_hash_keys(aws):
     before = aws.output_keys()
     deliver(aws, "a/photo.jpg", data, config, "00000000000000F0")
     assert aws.output_keys() == before == [f"processed/a/photo.jpg/{source_hash(data)}/w200.webp"]
+
+
+def quantization_at(quality: int) -> dict:
+    """libjpeg's tables for a quality: scaled standard tables, whatever the picture."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "#808080").save(buffer, "JPEG", quality=quality)
+    return Image.open(buffer).quantization
+
+
+def test_one_rendition_writes_its_webp_at_q80_and_its_jpeg_at_q82(aws):
+    # GIVEN a [webp, jpeg] rendition with a quality per format, as the function reads it
+    # from PROFILE_CONFIG, beside single-format renditions of the same size at those qualities
+    key, resize = "processed/{key}/{rendition}.{ext}", {"mode": "width", "width": 320}
+    profile = {
+        "name": "multi",
+        "renditions": [
+            {"name": "w320", "resize": resize, "format": ["webp", "jpeg"], "key": key,
+             "quality": {"webp": 80, "jpeg": 82}},
+            {"name": "webp80", "resize": resize, "format": "webp", "quality": 80, "key": key},
+            {"name": "jpeg82", "resize": resize, "format": "jpeg", "quality": 82, "key": key},
+        ],
+    }  # fmt: skip
+    shipped = PipelineConfig.single(profile_from_dict(profile, "test")).to_json()
+    config = Settings(OUTPUT_BUCKET, TABLE, PipelineConfig.from_json(shipped))
+    # WHEN a photo arrives
+    result = deliver(aws, "in/dog.jpg", images.jpeg(640, 480), config, "0055AED6DCD90281E5")
+    assert result == {"processed": 1, "failed": 0, "skipped": 0}
+    # THEN the rendition's JPEG is a q82 encode, byte for byte, with q82's tables
+    jpeg = aws.output("processed/in/dog.jpg/w320.jpg")
+    assert jpeg == aws.output("processed/in/dog.jpg/jpeg82.jpg")
+    assert Image.open(io.BytesIO(jpeg)).quantization == quantization_at(82) != quantization_at(80)
+    # AND its WebP a q80 encode, byte for byte
+    webp = aws.output("processed/in/dog.jpg/w320.webp")
+    assert webp == aws.output("processed/in/dog.jpg/webp80.webp")
+    assert Image.open(io.BytesIO(webp)).format == "WEBP"

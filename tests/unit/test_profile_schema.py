@@ -152,3 +152,19 @@ def test_schema_accepts_a_list_of_formats_and_refuses_same_in_it():
             jsonschema.validate(data, SCHEMA)
         with pytest.raises(ProfileError):
             profile_from_dict(copy.deepcopy(data), "sample.yaml")
+
+
+def test_schema_takes_a_value_per_format_within_the_option_s_own_limits():
+    # GIVEN a rendition in two formats with a quality per format
+    data = copy.deepcopy(VALID)
+    data["renditions"][0].update(format=["webp", "jpeg"], quality={"webp": 80, "jpeg": 82})
+    jsonschema.validate(data, SCHEMA)
+    profile_from_dict(copy.deepcopy(data), "sample.yaml")
+    # THEN a value out of the option's range, or a format the option has no use for, is
+    # refused by both
+    for bad in ({"webp": 80, "jpeg": 101}, {"webp": 80, "gif": 82}, {}):
+        data["renditions"][0]["quality"] = bad
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(data, SCHEMA)
+        with pytest.raises(ProfileError):
+            profile_from_dict(copy.deepcopy(data), "sample.yaml")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lambda_pkg.profile_fields import READERS, defaults, plain, read, specs
+from lambda_pkg.profile_fields import READERS, PerFormat, defaults, plain, read, specs
 from lambda_pkg.profiles import (
     CACHE_HASHED,
     CACHE_IN_PLACE,
@@ -613,3 +613,157 @@ def test_cache_control_defaults_by_key_and_overrides_per_rendition():
 def test_new_options_left_unset_keep_the_shipped_profiles_hashes():
     # what main shipped before issue 15 hashed to these; an unset option must not move them
     assert load_named("thumbnail").content_hash() == "d819a2c5ed7c3955"
+
+
+# -- encoder options per format ----------------------------------------------------------
+
+
+def test_an_option_of_several_formats_may_be_given_per_format():
+    # GIVEN a [webp, jpeg] rendition with a quality per format
+    profile = multi(["webp", "jpeg"], quality={"jpeg": 82, "webp": 80})
+    rendition = profile.renditions[0]
+    # THEN each format's encode gets its own quality, and the rest of its options
+    assert (rendition.option("quality", "webp"), rendition.option("quality", "jpeg")) == (80, 82)
+    assert rendition.encoder_options("webp") == {"quality": 80, "lossless": False, "method": 4}
+    assert rendition.encoder_options("jpeg") == {
+        "quality": 82,
+        "progressive": False,
+        "subsampling": "4:2:0",
+        "optimize": True,
+    }
+    # AND the values keep the rendition's order of formats, whatever the mapping's
+    assert rendition.quality == PerFormat((("webp", 80), ("jpeg", 82)))
+
+
+def test_per_format_options_round_trip_through_profile_config():
+    profile = multi(
+        ["png", "webp", "jpeg"],
+        quality={"webp": 75, "jpeg": 90},
+        optimize={"png": False, "jpeg": True},
+        compress_level=9,
+    )
+    config = PipelineConfig.single(profile)
+    text = config.to_json()
+    assert '"quality":{"jpeg":90,"webp":75}' in text
+    assert '"optimize":{"jpeg":true,"png":false}' in text
+    assert PipelineConfig.from_json(text) == config
+    # AND a PNG whose optimize is off per format takes its compress_level
+    assert profile.renditions[0].encoder_options("png") == {"optimize": False, "compress_level": 9}
+
+
+def test_a_mapping_of_equal_values_is_the_one_value_and_hashes_as_it():
+    mapped = multi(["webp", "jpeg"], quality={"webp": 80, "jpeg": 80})
+    single = multi(["webp", "jpeg"], quality=80)
+    assert mapped == single and mapped.renditions[0].quality == 80
+    assert mapped.content_hash() == single.content_hash()
+    assert multi(["webp", "jpeg"], quality={"webp": 80, "jpeg": 82}).content_hash() != (
+        single.content_hash()
+    )
+    # a mapping at the default is left out of the serialised form like the default itself
+    defaulted = multi(["png", "jpeg"], optimize={"png": True, "jpeg": True})
+    assert "optimize" not in plain(defaulted.renditions[0])
+
+
+def test_web_gives_webp_q80_and_its_jpeg_fallback_q82():
+    for rendition in load_named("web").renditions:
+        qualities = {fmt: rendition.option("quality", fmt) for fmt in rendition.formats}
+        expected = {"webp": 80, "jpeg": 82} if rendition.resize.mode == "width" else {"webp": 80}
+        assert qualities == expected, rendition.name
+
+
+@pytest.mark.parametrize(
+    ("option", "formats", "value", "field", "got", "allowed"),
+    [
+        (  # a value out of the option's own range, named by its format
+            "quality",
+            ["webp", "jpeg"],
+            {"webp": 80, "jpeg": 101},
+            "renditions[0].quality.jpeg",
+            101,
+            "a whole number from 1 to 100",
+        ),
+        (
+            "quality",
+            ["webp", "jpeg"],
+            {"webp": "80", "jpeg": 82},
+            "renditions[0].quality.webp",
+            "80",
+            "a whole number >= 1",
+        ),
+        (  # a format the rendition does not list
+            "quality",
+            ["webp", "jpeg"],
+            {"webp": 80, "jpeg": 82, "avif": 60},
+            "renditions[0].quality.avif",
+            "avif",
+            "one of the keys jpeg, webp",
+        ),
+        (  # a format of the rendition the option does not apply to
+            "quality",
+            ["png", "jpeg"],
+            {"png": 80, "jpeg": 82},
+            "renditions[0].quality.png",
+            "png",
+            "one of the keys jpeg",
+        ),
+        (  # every format the option applies to: none takes the default unseen
+            "quality",
+            ["avif", "webp", "jpeg"],
+            {"avif": 60, "jpeg": 82},
+            "renditions[0].quality.webp",
+            None,
+            "a value (a value per format names each of avif, webp, jpeg)",
+        ),
+        (  # a single-format rendition has one value
+            "quality",
+            "jpeg",
+            {"jpeg": 82},
+            "renditions[0].quality",
+            {"jpeg": 82},
+            "one value (a value per format is for an option of several formats",
+        ),
+        (  # an option of one format has one value
+            "method",
+            ["webp", "jpeg"],
+            {"webp": 6},
+            "renditions[0].method",
+            {"webp": 6},
+            "one value",
+        ),
+        (
+            "optimize",
+            ["png", "jpeg"],
+            {"png": "yes", "jpeg": True},
+            "renditions[0].optimize.png",
+            "yes",
+            "true or false",
+        ),
+        (
+            "quality",
+            ["webp", "jpeg"],
+            {},
+            "renditions[0].quality.webp",
+            None,
+            "a value (a value per format names each of webp, jpeg)",
+        ),
+    ],
+)
+def test_a_bad_value_per_format_names_file_field_value_and_what_is_allowed(
+    tmp_path, option, formats, value, field, got, allowed
+):
+    change = {"format": formats, "key": "processed/{key}/{rendition}.{ext}", option: value}
+    path = write(tmp_path, broken(lambda d: d["renditions"][0].update(change)))
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    error = caught.value
+    assert (error.source, error.path, error.value) == (str(path), field, got)
+    assert str(error).startswith(f"{path}: {field}: got {got!r}; allowed: {allowed}")
+
+
+def test_compress_level_is_refused_only_where_png_is_optimized():
+    # GIVEN optimize off for the PNG but on for the JPEG: the PNG's zlib level is used
+    kept = multi(["png", "jpeg"], optimize={"png": False, "jpeg": True}, compress_level=3)
+    assert kept.renditions[0].encoder_options("png")["compress_level"] == 3
+    # WHEN the PNG is the optimized one, its level would be ignored: refused
+    with pytest.raises(ProfileError, match=r"renditions\[0\]\.compress_level: got 3"):
+        multi(["png", "jpeg"], optimize={"png": True, "jpeg": False}, compress_level=3)
