@@ -22,6 +22,7 @@ from lambda_pkg.profiles import (
     MEDIA_TYPES,
     PipelineConfig,
     canonical_template,
+    render_key,
 )
 
 SOURCE = Path(__file__).with_name("negotiate.js")
@@ -140,3 +141,86 @@ def check_negotiable(config: PipelineConfig) -> None:
                     "a URI naming a format; end the key in something of its own, as in "
                     "processed/{key}/{rendition}.{ext}"
                 )
+    _check_rules_take_their_own(config)
+
+
+def _check_rules_take_their_own(config: PipelineConfig) -> None:
+    """Patterns cannot tell profiles apart (`processed/{key}/w800` is one pattern whatever
+    routes to it): refuse a rendition whose canonical URL the function would give another
+    rendition's formats, or whose object it would rewrite, tried on sample keys per route."""
+    rules = negotiation_table(config)["rules"]
+    owners = _rule_owners(config)
+    for profile in config.profiles:
+        for rendition in profile.renditions:
+            for uri, wanted in _sample_uris(config, profile.name, rendition):
+                got = _negotiated_formats(uri, rules)
+                if got == wanted:
+                    continue
+                raise EdgeFunctionError(
+                    f"profile {profile.name}, rendition {rendition.name}: its URL {uri} is "
+                    f"taken by the pattern of {_takers(uri, owners, rendition)} (the function "
+                    f"would choose among {', '.join(got or ['none'])} for it, not "
+                    f"{', '.join(wanted or ['none'])}); give one of them a key of its own, as "
+                    f"in processed/{profile.name}/{{key}}/{{rendition}}.{{ext}}"
+                )
+
+
+def _rule_owners(config: PipelineConfig) -> dict[str, list[tuple[str, Any]]]:
+    owners: dict[str, list[tuple[str, Any]]] = {}
+    for profile in config.profiles:
+        for rendition in profile.renditions:
+            template = canonical_template(rendition)
+            if template is not None:
+                pattern = uri_pattern(template, rendition.name)
+                owners.setdefault(pattern, []).append((profile.name, rendition))
+    return owners
+
+
+def _sample_uris(
+    config: PipelineConfig, profile: str, rendition: Any
+) -> list[tuple[str, list[str] | None]]:
+    """(URI, the formats the function must find for it: None to pass it through) for the
+    rendition's objects and canonical URL, for sample source keys under each of its routes."""
+    prefixes = [route.prefix for route in config.routes if route.profile == profile] or [""]
+    canonical = canonical_template(rendition)
+    formats = tuple(EXTENSIONS) if rendition.format == "same" else rendition.formats
+    uris: list[tuple[str, list[str] | None]] = []
+    for source in (f"{prefix}{tail}" for prefix in prefixes for tail in _SAMPLE_TAILS):
+        for fmt in formats:
+            key = render_key(rendition.key, source, rendition.name, EXTENSIONS[fmt], _HASH)
+            uris.append(("/" + quote(key, safe=_PATH_SAFE), None))
+        if canonical is not None:
+            key = render_key(canonical, source, rendition.name, "", _HASH)
+            uris.append(("/" + quote(key, safe=_PATH_SAFE), list(rendition.formats)))
+    return uris
+
+
+_SAMPLE_TAILS = ("photo.jpg", "a/photo.jpg")
+_HASH = "0" * HASH_DIGITS
+
+
+def _takers(uri: str, owners: dict[str, list[tuple[str, Any]]], rendition: Any) -> str:
+    """The other renditions whose pattern takes `uri`, with or without its extension."""
+    bare = uri.rsplit(".", 1)[0]
+    return ", ".join(
+        f"profile {profile}, rendition {owner.name}"
+        for pattern, found in owners.items()
+        if re.search(pattern, uri) or re.search(pattern, bare)
+        for profile, owner in found
+        if owner is not rendition
+    )
+
+
+def _negotiated_formats(uri: str, rules: list[list[Any]]) -> list[str] | None:
+    """negotiate.js's canonicalFormats, in Python: the formats the function picks among for
+    `uri`, or None where it passes the URI through (the patterns are Python-compatible)."""
+    dot = uri.rfind(".")
+    named = uri[dot + 1 :] if dot > uri.rfind("/") else None
+    found = None
+    for pattern, formats in rules:
+        extensions = {EXTENSIONS[fmt] for fmt in formats}
+        if named in extensions and re.search(pattern, uri[:dot]):
+            return None
+        if found is None and re.search(pattern, uri):
+            found = formats
+    return found

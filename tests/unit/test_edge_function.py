@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from lambda_pkg.profiles import PipelineConfig, profile_from_dict
+from lambda_pkg.routes import Route
 from pipeline.delivery import edge
 from pipeline.delivery.node import EdgeFunctionFailed, NodeFunction, viewer_request
 from tests.support import delivery
@@ -195,3 +197,43 @@ def test_the_code_sees_none_of_nodes_globals() -> None:
     probe = "function handler(e) { return [typeof require, typeof process, typeof setTimeout]; }"
     with NodeFunction(probe) as function:
         assert function(viewer_request("/")) == ["undefined", "undefined", "undefined"]
+
+
+def _two_profiles(web: dict, art: dict) -> PipelineConfig:
+    profiles = (
+        profile_from_dict({"name": "web", "renditions": [web]}, "web.yaml"),
+        profile_from_dict({"name": "art", "renditions": [art]}, "art.yaml"),
+    )
+    routes = (Route("web", "uploads/web/"), Route("art", "uploads/art/"))
+    return PipelineConfig(profiles=profiles, routes=routes)
+
+
+def test_two_profiles_whose_canonical_urls_one_pattern_takes_are_refused() -> None:
+    # The shape every profile is told to use, one rendition name, other formats: the
+    # function would send art's canonical URL to web's formats (.avif, .jpg), which art's
+    # item never wrote, and every browser would get a 403.
+    config = _two_profiles(
+        delivery.rendition("w800", ["avif", "jpeg"]), delivery.rendition("w800", ["webp", "png"])
+    )
+    with NodeFunction(edge.function_code(config)) as function:
+        uri = served(function, "/processed/uploads/art/x.jpg/w800", CURL)
+    assert uri.endswith((".avif", ".jpg"))  # what deploying this would serve
+    with pytest.raises(edge.EdgeFunctionError, match=r"profile art, rendition w800.*profile web"):
+        edge.check_negotiable(config)
+
+
+def test_another_profiles_object_that_a_canonical_pattern_takes_is_refused() -> None:
+    # art writes processed/uploads/art/x.jpg/w800 itself: web's rule would rewrite it away.
+    config = _two_profiles(
+        delivery.rendition("w800", ["avif", "jpeg"]),
+        delivery.rendition("w800", "png", "processed/{key}/{rendition}"),
+    )
+    with pytest.raises(edge.EdgeFunctionError, match=r"profile art, rendition w800.*profile web"):
+        edge.check_negotiable(config)
+
+
+def test_profiles_whose_canonical_urls_differ_or_agree_on_formats_pass() -> None:
+    same = delivery.rendition("w800", ["webp", "jpeg"])
+    edge.check_negotiable(_two_profiles(same, same))  # either rule negotiates it right
+    art = delivery.rendition("w800", ["webp", "png"], "processed/art/{key}/{rendition}.{ext}")
+    edge.check_negotiable(_two_profiles(delivery.rendition("w800", ["avif", "jpeg"]), art))
