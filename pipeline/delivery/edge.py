@@ -75,10 +75,30 @@ def uri_pattern(template: str, rendition: str) -> str:
     parts = ["^/"]
     for literal, field, _, _ in string.Formatter().parse(template):
         text = literal + (rendition if field == "rendition" else "")
-        parts.append(_JS_SPECIAL.sub(r"\\\g<0>", quote(text, safe=_PATH_SAFE)))
+        parts.extend(_literal_pattern(char) for char in text)
         if field is not None and field != "rendition":
             parts.append(WILDCARDS[field])
     return "".join(parts) + "$"
+
+
+def _literal_pattern(char: str) -> str:
+    """One literal character as clients may send it: as it is where nobody encodes it, else
+    its UTF-8 percent-encoding in either hex case, or, for printable ASCII (browsers send
+    `[` as it is, other clients encode it), either."""
+    if char in _PATH_SAFE or (char.isascii() and char.isalnum()):
+        return _escape(char)
+    encoded = re.sub("[A-F]", _either_case, quote(char, safe=""))
+    if char.isascii() and char.isprintable() and char != " ":
+        return f"(?:{_escape(char)}|{encoded})"
+    return f"(?:{encoded})"
+
+
+def _either_case(hex_digit: re.Match[str]) -> str:
+    return f"[{hex_digit[0]}{hex_digit[0].lower()}]"
+
+
+def _escape(text: str) -> str:
+    return _JS_SPECIAL.sub(r"\\\g<0>", text)
 
 
 def negotiation_table(config: PipelineConfig) -> dict[str, Any]:

@@ -237,3 +237,30 @@ def test_profiles_whose_canonical_urls_differ_or_agree_on_formats_pass() -> None
     edge.check_negotiable(_two_profiles(same, same))  # either rule negotiates it right
     art = delivery.rendition("w800", ["webp", "png"], "processed/art/{key}/{rendition}.{ext}")
     edge.check_negotiable(_two_profiles(delivery.rendition("w800", ["avif", "jpeg"]), art))
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        "[v2]",  # browsers send [ and ] as they are (not in the URL path percent-encode set)
+        "%5Bv2%5D",  # others encode them
+        "%5bv2%5d",  # in lower-case hex too
+    ],
+)
+def test_a_literal_part_matches_however_the_client_encoded_it(literal: str) -> None:
+    site = delivery.config(
+        delivery.rendition("w8", ["webp", "jpeg"], "processed/{key}/[v2]{rendition}.{ext}")
+    )
+    with NodeFunction(edge.function_code(site)) as function:
+        uri = f"/processed/in/a.jpg/{literal}w8"
+        assert served(function, uri, CHROME) == uri + ".webp"
+        assert served(function, uri + ".jpg", CHROME) == uri + ".jpg"  # names a format
+
+
+def test_a_non_ascii_literal_matches_its_utf8_percent_encoding_in_either_case() -> None:
+    site = delivery.config(
+        delivery.rendition("w8", ["webp", "jpeg"], "processed/{key}/é{rendition}.{ext}")
+    )
+    with NodeFunction(edge.function_code(site)) as function:
+        for uri in ("/processed/in/a.jpg/%C3%A9w8", "/processed/in/a.jpg/%c3%a9w8"):
+            assert served(function, uri, CHROME) == uri + ".webp"
