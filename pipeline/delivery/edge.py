@@ -123,7 +123,9 @@ def negotiation_table(config: PipelineConfig) -> dict[str, Any]:
 
 def function_code(config: PipelineConfig) -> str:
     """negotiate.js with the stack's table, without its comment lines (they count against
-    the 10 KB); what CloudFront runs, the local CDN runs, and the tests run."""
+    the 10 KB); what CloudFront runs, the local CDN runs, and the tests run. Profiles the
+    function would negotiate wrongly are refused here, so the local CDN refuses them too."""
+    check_negotiable(config)
     return code_with_table(negotiation_table(config))
 
 

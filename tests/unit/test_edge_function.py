@@ -17,6 +17,7 @@ from lambda_pkg.profiles import PipelineConfig, profile_from_dict
 from lambda_pkg.routes import Route
 from pipeline.delivery import edge
 from pipeline.delivery.node import EdgeFunctionFailed, NodeFunction, viewer_request
+from pipeline.local.cdn import LocalCdn
 from tests.support import delivery
 from tests.support.delivery import CHROME, CURL, FIREFOX, FIREFOX_92, SAFARI
 
@@ -215,7 +216,7 @@ def test_two_profiles_whose_canonical_urls_one_pattern_takes_are_refused() -> No
     config = _two_profiles(
         delivery.rendition("w800", ["avif", "jpeg"]), delivery.rendition("w800", ["webp", "png"])
     )
-    with NodeFunction(edge.function_code(config)) as function:
+    with NodeFunction(edge.code_with_table(edge.negotiation_table(config))) as function:
         uri = served(function, "/processed/uploads/art/x.jpg/w800", CURL)
     assert uri.endswith((".avif", ".jpg"))  # what deploying this would serve
     with pytest.raises(edge.EdgeFunctionError, match=r"profile art, rendition w800.*profile web"):
@@ -264,3 +265,15 @@ def test_a_non_ascii_literal_matches_its_utf8_percent_encoding_in_either_case() 
     with NodeFunction(edge.function_code(site)) as function:
         for uri in ("/processed/in/a.jpg/%C3%A9w8", "/processed/in/a.jpg/%c3%a9w8"):
             assert served(function, uri, CHROME) == uri + ".webp"
+
+
+def test_the_local_cdn_refuses_the_profiles_the_deploy_guard_refuses() -> None:
+    # The local CDN runs function_code: it must not serve profiles `pulumi up` would refuse
+    # (here, canonical URLs ending in the source's extension, which it never negotiates).
+    flat = delivery.config(
+        delivery.rendition("w800", ["webp", "jpeg"], "processed/w800/{key}.{ext}")
+    )
+    with pytest.raises(edge.EdgeFunctionError, match="ends in the source's extension"):
+        edge.function_code(flat)
+    with pytest.raises(edge.EdgeFunctionError, match="ends in the source's extension"):
+        LocalCdn("http://127.0.0.1:9", "bucket", flat)
