@@ -142,3 +142,25 @@ def test_the_same_bytes_again_keep_their_hash_keys(aws):
     before = aws.output_keys()
     deliver(aws, "a/photo.jpg", data, config, "00000000000000F0")
     assert aws.output_keys() == before == [f"processed/a/photo.jpg/{source_hash(data)}/w200.webp"]
+
+
+def test_an_animation_stays_animated_in_every_format_that_can_animate(aws):
+    # GIVEN a profile keeping animations, one rendition in [avif, webp, jpeg]: Chrome,
+    # Firefox and Safari are all served the AVIF (pipeline/delivery/negotiate.js)
+    config = settings(
+        {
+            "name": "w30",
+            "resize": {"mode": "width", "width": 30},
+            "format": ["avif", "webp", "jpeg"],
+            "key": "processed/{key}/{rendition}.{ext}",
+        },
+        keep_animation=True,
+    )
+    # WHEN an animated GIF of 5 frames arrives
+    deliver(aws, "in/spin.gif", images.animation("gif", frames=5), config, "00000000000000E0")
+    # THEN the AVIF and the WebP are the same animation; only the JPEG fallback is a still
+    frames = {}
+    for entry in aws.item("in/spin.gif")["renditions"]:
+        picture = Image.open(io.BytesIO(aws.output(entry["key"])))
+        frames[entry["format"]] = getattr(picture, "n_frames", 1)
+    assert frames == {"avif": 5, "webp": 5, "jpeg": 1}
