@@ -48,6 +48,10 @@ _ENDS_WITH_EXTENSION = ("key", "name")
 # Characters a browser leaves as they are in a URL path; the rest of a literal part of a
 # template arrives percent-encoded, and the function sees the URI as it arrived.
 _PATH_SAFE = "/-._~!$&'()*+,;=:@"
+# RFC 3986's unreserved characters (and the separator): never percent-encoded by a client.
+# The rest of _PATH_SAFE (+, (, :, ...) arrives as it is from a browser, encoded from some
+# clients (encodeURIComponent, Python's quote), and S3 reads both as the same key.
+_UNRESERVED = "/-._~"
 _JS_SPECIAL = re.compile(r"[\\^$.*+?()[\]{}|/-]")
 
 # Sent with every response, by the distribution (its response-headers policy) and by the
@@ -84,8 +88,8 @@ def uri_pattern(template: str, rendition: str) -> str:
 def _literal_pattern(char: str) -> str:
     """One literal character as clients may send it: as it is where nobody encodes it, else
     its UTF-8 percent-encoding in either hex case, or, for printable ASCII (browsers send
-    `[` as it is, other clients encode it), either."""
-    if char in _PATH_SAFE or (char.isascii() and char.isalnum()):
+    `[` and `+` as they are, other clients encode them), either."""
+    if char in _UNRESERVED or (char.isascii() and char.isalnum()):
         return _escape(char)
     encoded = re.sub("[A-F]", _either_case, quote(char, safe=""))
     if char.isascii() and char.isprintable() and char != " ":

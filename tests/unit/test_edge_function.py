@@ -246,11 +246,14 @@ def test_profiles_whose_canonical_urls_differ_or_agree_on_formats_pass() -> None
         "[v2]",  # browsers send [ and ] as they are (not in the URL path percent-encode set)
         "%5Bv2%5D",  # others encode them
         "%5bv2%5d",  # in lower-case hex too
+        "(v2)",  # sub-delimiters: browsers send them as they are
+        "%28v2%29",  # encodeURIComponent and Python's quote() encode them
     ],
 )
 def test_a_literal_part_matches_however_the_client_encoded_it(literal: str) -> None:
+    template = "processed/{key}/" + ("[v2]" if "5" in literal or "[" in literal else "(v2)")
     site = delivery.config(
-        delivery.rendition("w8", ["webp", "jpeg"], "processed/{key}/[v2]{rendition}.{ext}")
+        delivery.rendition("w8", ["webp", "jpeg"], template + "{rendition}.{ext}")
     )
     with NodeFunction(edge.function_code(site)) as function:
         uri = f"/processed/in/a.jpg/{literal}w8"
