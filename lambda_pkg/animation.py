@@ -1,4 +1,5 @@
-"""Animated GIF, WebP and APNG kept animated (profile `keep_animation`).
+"""Animated GIF, WebP and APNG kept animated (profile `keep_animation`), in WebP, GIF, PNG
+(APNG) and AVIF outputs.
 
 Every frame is decoded, so the frame cap and the pixel budget (frames x pixels against
 `max_pixels`) are checked before any frame is. Without `keep_animation` only the first
@@ -15,7 +16,10 @@ from PIL import Image
 
 from lambda_pkg.profiles import Profile
 
-FORMATS = ("webp", "gif", "png")  # outputs that can animate; others get the first frame
+# Outputs that can animate; others (JPEG) get the first frame. AVIF too: a multi-format
+# rendition's AVIF is what browsers are served first, so a still one would lose the motion
+# the WebP beside it keeps.
+FORMATS = ("webp", "gif", "png", "avif")
 DEFAULT_DURATION = 100  # ms, when a frame does not say
 
 

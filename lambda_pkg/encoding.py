@@ -122,7 +122,7 @@ def encode_animation(
     rendition: Rendition,
     background: str,
 ) -> bytes:
-    """An animated WebP, GIF or APNG; metadata is not carried into animations."""
+    """An animated WebP, GIF, APNG or AVIF; metadata is not carried into animations."""
     frames = [prepare(frame, fmt, background) for frame in frames]
     buffer = io.BytesIO()
     params = _options(fmt, rendition)

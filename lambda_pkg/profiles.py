@@ -63,8 +63,9 @@ _FOLDER_FIELDS = frozenset({"key", "dir", "path"})
 _PLACEHOLDERS = ", ".join("{" + f + "}" for f in KEY_FIELDS)
 # A multi-format rendition's keys differ only in this ending; without it, the canonical key.
 EXT_SUFFIX = ".{ext}"
-# {hash}: this many hex digits of the source bytes' SHA-256. 48 bits: two different uploads
-# of one source key meet by chance once in ~10^14 pairs, and a key stays short.
+# {hash}: this many hex digits of the SHA-256 of the source's bytes and the profile's hash
+# (source_hash). 48 bits: two different uploads of one source key meet by chance once in
+# ~10^14 pairs, and a key stays short.
 HASH_DIGITS = 12
 # Cache-Control when neither the rendition nor the profile sets one. A key without {hash}
 # is overwritten in place when its source is, so caches may keep it only briefly; a {hash}
@@ -527,11 +528,15 @@ def template_fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
-def source_hash(data: bytes) -> str:
-    """The {hash} of a source: short, hex, from its bytes alone."""
+def source_hash(data: bytes, profile: Profile) -> str:
+    """The {hash} of a source as `profile` renders it: short, hex, from the source's bytes
+    and the profile's content hash. The profile counts because a {hash} key is cached as
+    immutable: after a profile edit and a reprocess, other bytes must get other keys."""
     import hashlib  # loads OpenSSL (~6 MB RSS): only for profiles whose keys use {hash}
 
-    return hashlib.sha256(data).hexdigest()[:HASH_DIGITS]
+    digest = hashlib.sha256(data)
+    digest.update(profile.content_hash().encode())
+    return digest.hexdigest()[:HASH_DIGITS]
 
 
 def render_key(

@@ -374,8 +374,9 @@ def _exists(work: _Record) -> bool:
 def _output_keys(
     outputs: list[imaging.Output], source_key: str, profile: Profile, data: bytes
 ) -> list[str]:
-    """Each output's key; {hash} from the bytes just rendered, so new bytes get new keys."""
-    digest = source_hash(data) if profile.hashes_sources else None
+    """Each output's key; {hash} from the bytes just rendered and the profile rendering them,
+    so new bytes, or new settings, get new keys."""
+    digest = source_hash(data, profile) if profile.hashes_sources else None
     return [
         render_key(
             output.rendition.key, source_key, output.rendition.name, output.extension, digest

@@ -22,6 +22,7 @@ from lambda_pkg.profiles import (
     MEDIA_TYPES,
     PipelineConfig,
     canonical_template,
+    render_key,
 )
 
 SOURCE = Path(__file__).with_name("negotiate.js")
@@ -47,6 +48,10 @@ _ENDS_WITH_EXTENSION = ("key", "name")
 # Characters a browser leaves as they are in a URL path; the rest of a literal part of a
 # template arrives percent-encoded, and the function sees the URI as it arrived.
 _PATH_SAFE = "/-._~!$&'()*+,;=:@"
+# RFC 3986's unreserved characters (and the separator): never percent-encoded by a client.
+# The rest of _PATH_SAFE (+, (, :, ...) arrives as it is from a browser, encoded from some
+# clients (encodeURIComponent, Python's quote), and S3 reads both as the same key.
+_UNRESERVED = "/-._~"
 _JS_SPECIAL = re.compile(r"[\\^$.*+?()[\]{}|/-]")
 
 # Sent with every response, by the distribution (its response-headers policy) and by the
@@ -74,10 +79,30 @@ def uri_pattern(template: str, rendition: str) -> str:
     parts = ["^/"]
     for literal, field, _, _ in string.Formatter().parse(template):
         text = literal + (rendition if field == "rendition" else "")
-        parts.append(_JS_SPECIAL.sub(r"\\\g<0>", quote(text, safe=_PATH_SAFE)))
+        parts.extend(_literal_pattern(char) for char in text)
         if field is not None and field != "rendition":
             parts.append(WILDCARDS[field])
     return "".join(parts) + "$"
+
+
+def _literal_pattern(char: str) -> str:
+    """One literal character as clients may send it: as it is where nobody encodes it, else
+    its UTF-8 percent-encoding in either hex case, or, for printable ASCII (browsers send
+    `[` and `+` as they are, other clients encode them), either."""
+    if char in _UNRESERVED or (char.isascii() and char.isalnum()):
+        return _escape(char)
+    encoded = re.sub("[A-F]", _either_case, quote(char, safe=""))
+    if char.isascii() and char.isprintable() and char != " ":
+        return f"(?:{_escape(char)}|{encoded})"
+    return f"(?:{encoded})"
+
+
+def _either_case(hex_digit: re.Match[str]) -> str:
+    return f"[{hex_digit[0]}{hex_digit[0].lower()}]"
+
+
+def _escape(text: str) -> str:
+    return _JS_SPECIAL.sub(r"\\\g<0>", text)
 
 
 def negotiation_table(config: PipelineConfig) -> dict[str, Any]:
@@ -102,7 +127,9 @@ def negotiation_table(config: PipelineConfig) -> dict[str, Any]:
 
 def function_code(config: PipelineConfig) -> str:
     """negotiate.js with the stack's table, without its comment lines (they count against
-    the 10 KB); what CloudFront runs, the local CDN runs, and the tests run."""
+    the 10 KB); what CloudFront runs, the local CDN runs, and the tests run. Profiles the
+    function would negotiate wrongly are refused here, so the local CDN refuses them too."""
+    check_negotiable(config)
     return code_with_table(negotiation_table(config))
 
 
@@ -140,3 +167,86 @@ def check_negotiable(config: PipelineConfig) -> None:
                     "a URI naming a format; end the key in something of its own, as in "
                     "processed/{key}/{rendition}.{ext}"
                 )
+    _check_rules_take_their_own(config)
+
+
+def _check_rules_take_their_own(config: PipelineConfig) -> None:
+    """Patterns cannot tell profiles apart (`processed/{key}/w800` is one pattern whatever
+    routes to it): refuse a rendition whose canonical URL the function would give another
+    rendition's formats, or whose object it would rewrite, tried on sample keys per route."""
+    rules = negotiation_table(config)["rules"]
+    owners = _rule_owners(config)
+    for profile in config.profiles:
+        for rendition in profile.renditions:
+            for uri, wanted in _sample_uris(config, profile.name, rendition):
+                got = _negotiated_formats(uri, rules)
+                if got == wanted:
+                    continue
+                raise EdgeFunctionError(
+                    f"profile {profile.name}, rendition {rendition.name}: its URL {uri} is "
+                    f"taken by the pattern of {_takers(uri, owners, rendition)} (the function "
+                    f"would choose among {', '.join(got or ['none'])} for it, not "
+                    f"{', '.join(wanted or ['none'])}); give one of them a key of its own, as "
+                    f"in processed/{profile.name}/{{key}}/{{rendition}}.{{ext}}"
+                )
+
+
+def _rule_owners(config: PipelineConfig) -> dict[str, list[tuple[str, Any]]]:
+    owners: dict[str, list[tuple[str, Any]]] = {}
+    for profile in config.profiles:
+        for rendition in profile.renditions:
+            template = canonical_template(rendition)
+            if template is not None:
+                pattern = uri_pattern(template, rendition.name)
+                owners.setdefault(pattern, []).append((profile.name, rendition))
+    return owners
+
+
+def _sample_uris(
+    config: PipelineConfig, profile: str, rendition: Any
+) -> list[tuple[str, list[str] | None]]:
+    """(URI, the formats the function must find for it: None to pass it through) for the
+    rendition's objects and canonical URL, for sample source keys under each of its routes."""
+    prefixes = [route.prefix for route in config.routes if route.profile == profile] or [""]
+    canonical = canonical_template(rendition)
+    formats = tuple(EXTENSIONS) if rendition.format == "same" else rendition.formats
+    uris: list[tuple[str, list[str] | None]] = []
+    for source in (f"{prefix}{tail}" for prefix in prefixes for tail in _SAMPLE_TAILS):
+        for fmt in formats:
+            key = render_key(rendition.key, source, rendition.name, EXTENSIONS[fmt], _HASH)
+            uris.append(("/" + quote(key, safe=_PATH_SAFE), None))
+        if canonical is not None:
+            key = render_key(canonical, source, rendition.name, "", _HASH)
+            uris.append(("/" + quote(key, safe=_PATH_SAFE), list(rendition.formats)))
+    return uris
+
+
+_SAMPLE_TAILS = ("photo.jpg", "a/photo.jpg")
+_HASH = "0" * HASH_DIGITS
+
+
+def _takers(uri: str, owners: dict[str, list[tuple[str, Any]]], rendition: Any) -> str:
+    """The other renditions whose pattern takes `uri`, with or without its extension."""
+    bare = uri.rsplit(".", 1)[0]
+    return ", ".join(
+        f"profile {profile}, rendition {owner.name}"
+        for pattern, found in owners.items()
+        if re.search(pattern, uri) or re.search(pattern, bare)
+        for profile, owner in found
+        if owner is not rendition
+    )
+
+
+def _negotiated_formats(uri: str, rules: list[list[Any]]) -> list[str] | None:
+    """negotiate.js's canonicalFormats, in Python: the formats the function picks among for
+    `uri`, or None where it passes the URI through (the patterns are Python-compatible)."""
+    dot = uri.rfind(".")
+    named = uri[dot + 1 :] if dot > uri.rfind("/") else None
+    found = None
+    for pattern, formats in rules:
+        extensions = {EXTENSIONS[fmt] for fmt in formats}
+        if named in extensions and re.search(pattern, uri[:dot]):
+            return None
+        if found is None and re.search(pattern, uri):
+            found = formats
+    return found

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lambda_pkg.profiles import PipelineConfig, Profile
 from lambda_pkg.settings import ENV_PROFILE_CONFIG, LAMBDA_MB_PER_VCPU
-from pipeline.delivery.edge import EdgeFunctionError, check_negotiable, function_code
+from pipeline.delivery.edge import EdgeFunctionError, function_code
 from pipeline.program.artifacts import LAMBDA_UNZIPPED_LIMIT, over_direct_upload, unzipped_size
 from pipeline.program.stack import MEMORY_RANGE_MB, TIMEOUT_RANGE_S, StackSettings
 
@@ -232,7 +232,6 @@ def check_cdn(config: PipelineConfig, settings: StackSettings) -> None:
     if not settings.cdn:
         return
     try:
-        check_negotiable(config)
-        function_code(config)
+        function_code(config)  # checks the profiles too (check_negotiable)
     except EdgeFunctionError as problem:
         raise DeployGuardError(f"imgpipe:cdn: {problem}") from None

@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from lambda_pkg.profiles import PipelineConfig, profile_from_dict
+from lambda_pkg.routes import Route
 from pipeline.delivery import edge
 from pipeline.delivery.node import EdgeFunctionFailed, NodeFunction, viewer_request
+from pipeline.local.cdn import LocalCdn
 from tests.support import delivery
 from tests.support.delivery import CHROME, CURL, FIREFOX, FIREFOX_92, SAFARI
 
@@ -195,3 +198,85 @@ def test_the_code_sees_none_of_nodes_globals() -> None:
     probe = "function handler(e) { return [typeof require, typeof process, typeof setTimeout]; }"
     with NodeFunction(probe) as function:
         assert function(viewer_request("/")) == ["undefined", "undefined", "undefined"]
+
+
+def _two_profiles(web: dict, art: dict) -> PipelineConfig:
+    profiles = (
+        profile_from_dict({"name": "web", "renditions": [web]}, "web.yaml"),
+        profile_from_dict({"name": "art", "renditions": [art]}, "art.yaml"),
+    )
+    routes = (Route("web", "uploads/web/"), Route("art", "uploads/art/"))
+    return PipelineConfig(profiles=profiles, routes=routes)
+
+
+def test_two_profiles_whose_canonical_urls_one_pattern_takes_are_refused() -> None:
+    # The shape every profile is told to use, one rendition name, other formats: the
+    # function would send art's canonical URL to web's formats (.avif, .jpg), which art's
+    # item never wrote, and every browser would get a 403.
+    config = _two_profiles(
+        delivery.rendition("w800", ["avif", "jpeg"]), delivery.rendition("w800", ["webp", "png"])
+    )
+    with NodeFunction(edge.code_with_table(edge.negotiation_table(config))) as function:
+        uri = served(function, "/processed/uploads/art/x.jpg/w800", CURL)
+    assert uri.endswith((".avif", ".jpg"))  # what deploying this would serve
+    with pytest.raises(edge.EdgeFunctionError, match=r"profile art, rendition w800.*profile web"):
+        edge.check_negotiable(config)
+
+
+def test_another_profiles_object_that_a_canonical_pattern_takes_is_refused() -> None:
+    # art writes processed/uploads/art/x.jpg/w800 itself: web's rule would rewrite it away.
+    config = _two_profiles(
+        delivery.rendition("w800", ["avif", "jpeg"]),
+        delivery.rendition("w800", "png", "processed/{key}/{rendition}"),
+    )
+    with pytest.raises(edge.EdgeFunctionError, match=r"profile art, rendition w800.*profile web"):
+        edge.check_negotiable(config)
+
+
+def test_profiles_whose_canonical_urls_differ_or_agree_on_formats_pass() -> None:
+    same = delivery.rendition("w800", ["webp", "jpeg"])
+    edge.check_negotiable(_two_profiles(same, same))  # either rule negotiates it right
+    art = delivery.rendition("w800", ["webp", "png"], "processed/art/{key}/{rendition}.{ext}")
+    edge.check_negotiable(_two_profiles(delivery.rendition("w800", ["avif", "jpeg"]), art))
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        "[v2]",  # browsers send [ and ] as they are (not in the URL path percent-encode set)
+        "%5Bv2%5D",  # others encode them
+        "%5bv2%5d",  # in lower-case hex too
+        "(v2)",  # sub-delimiters: browsers send them as they are
+        "%28v2%29",  # encodeURIComponent and Python's quote() encode them
+    ],
+)
+def test_a_literal_part_matches_however_the_client_encoded_it(literal: str) -> None:
+    template = "processed/{key}/" + ("[v2]" if "5" in literal or "[" in literal else "(v2)")
+    site = delivery.config(
+        delivery.rendition("w8", ["webp", "jpeg"], template + "{rendition}.{ext}")
+    )
+    with NodeFunction(edge.function_code(site)) as function:
+        uri = f"/processed/in/a.jpg/{literal}w8"
+        assert served(function, uri, CHROME) == uri + ".webp"
+        assert served(function, uri + ".jpg", CHROME) == uri + ".jpg"  # names a format
+
+
+def test_a_non_ascii_literal_matches_its_utf8_percent_encoding_in_either_case() -> None:
+    site = delivery.config(
+        delivery.rendition("w8", ["webp", "jpeg"], "processed/{key}/é{rendition}.{ext}")
+    )
+    with NodeFunction(edge.function_code(site)) as function:
+        for uri in ("/processed/in/a.jpg/%C3%A9w8", "/processed/in/a.jpg/%c3%a9w8"):
+            assert served(function, uri, CHROME) == uri + ".webp"
+
+
+def test_the_local_cdn_refuses_the_profiles_the_deploy_guard_refuses() -> None:
+    # The local CDN runs function_code: it must not serve profiles `pulumi up` would refuse
+    # (here, canonical URLs ending in the source's extension, which it never negotiates).
+    flat = delivery.config(
+        delivery.rendition("w800", ["webp", "jpeg"], "processed/w800/{key}.{ext}")
+    )
+    with pytest.raises(edge.EdgeFunctionError, match="ends in the source's extension"):
+        edge.function_code(flat)
+    with pytest.raises(edge.EdgeFunctionError, match="ends in the source's extension"):
+        LocalCdn("http://127.0.0.1:9", "bucket", flat)
