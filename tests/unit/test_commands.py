@@ -36,6 +36,19 @@ def test_every_argument_and_command_has_help_text() -> None:
     assert unexplained == []
 
 
+def test_every_option_with_a_default_names_it_in_its_help() -> None:
+    # A newcomer reads `--help` to learn what happens without the option (which profile
+    # `local` runs, how many invocations `reprocess` makes at once)
+    silent = []
+    for path, parser in parsers(commands._parser()):
+        for action in parser._actions:
+            if not action.option_strings or action.default in (None, False, "", argparse.SUPPRESS):
+                continue
+            if "default" not in (action.help or ""):
+                silent.append(f"{path} {'/'.join(action.option_strings)}")
+    assert silent == []
+
+
 def test_the_walk_finds_an_argument_without_help() -> None:
     parser = commands._parser()
     parser.add_argument("--bare")
