@@ -309,6 +309,13 @@ def _add_state_dir(command: argparse.ArgumentParser) -> None:
     )
 
 
+def next_steps(state_dir: Path | None) -> str:
+    """The start-up's hint; a stack in a folder of its own is reached only by commands given
+    that folder (without it they find the project's own stack, or none)."""
+    line = "Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery"
+    return line if state_dir is None else f"{line}, each with --state-dir {state_dir}"
+
+
 def _target(args: argparse.Namespace) -> Target:
     return resolve(endpoint=args.endpoint, stack=args.stack, folder=args.state_dir)
 
@@ -351,7 +358,7 @@ def _local(args: argparse.Namespace) -> int:
             f"  aws --endpoint-url {stack.endpoint} s3 cp photo.jpg "
             f"s3://{names.input_bucket}/input/photo.jpg"
         )
-        print("Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery")
+        print(next_steps(args.state_dir))
         try:  # from the line that says so, Ctrl-C is a clean stop
             print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
             _serve(stack, settings)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,11 @@ def test_a_wrong_profile_fails_before_any_build_message(
     assert err.startswith("imgpipe: ") and "profile: got 'nope'; allowed: one of" in err
     assert len(err.splitlines()) == 1
     assert "Building" not in out + err + caplog.text
+
+
+def test_the_start_up_hint_carries_a_state_dir_given_to_local() -> None:
+    # GIVEN a second stack beside the project's, in a folder of its own
+    hint = commands.next_steps(Path("/tmp/other"))
+    # THEN the commands it suggests reach that stack, not the project's
+    assert hint.endswith("imgpipe gallery, each with --state-dir /tmp/other")
+    assert "--state-dir" not in commands.next_steps(None)
