@@ -39,6 +39,9 @@ from pipeline.program.stack import ARCHITECTURES, RUNTIMES, StackSettings, Stack
 
 logger = logging.getLogger("imgpipe.cli")
 PYTHONS = tuple(runtime.removeprefix("python") for runtime in RUNTIMES)
+PROFILE_HELP = (
+    "processing profile: a YAML file's stem in profiles/, e.g. web (default: %(default)s)"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
     local = commands.add_parser("local", help="run the pipeline on an embedded AWS emulator")
     local.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
-    local.add_argument("--profile", default="thumbnail", help="processing profile name")
+    local.add_argument("--profile", default="thumbnail", help=PROFILE_HELP)
     local.add_argument(
         "--routes",
         help='profile routing as for imgpipe:routes, e.g. \'[{"prefix": "avatars/", '
@@ -96,8 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     local.set_defaults(run=_local)
 
     demo = commands.add_parser("demo", help="local stack + generated samples -> results table")
-    demo.add_argument("--profile", default="thumbnail", help="processing profile name")
-    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="where results go")
+    demo.add_argument("--profile", default="thumbnail", help=PROFILE_HELP)
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/demo"),
+        help="where the gallery and renditions go (default: %(default)s)",
+    )
     demo.add_argument("--workers", type=int, default=None, help="default: number of cores")
     _add_state_dir(demo)
     demo.set_defaults(run=_demo)
@@ -179,7 +187,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every routed input, not only those with an older profile or missing renditions",
     )
-    reprocess.add_argument("--parallel", type=int, default=8, help="concurrent invocations")
+    reprocess.add_argument(
+        "--parallel", type=int, default=8, help="concurrent invocations (default: %(default)s)"
+    )
     reprocess.set_defaults(run=_reprocess)
 
     gallery_command = targeted(
@@ -223,9 +233,17 @@ def _parser() -> argparse.ArgumentParser:
         "need no package index.",
     )
     build.add_argument(
-        "--arch", choices=ARCHITECTURES, default="arm64", help="the function's architecture"
+        "--arch",
+        choices=ARCHITECTURES,
+        default="arm64",
+        help="the function's architecture (default: %(default)s)",
     )
-    build.add_argument("--python", choices=PYTHONS, default="3.12", help="the Lambda runtime")
+    build.add_argument(
+        "--python",
+        choices=PYTHONS,
+        default="3.12",
+        help="the Lambda runtime (default: %(default)s)",
+    )
     build.add_argument(
         "--output",
         type=Path,
@@ -291,6 +309,13 @@ def _add_state_dir(command: argparse.ArgumentParser) -> None:
     )
 
 
+def next_steps(state_dir: Path | None) -> str:
+    """The start-up's hint; a stack in a folder of its own is reached only by commands given
+    that folder (without it they find the project's own stack, or none)."""
+    line = "Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery"
+    return line if state_dir is None else f"{line}, each with --state-dir {state_dir}"
+
+
 def _target(args: argparse.Namespace) -> Target:
     return resolve(endpoint=args.endpoint, stack=args.stack, folder=args.state_dir)
 
@@ -333,7 +358,7 @@ def _local(args: argparse.Namespace) -> int:
             f"  aws --endpoint-url {stack.endpoint} s3 cp photo.jpg "
             f"s3://{names.input_bucket}/input/photo.jpg"
         )
-        print("Then: imgpipe ls | imgpipe show input/photo.jpg | imgpipe gallery")
+        print(next_steps(args.state_dir))
         try:  # from the line that says so, Ctrl-C is a clean stop
             print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
             _serve(stack, settings)

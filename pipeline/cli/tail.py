@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from lambda_pkg.records import STATUS_DELETED, STATUS_FAILED, STATUS_OK
+from pipeline.cli import report
 from pipeline.cli.targets import Target, TargetError
 
 LONG_POLL_S = 20  # SQS's longest wait: one request per 20 s while nothing happens
@@ -61,9 +62,10 @@ def _gist(detail: dict[str, Any]) -> str:
 
 
 def _processed(detail: dict[str, Any]) -> str:
+    # Each size once, as `imgpipe ls` shows it: a multi-format rendition lists one entry per
+    # format, and "800x450, 800x450" reads like two renditions of the same size
     renditions = detail.get("renditions") or []
-    sizes = ", ".join(f"{r.get('width')}x{r.get('height')}" for r in renditions)
-    return f"{len(renditions)} rendition(s): {sizes}"
+    return f"{len(renditions)} rendition(s): {report.renditions_summary(detail)}"
 
 
 def _deleted(detail: dict[str, Any]) -> str:

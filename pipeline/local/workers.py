@@ -283,4 +283,7 @@ def worker_core(number: int) -> int:
 
 
 def _keys(event: dict[str, Any]) -> str:
-    return ", ".join(record.key for record in s3_records(event)) or "(no S3 records)"
+    # S3 sends an s3:TestEvent to the queue when its notification is set up, at every start:
+    # naming it says why a worker ran with no image
+    keys = ", ".join(record.key for record in s3_records(event))
+    return keys or event.get("Event") or "(no S3 records)"

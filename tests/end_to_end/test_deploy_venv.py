@@ -123,6 +123,8 @@ def test_the_program_deploys_from_requirements_txt_alone(
         stack.OUTPUT_DEAD_LETTER_QUEUE: mock_url(dlq),
         stack.OUTPUT_DEAD_LETTER_QUEUE_ARN: mock_arn(dlq),
         stack.OUTPUT_ALARM_TOPIC: mock_arn(physical(topic["name"])),
+        stack.OUTPUT_EVENT_BUS: physical(names.event_bus),
+        stack.OUTPUT_EVENT_BUS_ARN: mock_arn(physical(names.event_bus)),
     }
     # The same resources as the program registers in the development venv, with the same
     # config: nothing it does depends on a package only the development venv has.

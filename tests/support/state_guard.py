@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline.local.instance import Process
 
 Snapshot = dict[str, tuple[int, int]]
+SAVED_STATE = "state"  # where a stack keeps what it restores: LocalStack.saved_state_dir
 
 
 def snapshot(root: Path) -> Snapshot:
@@ -47,7 +48,8 @@ def _owned_by_live_stacks(root: Path) -> set[str]:
             data = json.loads(state.read_text())
             if not Process(int(data["pid"]), data.get("pid_started")).alive():
                 continue
-            owned |= {state.name, state.with_suffix(".lock").name, "runs/latest"}
+            # its snapshots too: `imgpipe local` saves state/ every 2 s while it changes
+            owned |= {state.name, state.with_suffix(".lock").name, "runs/latest", SAVED_STATE}
             owned.add(str(Path(data["log_dir"]).relative_to(root.absolute())))
         except (OSError, ValueError, KeyError, TypeError):
             continue

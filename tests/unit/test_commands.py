@@ -6,6 +6,7 @@ import argparse
 import logging
 import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,19 @@ def test_every_argument_and_command_has_help_text() -> None:
     assert unexplained == []
 
 
+def test_every_option_with_a_default_names_it_in_its_help() -> None:
+    # A newcomer reads `--help` to learn what happens without the option (which profile
+    # `local` runs, how many invocations `reprocess` makes at once)
+    silent = []
+    for path, parser in parsers(commands._parser()):
+        for action in parser._actions:
+            if not action.option_strings or action.default in (None, False, "", argparse.SUPPRESS):
+                continue
+            if "default" not in (action.help or ""):
+                silent.append(f"{path} {'/'.join(action.option_strings)}")
+    assert silent == []
+
+
 def test_the_walk_finds_an_argument_without_help() -> None:
     parser = commands._parser()
     parser.add_argument("--bare")
@@ -62,3 +76,11 @@ def test_a_wrong_profile_fails_before_any_build_message(
     assert err.startswith("imgpipe: ") and "profile: got 'nope'; allowed: one of" in err
     assert len(err.splitlines()) == 1
     assert "Building" not in out + err + caplog.text
+
+
+def test_the_start_up_hint_carries_a_state_dir_given_to_local() -> None:
+    # GIVEN a second stack beside the project's, in a folder of its own
+    hint = commands.next_steps(Path("/tmp/other"))
+    # THEN the commands it suggests reach that stack, not the project's
+    assert hint.endswith("imgpipe gallery, each with --state-dir /tmp/other")
+    assert "--state-dir" not in commands.next_steps(None)

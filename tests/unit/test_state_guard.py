@@ -38,10 +38,14 @@ def test_a_live_stack_of_the_developer_is_left_out_and_a_dead_one_is_not(tmp_pat
         log_dir=str(run),
     )
     (tmp_path / "local.json").write_text(saved.to_json())
+    # its snapshot of the emulator's state, written every 2 s while the tests run
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "manifest.json").write_text("{}")
     assert changes(before, snapshot(tmp_path), tmp_path) == ["runs"]
     # WHEN that stack's process is gone, its files count against the run
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     dead = Target(names=saved.names, endpoint=saved.endpoint, server=Process(gone.pid))
     (tmp_path / "local.json").write_text(dead.to_json())
-    assert "runs/20261202T120000Z/worker-0.log" in changes(before, snapshot(tmp_path), tmp_path)
+    found = changes(before, snapshot(tmp_path), tmp_path)
+    assert {"runs/20261202T120000Z/worker-0.log", "state/manifest.json"} <= set(found)
