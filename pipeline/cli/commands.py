@@ -363,9 +363,18 @@ def _local(args: argparse.Namespace) -> int:
             print("Editing a profile's YAML redeploys it, like `pulumi up`. Ctrl-C stops.\n")
             _serve(stack, settings)
         except KeyboardInterrupt:
-            print("\nShutting down...")
-    print("Stopped.")
+            say("\nShutting down...")
+    say("Stopped.")
     return 0
+
+
+def say(line: str) -> None:
+    """Print a shutdown line whose reader may be gone: in `imgpipe local | tee log`, the
+    Ctrl-C that stops the stack also ends tee, and a clean stop must not exit 1 for it."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _silence_terminal()
 
 
 def _stop_on_sigterm() -> None:

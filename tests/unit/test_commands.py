@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,3 +87,17 @@ def test_the_start_up_hint_carries_a_state_dir_given_to_local() -> None:
     # THEN the commands it suggests reach that stack, not the project's
     assert hint.endswith("imgpipe gallery, each with --state-dir /tmp/other")
     assert "--state-dir" not in commands.next_steps(None)
+
+
+def test_shutdown_lines_to_a_reader_that_is_gone_do_not_fail_the_stop():
+    # GIVEN stdout is a pipe whose reader has gone (`imgpipe local | tee`: Ctrl-C ends tee too)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    code = "from pipeline.cli.commands import say; say('Shutting down...'); say('Stopped.')"
+    # WHEN the shutdown lines are printed
+    done = subprocess.run(
+        [sys.executable, "-c", code], stdout=write_end, stderr=subprocess.PIPE, text=True
+    )
+    os.close(write_end)
+    # THEN the process still ends cleanly, without "Exception ignored ... BrokenPipeError"
+    assert (done.returncode, done.stderr) == (0, "")
