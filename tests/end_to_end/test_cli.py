@@ -26,17 +26,11 @@ from pipeline.cli.report import item_row, renditions_summary, table
 from pipeline.cli.targets import Target, from_outputs, state_file
 from pipeline.program.stack import StackSettings
 from tests.support import REPO, images
+from tests.support.cli import IMGPIPE, imgpipe
 from tests.support.local_stack import new_stack, wait_final
 from tests.support.polling import wait_until
 
-IMGPIPE = [sys.executable, "-m", "pipeline"]
 AWS_CLI = Path(sys.executable).with_name("aws")
-
-
-def imgpipe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*IMGPIPE, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_demo_accounts_for_every_sample(tmp_path):

@@ -8,8 +8,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -21,17 +19,9 @@ from pipeline.local.instance import InstanceLock
 from pipeline.local.runner import LocalStack
 from pipeline.local.runs import LATEST
 from tests.support import REPO, images
+from tests.support.cli import IMGPIPE, STARTED, imgpipe
 from tests.support.local_stack import new_stack, wait_final
 from tests.support.terminal import CTRL_C, Terminal
-
-IMGPIPE = [sys.executable, "-m", "pipeline"]
-STARTED = "Ctrl-C stops."
-
-
-def imgpipe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*IMGPIPE, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def local(*args: str) -> Terminal:
@@ -151,7 +141,9 @@ def test_a_stack_refused_for_its_port_leaves_the_folder_free(tmp_path):
         with pytest.raises(PortInUse):
             busy.start()
     assert not state_file(folder=tmp_path).exists()
-    assert InstanceLock(tmp_path / "local.lock").acquire()
+    lock = InstanceLock(tmp_path / "local.lock")
+    assert lock.acquire()
+    lock.release()  # the session's later stacks need the folder free
 
 
 def test_a_port_taken_between_the_check_and_the_bind_fails_instead_of_hanging(monkeypatch):

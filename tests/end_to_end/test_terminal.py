@@ -8,8 +8,6 @@ command with "imgpipe: interrupted" and 130, as a shell reports SIGINT. Never a 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from pipeline.cli import ops
@@ -17,17 +15,9 @@ from pipeline.cli.targets import resolve, state_dir, state_file
 from pipeline.local import state
 from pipeline.local.instance import InstanceLock
 from tests.support import REPO, images
+from tests.support.cli import IMGPIPE, STARTED, imgpipe
 from tests.support.polling import wait_until
 from tests.support.terminal import CTRL_C, Terminal
-
-IMGPIPE = [sys.executable, "-m", "pipeline"]
-STARTED = "Ctrl-C stops."
-
-
-def imgpipe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*IMGPIPE, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def in_terminal(*args: str) -> Terminal:
@@ -144,7 +134,9 @@ def test_closing_the_terminal_stops_the_stack_as_ctrl_c_does():
     # last upload is in the snapshot written at shutdown (not lost with the last 2 s)
     assert status == 0
     assert not state_file().exists()
-    assert InstanceLock(state_dir() / "local.lock").acquire()
+    lock = InstanceLock(state_dir() / "local.lock")
+    assert lock.acquire()
+    lock.release()  # the session's later stacks need the folder free
     saved = state.load(state_dir() / "state")
     assert saved is not None
     assert "last.jpg" in {entry["key"] for entry in saved.body["buckets"]["input"]}
